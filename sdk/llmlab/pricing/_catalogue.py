@@ -1,0 +1,403 @@
+"""The pricing catalogue: models, name resolution, overrides and the `cost` entry point."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from llmlab.errors import ConfigurationError, PricingError
+from llmlab.pricing._engine import CostBreakdown, compute
+from llmlab.pricing._litellm import convert_table
+from llmlab.pricing._rates import COMPONENTS, ModelPrice, PricePeriod
+from llmlab.usage import Usage
+
+__all__ = ["PROVIDER_IDS", "Catalogue", "ImportReport"]
+
+logger = logging.getLogger("llmlab")
+
+#: Provider ids, in the order a bare model name is looked up.
+PROVIDER_IDS = ("openai", "anthropic", "google", "mistral", "cohere", "deepseek", "xai",
+                "vertex", "azure", "bedrock", "groq", "together", "fireworks", "openrouter")
+
+# Prefixes users and SDKs put before a model name, and the provider each one means.
+_PREFIXES = {
+    "openai": "openai", "anthropic": "anthropic", "gemini": "google", "google": "google",
+    "vertex_ai": "vertex", "vertex": "vertex", "azure": "azure", "bedrock": "bedrock",
+    "mistral": "mistral", "codestral": "mistral", "cohere": "cohere", "deepseek": "deepseek",
+    "xai": "xai", "groq": "groq", "together_ai": "together", "together": "together",
+    "fireworks_ai": "fireworks", "fireworks": "fireworks", "openrouter": "openrouter",
+}
+# Where a provider's model may be priced when it has no entry of its own: Azure OpenAI and
+# OpenRouter bill OpenAI's list price; Vertex and Bedrock resell Gemini and Claude.
+_FALLBACK = {
+    "azure": ("openai",), "vertex": ("google", "anthropic"), "bedrock": ("anthropic",),
+    "openrouter": ("openai", "anthropic", "google"),
+}
+# Suffixes that name a snapshot of a model rather than another model; stripped one at a time.
+_SNAPSHOT_SUFFIXES = (
+    re.compile(r"-v\d+(?::\d+)?$"),            # bedrock: -v1:0
+    re.compile(r"-\d{4}-\d{2}-\d{2}$"),        # openai: -2024-08-06
+    re.compile(r"-\d{8}$"),                    # anthropic: -20250929
+    re.compile(r"@(?:\d{8}|default|latest)$"),  # vertex: @20250929
+    re.compile(r"-latest$"),
+    re.compile(r"-\d{3,4}$"),                  # google -001, mistral -2407
+)
+_BEDROCK_GEO = re.compile(r"^(?:us|eu|apac|au|jp|ca|global|us-gov)\.")
+
+_BUNDLED: Catalogue | None = None
+_BUNDLED_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    """What `Catalogue.import_litellm` changed."""
+
+    added: int
+    updated: int
+    unchanged: int
+
+
+def _to_date(when: date | datetime | str | None) -> date | None:
+    if when is None:
+        return None
+    if isinstance(when, datetime):
+        return when.date()
+    if isinstance(when, date):
+        return when
+    try:
+        return datetime.fromisoformat(str(when).replace("Z", "+00:00")).date()
+    except ValueError as exc:
+        raise ConfigurationError(f"{when!r} is not an ISO date (YYYY-MM-DD)") from exc
+
+
+class Catalogue:
+    """Prices of every known model, with overrides, aliases and per-project markups.
+
+    >>> cat = Catalogue.bundled()
+    >>> cat.cost("gpt-4o", {"prompt_tokens": 1000, "completion_tokens": 100}).total
+    Decimal('0.003500')
+    """
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        try:
+            self.pricing_version: str = str(data["pricing_version"])
+            self.source: dict[str, Any] = dict(data.get("source") or {})
+            self.models: dict[str, ModelPrice] = {
+                key: ModelPrice.from_dict(key, entry) for key, entry in data["models"].items()}
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise PricingError(f"malformed pricing catalogue: {exc!r}") from exc
+        self._aliases: dict[str, str] = {}
+        self._markups: dict[str | None, Decimal] = {}
+        self._warned: set[tuple[str, str | None]] = set()
+        self._lock = threading.Lock()
+        self._reindex()
+
+    # -- loading ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Catalogue:
+        """Load a catalogue JSON file (the bundled one, or one saved by `save`)."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise PricingError(f"cannot read pricing catalogue {path}: {exc}") from exc
+        return cls(data)
+
+    @classmethod
+    def bundled(cls) -> Catalogue:
+        """The catalogue shipped inside the package (a fresh, override-free copy)."""
+        text = resources.files("llmlab.pricing").joinpath("catalogue.json").read_text("utf-8")
+        return cls(json.loads(text))
+
+    @classmethod
+    def default(cls) -> Catalogue:
+        """The process-wide catalogue `llmlab.cost` uses: bundled, plus the user's overrides."""
+        global _BUNDLED
+        if _BUNDLED is None:
+            with _BUNDLED_LOCK:
+                if _BUNDLED is None:
+                    from llmlab.pricing._overrides import load_user_overrides, user_catalogue_path
+
+                    catalogue = cls.bundled()
+                    imported = user_catalogue_path()
+                    if imported.exists():
+                        refreshed = cls.from_file(imported)
+                        if refreshed.pricing_version >= catalogue.pricing_version:
+                            catalogue = refreshed
+                    load_user_overrides(catalogue)
+                    _BUNDLED = catalogue
+        return _BUNDLED
+
+    @classmethod
+    def reset_default(cls) -> None:
+        """Forget the process-wide catalogue; the next use reloads it (tests, config changes)."""
+        global _BUNDLED
+        with _BUNDLED_LOCK:
+            _BUNDLED = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The catalogue JSON form (overrides included, aliases and markups not)."""
+        return {"format": 1, "pricing_version": self.pricing_version, "source": self.source,
+                "models": {k: m.to_dict() for k, m in sorted(self.models.items())}}
+
+    def save(self, path: str | Path) -> None:
+        """Write the catalogue as JSON, atomically."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n", "utf-8")
+        tmp.replace(target)
+
+    def _reindex(self) -> None:
+        by_name: dict[str, list[str]] = {}
+        for key, model in self.models.items():
+            by_name.setdefault(model.name, []).append(key)
+        order = {p: i for i, p in enumerate(PROVIDER_IDS)}
+        for keys in by_name.values():
+            keys.sort(key=lambda k: order.get(self.models[k].provider, len(order)))
+        self._by_name = by_name
+        self._resolved: dict[tuple[str, str | None], ModelPrice | None] = {}
+
+    # -- resolution ------------------------------------------------------------------------
+
+    def resolve(self, model: str, provider: str | None = None) -> ModelPrice | None:
+        """The catalogue entry that prices ``model``, or None when there is none.
+
+        Accepts bare names (``gpt-4o``), prefixed ones (``openai/gpt-4o``,
+        ``gemini/gemini-2.5-pro``), dated snapshots (``gpt-4o-2024-08-06`` when no entry of
+        its own exists), Bedrock ids (``us.anthropic.claude-…-v1:0``), any case.
+        """
+        cache_key = (model, provider)
+        try:
+            return self._resolved[cache_key]
+        except KeyError:
+            pass
+        found = self._resolve(model, provider)
+        if len(self._resolved) > 50_000:  # model names come from responses: stay bounded
+            self._resolved.clear()
+        self._resolved[cache_key] = found
+        return found
+
+    def _resolve(self, model: str, provider: str | None) -> ModelPrice | None:
+        name = model.strip().lower()
+        if name in self._aliases:
+            name = self._aliases[name]
+        name = name.removeprefix("models/")
+        head, sep, rest = name.partition("/")
+        if sep and head in _PREFIXES:
+            prefixed = _PREFIXES[head]
+            if provider is None or provider == prefixed:
+                return self._lookup(rest, prefixed)
+            # OpenRouter's own ids contain a slash (openrouter + "openai/gpt-4o").
+            return self._lookup(name, provider) or self._lookup(rest, provider)
+        return self._lookup(name, provider)
+
+    def _lookup(self, name: str, provider: str | None) -> ModelPrice | None:
+        providers: tuple[str | None, ...] = (
+            (provider, *_FALLBACK.get(provider, ())) if provider else (None,))
+        for candidate in _candidates(name):
+            for prov in providers:
+                found = self._exact(candidate, prov)
+                if found is not None:
+                    return found
+        return None
+
+    def _exact(self, name: str, provider: str | None) -> ModelPrice | None:
+        if provider is not None:
+            return self.models.get(f"{provider}/{name}")
+        keys = self._by_name.get(name)
+        return self.models[keys[0]] if keys else None
+
+    # -- overrides -------------------------------------------------------------------------
+
+    def set_price(
+        self,
+        model: str,
+        *,
+        provider: str,
+        input: Decimal | str | float,
+        output: Decimal | str | float,
+        per: int = 1_000_000,
+        effective_from: date | datetime | str | None = None,
+        mode: str = "chat",
+        **components: Decimal | str | float,
+    ) -> None:
+        """Set a custom price (negotiated, fine-tuned or self-hosted models).
+
+        Rates are USD per ``per`` tokens (default: per 1M). Other components
+        (``cache_read``, ``cache_write``, ``cache_write_long``, ``reasoning``, ``audio_input``,
+        ``audio_output``, ``image_input``, ``image_output``) are optional. With
+        ``effective_from`` the price is added to the model's history; without, it replaces it.
+
+        >>> cat = Catalogue.bundled()
+        >>> cat.set_price("acme-llm", provider="openai", input="1", output="2")
+        >>> cat.cost("acme-llm", {"input_tokens": 1_000_000, "output_tokens": 0}).total
+        Decimal('1')
+        """
+        unknown = set(components) - set(COMPONENTS)
+        if unknown:
+            raise ConfigurationError(f"unknown price component(s): {', '.join(sorted(unknown))}")
+        if provider not in PROVIDER_IDS:
+            raise ConfigurationError(f"unknown provider {provider!r}; one of {', '.join(PROVIDER_IDS)}")
+        if per <= 0:
+            raise ConfigurationError("per must be a positive number of tokens")
+        rates: dict[str, Decimal] = {}
+        for component, value in {"input": input, "output": output, **components}.items():
+            try:
+                rate = Decimal(str(value)) / per
+            except ArithmeticError as exc:
+                raise ConfigurationError(f"{component} price {value!r} is not a number") from exc
+            if not rate.is_finite() or rate < 0:
+                raise ConfigurationError(f"{component} price {value!r} must be >= 0")
+            rates[component] = rate
+        name = model.strip().lower()
+        key = f"{provider}/{name}"
+        period = PricePeriod(effective_from=_to_date(effective_from), rates={"standard": rates})
+        with self._lock:
+            existing = self.models.get(key)
+            if existing is not None and period.effective_from is not None:
+                periods = [p for p in existing.periods if p.effective_from != period.effective_from]
+                existing.periods = sorted([*periods, period],
+                                          key=lambda p: p.effective_from or date.min)
+            else:
+                self.models[key] = ModelPrice(key=key, provider=provider, name=name, mode=mode,
+                                              periods=[period])
+            self._reindex()
+
+    def add_alias(self, alias: str, target: str) -> None:
+        """Price ``alias`` (a deployment or proxy name) as ``target`` (``openai/gpt-4o``)."""
+        alias_name, target_name = alias.strip().lower(), target.strip().lower()
+        if self._resolve(target_name, None) is None:
+            raise ConfigurationError(f"alias target {target!r} is not in the pricing catalogue")
+        with self._lock:
+            self._aliases[alias_name] = target_name
+            self._resolved = {}
+
+    def set_markup(self, percent: Decimal | str | float, project: str | None = None) -> None:
+        """Add ``percent`` % to every cost (of ``project`` only, when given)."""
+        try:
+            value = Decimal(str(percent))
+        except ArithmeticError as exc:
+            raise ConfigurationError(f"markup {percent!r} is not a number") from exc
+        if not value.is_finite() or value <= -100:
+            raise ConfigurationError(f"markup {percent!r}% must be a number above -100")
+        self._markups[project] = 1 + value / 100
+
+    def import_litellm(self, table: str | Path | Mapping[str, Any], *,
+                       effective_from: date | datetime | str | None = None) -> ImportReport:
+        """Refresh prices from a LiteLLM-format table (a path or the parsed JSON).
+
+        New models are added. A model whose rates changed gets a new price period from
+        ``effective_from`` (default: today), so events before it keep their old price.
+        """
+        if not isinstance(table, Mapping):
+            try:
+                table = json.loads(Path(table).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise PricingError(f"cannot read LiteLLM table {table}: {exc}") from exc
+        models = convert_table(table)  # type: ignore[arg-type]
+        when = _to_date(effective_from) or date.today()
+        added = updated = unchanged = 0
+        with self._lock:
+            for key, data in models.items():
+                new = ModelPrice.from_dict(key, data)
+                current = self.models.get(key)
+                if current is None:
+                    self.models[key] = new
+                    added += 1
+                    continue
+                latest = current.periods[-1]
+                period = new.periods[0]
+                if (latest.rates, latest.tiers, latest.multipliers) == (
+                        period.rates, period.tiers, period.multipliers):
+                    unchanged += 1
+                    continue
+                period.effective_from = when
+                current.periods = [p for p in current.periods if p.effective_from != when]
+                current.periods.append(period)
+                current.periods.sort(key=lambda p: p.effective_from or date.min)
+                updated += 1
+            self.pricing_version = max(self.pricing_version, when.isoformat())
+            self._reindex()
+        return ImportReport(added=added, updated=updated, unchanged=unchanged)
+
+    # -- pricing ---------------------------------------------------------------------------
+
+    def cost(
+        self,
+        model: str,
+        usage: Any,
+        provider: str | None = None,
+        *,
+        at: date | datetime | str | None = None,
+        service_tier: str | None = None,
+        region: str | None = None,
+        project: str | None = None,
+    ) -> CostBreakdown:
+        """The exact cost of one call; see `llmlab.cost`."""
+        normalised = Usage.from_any(usage, provider)
+        entry = self.resolve(model, provider)
+        if entry is None:
+            if (model, provider) not in self._warned:
+                self._warned.add((model, provider))
+                logger.warning("llmlab: no price for model %r (provider %s); its cost is "
+                               "recorded as unpriced, not $0. Add one with set_price() or "
+                               "~/.llmlab/pricing.toml.", model, provider or "unknown")
+            return CostBreakdown(model=model, provider=provider,
+                                 pricing_version=self.pricing_version)
+        period = entry.period_at(at if at is None or type(at) is date else _to_date(at))
+        svc = _service_tier(service_tier)
+        card = period.card(svc, normalised.input_tokens)
+        multiplier = self._markups.get(project) or self._markups.get(None) or Decimal(1)
+        if region:
+            regional = period.multipliers.get(region.lower())
+            if regional is None and region.lower() not in ("global", "default"):
+                regional = period.multipliers.get("regional")
+            if regional is not None:
+                multiplier = multiplier * regional
+        return compute(card, normalised, multiplier, model=model, provider=entry.provider,
+                       pricing_version=self.pricing_version, priced_as=entry.key)
+
+
+_SERVICE_TIER_NAMES = {None: "standard", "default": "standard", "auto": "standard",
+                       "standard": "standard", "standard_only": "standard", "scale": "standard",
+                       "batch": "batch", "batches": "batch"}
+
+
+def _service_tier(name: str | None) -> str:
+    return _SERVICE_TIER_NAMES.get(name) or str(name).lower()
+
+
+def _candidates(name: str) -> list[str]:
+    """``name`` and the names it may be a snapshot or regional id of, most specific first."""
+    out = [name]
+    if name.startswith("ft:"):  # ft:gpt-4o-mini-2024-07-18:org::id → ft:gpt-4o-mini-2024-07-18
+        base = name.split(":")[1]
+        out += [f"ft:{base}", base]
+    stripped = _BEDROCK_GEO.sub("", name)
+    if stripped != name:
+        out.append(stripped)
+    if stripped.startswith("anthropic."):
+        out.append(stripped.removeprefix("anthropic."))
+    for candidate in list(out):
+        current = candidate
+        changed = True
+        while changed:
+            changed = False
+            for pattern in _SNAPSHOT_SUFFIXES:
+                shorter = pattern.sub("", current)
+                if shorter != current and shorter:
+                    out.append(shorter)
+                    current = shorter
+                    changed = True
+                    break
+    return list(dict.fromkeys(out))

@@ -1,0 +1,186 @@
+"""Convert a LiteLLM-format price table into llmlab's catalogue form.
+
+Used by ``scripts/build_catalogue.py`` (the bundled catalogue) and by `import_litellm`
+(a user refreshing prices). LiteLLM rates are USD per token; ``*_above_{N}k_tokens`` keys are
+long-context tiers, ``*_above_1hr`` / ``*_above_12hr`` long-lived cache writes, ``_batches``,
+``_priority``, ``_flex`` … service tiers; ``provider_specific_entry`` and
+``regional_*_multiplier`` are multipliers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from llmlab.errors import PricingError
+
+__all__ = ["PROVIDERS", "convert_entry", "convert_table", "provider_of"]
+
+#: LiteLLM provider name → llmlab provider id, for the providers the catalogue covers.
+PROVIDERS: dict[str, str] = {
+    "openai": "openai", "text-completion-openai": "openai",
+    "anthropic": "anthropic",
+    "gemini": "google",
+    "vertex_ai-language-models": "vertex", "vertex_ai-anthropic_models": "vertex",
+    "vertex_ai-embedding-models": "vertex",
+    "azure": "azure",
+    "bedrock": "bedrock", "bedrock_converse": "bedrock",
+    "mistral": "mistral", "codestral": "mistral",
+    "cohere": "cohere", "cohere_chat": "cohere",
+    "deepseek": "deepseek",
+    "xai": "xai",
+    "groq": "groq",
+    "together_ai": "together",
+    "fireworks_ai": "fireworks",
+    "openrouter": "openrouter",
+}
+
+#: Key prefixes LiteLLM puts before a model name; stripped to get the provider's own id.
+_KEY_PREFIXES = ("openai", "anthropic", "gemini", "vertex_ai", "azure", "bedrock", "mistral",
+                 "codestral", "cohere", "deepseek", "xai", "groq", "together_ai", "fireworks_ai",
+                 "openrouter", "text-completion-openai", "cohere_chat")
+
+_MODES = frozenset({"chat", "responses", "embedding", "completion"})
+
+_BASES = {
+    "input_cost_per_token": "input",
+    "output_cost_per_token": "output",
+    "cache_read_input_token_cost": "cache_read",
+    "input_cost_per_token_cache_hit": "cache_read",
+    "cache_creation_input_token_cost": "cache_write",
+    "output_cost_per_reasoning_token": "reasoning",
+    "input_cost_per_audio_token": "audio_input",
+    "output_cost_per_audio_token": "audio_output",
+    "input_cost_per_image_token": "image_input",
+    "output_cost_per_image_token": "image_output",
+}
+_SERVICE_TIERS = {"batches": "batch", "priority": "priority", "flex": "flex",
+                  "ultrafast": "ultrafast", "decisions": "decisions", "balanced": "balanced"}
+_RATE_KEY = re.compile(
+    r"^(?P<base>" + "|".join(sorted(_BASES, key=len, reverse=True)) + r")"
+    r"(?P<long>_above_1hr|_above_12hr)?"
+    r"(?:_above_(?P<tier>\d+)k_tokens)?"
+    r"(?:_(?P<svc>" + "|".join(_SERVICE_TIERS) + r"))?$"
+)
+_SUPPORTS = {
+    "supports_function_calling": "tools", "supports_vision": "vision",
+    "supports_reasoning": "reasoning", "supports_prompt_caching": "prompt_caching",
+    "supports_audio_input": "audio_input", "supports_audio_output": "audio_output",
+    "supports_pdf_input": "pdf_input", "supports_response_schema": "structured_output",
+    "supports_web_search": "web_search",
+}
+# Claude 4.6 and later bill their whole 1M context at the standard rate (Anthropic's model
+# pages: "Context window: 1M tokens", one input and one output price). Long-context tiers
+# that LiteLLM still lists for them are stale and would double a long prompt's bill.
+_FLAT_LONG_CONTEXT = re.compile(r"claude-[a-z]+-(?:4[-._](?:[6-9]|[1-9]\d)(?!\d)|[5-9](?!\d))")
+
+
+def provider_of(entry: Mapping[str, Any]) -> str | None:
+    """The llmlab provider id of a LiteLLM entry, or None when the catalogue skips it."""
+    return PROVIDERS.get(str(entry.get("litellm_provider", "")))
+
+
+def model_name(key: str) -> str:
+    """The provider's own model id for a LiteLLM key (``gemini/gemini-2.5-pro`` → ``gemini-2.5-pro``)."""
+    head, sep, rest = key.partition("/")
+    if sep and head in _KEY_PREFIXES:
+        return rest.lower()
+    return key.lower()
+
+
+def _rate(value: Any, key: str) -> Decimal:
+    try:
+        rate = Decimal(str(value))
+    except (InvalidOperation, ValueError) as exc:
+        raise PricingError(f"{key}: rate {value!r} is not a number") from exc
+    if not rate.is_finite() or rate < 0:
+        raise PricingError(f"{key}: rate {value!r} must be a finite, non-negative number")
+    return rate
+
+
+def convert_entry(key: str, entry: Mapping[str, Any], provider: str) -> dict[str, Any]:
+    """One LiteLLM entry as a catalogue model (a single price period, effective always)."""
+    rates: dict[str, dict[str, str]] = {}
+    tiers: dict[str, dict[str, dict[str, str]]] = {}
+    flat_context = bool(_FLAT_LONG_CONTEXT.search(key.lower()))
+    for field_name, value in entry.items():
+        m = _RATE_KEY.match(field_name)
+        if m is None or isinstance(value, (dict, list, bool)) or value is None:
+            continue
+        component = _BASES[m["base"]]
+        if m["long"]:
+            if component != "cache_write":
+                continue
+            component = "cache_write_long"
+        svc = _SERVICE_TIERS[m["svc"]] if m["svc"] else "standard"
+        amount = format(_rate(value, f"{key}.{field_name}"), "f")
+        if m["tier"]:
+            if flat_context:
+                continue
+            threshold = str(int(m["tier"]) * 1000)
+            tiers.setdefault(threshold, {}).setdefault(svc, {})[component] = amount
+        else:
+            rates.setdefault(svc, {})[component] = amount
+    if "standard" not in rates or "input" not in rates["standard"]:
+        raise PricingError(f"{key}: no input_cost_per_token")
+    rates["standard"].setdefault("output", "0")
+    multipliers: dict[str, str] = {}
+    specific = entry.get("provider_specific_entry")
+    if isinstance(specific, Mapping):
+        for name, value in specific.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                multipliers[str(name)] = str(_rate(value, f"{key}.provider_specific_entry"))
+    for field_name, name in (("regional_processing_uplift_multiplier_eu", "eu"),
+                             ("regional_processing_uplift_multiplier_us", "us"),
+                             ("regional_endpoint_uplift_multiplier", "regional")):
+        if field_name in entry:
+            multipliers[name] = str(_rate(entry[field_name], f"{key}.{field_name}"))
+    period: dict[str, Any] = {"effective_from": None, "rates": rates}
+    if tiers:
+        period["tiers"] = tiers
+    if multipliers:
+        period["multipliers"] = multipliers
+    model: dict[str, Any] = {"provider": provider, "name": model_name(key),
+                             "mode": entry.get("mode", "chat")}
+    for attr in ("max_input_tokens", "max_output_tokens"):
+        value = entry.get(attr)
+        if isinstance(value, int) and not isinstance(value, bool):
+            model[attr] = value
+    if isinstance(entry.get("deprecation_date"), str):
+        model["deprecation_date"] = entry["deprecation_date"]
+    supports = sorted(v for k, v in _SUPPORTS.items() if entry.get(k) is True)
+    if supports:
+        model["supports"] = supports
+    model["prices"] = [period]
+    return model
+
+
+def convert_table(table: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every covered chat, responses, embedding and completion model of a LiteLLM table.
+
+    Returns catalogue models keyed ``provider/name``. Entries of other providers or modes,
+    and entries without a token price, are skipped. When two LiteLLM keys name the same
+    model (``gemini-pro`` and ``gemini/gemini-pro``), the prefixed one wins.
+    """
+    if not isinstance(table, Mapping):
+        raise PricingError("a LiteLLM price table is a JSON object of model entries")
+    models: dict[str, dict[str, Any]] = {}
+    prefixed: set[str] = set()
+    for key in sorted(table):
+        entry = table[key]
+        if not isinstance(entry, Mapping) or entry.get("mode") not in _MODES:
+            continue
+        provider = provider_of(entry)
+        if provider is None or "input_cost_per_token" not in entry:
+            continue
+        model = convert_entry(key, entry, provider)
+        ref = f"{provider}/{model['name']}"
+        is_prefixed = "/" in key and key.split("/", 1)[0] in _KEY_PREFIXES
+        if ref in models and (ref in prefixed or not is_prefixed):
+            continue
+        models[ref] = model
+        if is_prefixed:
+            prefixed.add(ref)
+    return models

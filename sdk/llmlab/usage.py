@@ -1,0 +1,268 @@
+"""Normalised token usage, and adapters from every provider's native usage shape.
+
+One rule for every provider (DESIGN.md): ``input_tokens`` counts ALL prompt tokens, cache reads
+and writes included, and ``cache_*``, ``audio_input_tokens`` and ``image_input_tokens`` are
+subsets of it. ``output_tokens`` counts all completion tokens, reasoning included, and
+``reasoning_tokens``, ``audio_output_tokens`` and ``image_output_tokens`` are subsets of it.
+
+So OpenAI is taken as is; Anthropic ``input_tokens`` = input + cache_read + cache_creation;
+Gemini output = candidates + thoughts, and tool-use prompt tokens join the input.
+
+>>> Usage.from_any({"prompt_tokens": 1200, "completion_tokens": 300,
+...                 "prompt_tokens_details": {"cached_tokens": 1000}}).cache_read_tokens
+1000
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from llmlab.errors import UsageError
+
+__all__ = ["MAX_TOKENS", "Usage"]
+
+#: Larger counts than this in one call are a bug upstream, not a bill (10 billion tokens).
+MAX_TOKENS = 10_000_000_000
+
+_INPUT_SUBSETS = ("cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
+                  "audio_input_tokens", "image_input_tokens")
+_OUTPUT_SUBSETS = ("reasoning_tokens", "audio_output_tokens", "image_output_tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one call, normalised (see the module docstring for the rule)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    reasoning_tokens: int = 0
+    audio_input_tokens: int = 0
+    audio_output_tokens: int = 0
+    image_input_tokens: int = 0
+    image_output_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if type(value) is not int:  # bool is an int subclass, and not a count
+                raise UsageError(f"{f.name} must be an integer token count, got {value!r}")
+            if value < 0:
+                raise UsageError(f"{f.name} must not be negative, got {value}")
+            if value > MAX_TOKENS:
+                raise UsageError(f"{f.name}={value} is absurd (more than {MAX_TOKENS:,} tokens)")
+        if self.uncached_input_tokens < 0:
+            raise UsageError(
+                f"cache, audio and image input tokens ({self.input_tokens - self.uncached_input_tokens})"
+                f" exceed input_tokens ({self.input_tokens}); input_tokens must include them"
+            )
+        if self.text_output_tokens < 0:
+            raise UsageError(
+                f"reasoning, audio and image output tokens exceed output_tokens ({self.output_tokens});"
+                " output_tokens must include them"
+            )
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        """Prompt tokens billed at the plain text input rate."""
+        return (self.input_tokens - self.cache_read_tokens - self.cache_write_tokens
+                - self.cache_write_1h_tokens - self.audio_input_tokens - self.image_input_tokens)
+
+    @property
+    def text_output_tokens(self) -> int:
+        """Completion tokens billed at the plain text output rate."""
+        return (self.output_tokens - self.reasoning_tokens - self.audio_output_tokens
+                - self.image_output_tokens)
+
+    @property
+    def total_tokens(self) -> int:
+        """All tokens of the call, prompt plus completion."""
+        return self.input_tokens + self.output_tokens
+
+    def to_dict(self) -> dict[str, int]:
+        """The wire form: every field, zeros included."""
+        return asdict(self)
+
+    def __add__(self, other: Usage) -> Usage:
+        if not isinstance(other, Usage):
+            return NotImplemented
+        return Usage(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    @classmethod
+    def from_any(cls, usage: Any, provider: str | None = None) -> Usage:
+        """Normalise a provider's native usage object, a dict of it, or a normalised dict.
+
+        Recognised shapes: OpenAI Chat Completions / Embeddings (``prompt_tokens``), OpenAI
+        Responses (``input_tokens`` + ``input_tokens_details``), Anthropic (``input_tokens`` +
+        ``cache_*_input_tokens``), google-genai and google-generativeai (``prompt_token_count``
+        or ``promptTokenCount``), and this class's own field names.
+        """
+        if isinstance(usage, Usage):
+            return usage
+        if usage is None:
+            raise UsageError("usage is required (got None)")
+        data = _as_mapping(usage)
+        if "prompt_token_count" in data or "promptTokenCount" in data or "candidates_token_count" in data:
+            return _from_gemini(data)
+        if "prompt_tokens" in data or "completion_tokens" in data:
+            return _from_openai(data, "prompt", "completion")
+        anthropic_keys = ("cache_creation_input_tokens" in data or "cache_read_input_tokens" in data
+                          or "cache_creation" in data or provider in _ANTHROPIC_PROVIDERS)
+        if anthropic_keys and not any(k in data for k in _NORMALISED_ONLY):
+            return _from_anthropic(data)
+        if "input_tokens_details" in data or "output_tokens_details" in data:
+            return _from_openai(data, "input", "output")
+        return _from_normalised(data)
+
+
+_ANTHROPIC_PROVIDERS = frozenset({"anthropic", "bedrock", "vertex"})
+_NORMALISED_ONLY = frozenset({"cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
+                              "reasoning_tokens"})
+_FIELD_NAMES = frozenset(f.name for f in fields(Usage))
+
+
+def _as_mapping(obj: Any) -> Mapping[str, Any]:
+    """A read-only key view of a dict, a pydantic model, a dataclass or a protobuf message."""
+    if isinstance(obj, Mapping):
+        return obj
+    dump = getattr(obj, "model_dump", None)
+    if callable(dump):  # openai, anthropic and google-genai usage types are pydantic models
+        result = dump()
+        if isinstance(result, Mapping):
+            return result
+    meta = getattr(type(obj), "meta", None)
+    if meta is not None and hasattr(meta, "fields"):  # proto-plus messages (google-generativeai)
+        return {name: getattr(obj, name, None) for name in meta.fields}
+    if hasattr(obj, "__dict__"):
+        return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
+    raise UsageError(f"cannot read token usage from {type(obj).__name__}")
+
+
+def _int(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        raise UsageError(f"token count must be an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise UsageError(f"token count must be an integer, got {value!r}")
+
+
+def _get(data: Mapping[str, Any] | None, *keys: str) -> Any:
+    """The first present key's value; nested details are dicts or None."""
+    if not data:
+        return None
+    for key in keys:
+        value = data.get(key)
+        if value is not None:
+            return value
+    return None
+
+
+def _sub(data: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+    value = data.get(key)
+    return None if value is None else _as_mapping(value)
+
+
+def _openai_cache_writes(prompt: Mapping[str, Any] | None) -> tuple[int, int]:
+    """(short-lived, 12-hour) cache writes; ``cache_write_tokens`` is the total of both."""
+    total = _int(_get(prompt, "cache_write_tokens"))
+    split = _get(prompt, "cache_write_tokens_details")
+    long_lived = _int(_get(_as_mapping(split), "ttl_12h_tokens")) if split is not None else 0
+    long_lived = min(long_lived, total)
+    return total - long_lived, long_lived
+
+
+def _from_openai(d: Mapping[str, Any], input_key: str, output_key: str) -> Usage:
+    # Chat Completions says prompt/completion, Responses says input/output; the details
+    # objects share their field names.
+    prompt = _sub(d, f"{input_key}_tokens_details")
+    completion = _sub(d, f"{output_key}_tokens_details")
+    cache_write, cache_write_long = _openai_cache_writes(prompt)
+    return Usage(
+        input_tokens=_int(d.get(f"{input_key}_tokens")),
+        output_tokens=_int(d.get(f"{output_key}_tokens")),
+        cache_read_tokens=_int(_get(prompt, "cached_tokens")),
+        cache_write_tokens=cache_write,
+        cache_write_1h_tokens=cache_write_long,
+        audio_input_tokens=_int(_get(prompt, "audio_tokens")),
+        image_input_tokens=_int(_get(prompt, "image_tokens")),
+        reasoning_tokens=_int(_get(completion, "reasoning_tokens")),
+        audio_output_tokens=_int(_get(completion, "audio_tokens")),
+        image_output_tokens=_int(_get(completion, "image_tokens")),
+    )
+
+
+def _from_anthropic(d: Mapping[str, Any]) -> Usage:
+    # Anthropic's input_tokens excludes cache reads and writes: add them back so the
+    # subsets rule holds. The 5m/1h split comes from `cache_creation`, and the total from
+    # `cache_creation_input_tokens` so a write is never counted twice or dropped.
+    uncached = _int(d.get("input_tokens"))
+    cache_read = _int(d.get("cache_read_input_tokens"))
+    split = _sub(d, "cache_creation")
+    write_5m = _int(_get(split, "ephemeral_5m_input_tokens"))
+    write_1h = _int(_get(split, "ephemeral_1h_input_tokens"))
+    total_write = _int(d.get("cache_creation_input_tokens"))
+    if total_write == 0:
+        total_write = write_5m + write_1h
+    write_1h = min(write_1h, total_write)
+    output = _int(d.get("output_tokens"))
+    thinking = _int(_get(_sub(d, "output_tokens_details"), "thinking_tokens"))
+    return Usage(
+        input_tokens=uncached + cache_read + total_write,
+        output_tokens=output,
+        reasoning_tokens=min(thinking, output),
+        cache_read_tokens=cache_read,
+        cache_write_tokens=total_write - write_1h,
+        cache_write_1h_tokens=write_1h,
+    )
+
+
+def _modality_tokens(details: Any, modality: str) -> int:
+    if not details:
+        return 0
+    total = 0
+    for item in details:
+        entry = _as_mapping(item)
+        name = str(_get(entry, "modality") or "").upper().rsplit(".", 1)[-1]
+        if name == modality:
+            total += _int(_get(entry, "token_count", "tokenCount"))
+    return total
+
+
+def _from_gemini(d: Mapping[str, Any]) -> Usage:
+    # Gemini bills thinking tokens as output and tool-use prompt tokens as input; the
+    # cached content count is already inside prompt_token_count.
+    prompt = _int(_get(d, "prompt_token_count", "promptTokenCount"))
+    tool_prompt = _int(_get(d, "tool_use_prompt_token_count", "toolUsePromptTokenCount"))
+    candidates = _int(_get(d, "candidates_token_count", "candidatesTokenCount"))
+    thoughts = _int(_get(d, "thoughts_token_count", "thoughtsTokenCount"))
+    cached = _int(_get(d, "cached_content_token_count", "cachedContentTokenCount"))
+    prompt_details = _get(d, "prompt_tokens_details", "promptTokensDetails")
+    cache_details = _get(d, "cache_tokens_details", "cacheTokensDetails")
+    audio_in = (_modality_tokens(prompt_details, "AUDIO")
+                - _modality_tokens(cache_details, "AUDIO"))
+    return Usage(
+        input_tokens=prompt + tool_prompt,
+        output_tokens=candidates + thoughts,
+        cache_read_tokens=cached,
+        reasoning_tokens=thoughts,
+        audio_input_tokens=max(audio_in, 0),
+        audio_output_tokens=_modality_tokens(
+            _get(d, "candidates_tokens_details", "candidatesTokensDetails"), "AUDIO"),
+    )
+
+
+def _from_normalised(d: Mapping[str, Any]) -> Usage:
+    unknown = set(d) - _FIELD_NAMES - {"total_tokens"}
+    if unknown:
+        raise UsageError(f"unknown usage field(s): {', '.join(sorted(unknown))}")
+    return Usage(**{k: _int(v) for k, v in d.items() if k in _FIELD_NAMES})

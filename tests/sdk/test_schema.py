@@ -1,0 +1,79 @@
+"""The cost event wire format shared by the SDK and the server."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from llmlab.pricing import cost
+from llmlab.schema import CostEvent, EventCost, new_event_id
+
+DESIGN_EVENT: dict[str, Any] = {
+    "schema_version": 1, "id": "6f1c2a8e-5b7d-4c1e-9f3a-2d4b6c8e0a1b",
+    "timestamp": "2026-11-22T10:00:00.123Z", "provider": "openai", "model": "gpt-4o-2024-08-06",
+    "requested_model": "gpt-4o", "operation": "chat.completions",
+    "usage": {"input_tokens": 1200, "output_tokens": 300, "cache_read_tokens": 1000,
+              "cache_write_tokens": 0, "cache_write_1h_tokens": 0, "reasoning_tokens": 120,
+              "audio_input_tokens": 0, "audio_output_tokens": 0},
+    "cost": {"input": "0.0005", "cache_read": "0.00125", "cache_write": "0", "output": "0.003",
+             "total": "0.00475", "currency": "USD", "priced": True,
+             "pricing_version": "2026-11-12"},
+    "latency_ms": 812.4, "ttfb_ms": 190.2, "stream": False, "status": "ok", "error_type": None,
+    "project": "support-bot", "job_id": "ticket-4411", "user_id": "cust-42",
+    "function": "app.answer", "tags": {"feature": "triage"}, "environment": "prod",
+    "sdk": {"name": "llmlab-python", "version": "0.1.0"},
+}
+
+
+def with_changes(**changes: Any) -> dict[str, Any]:
+    """The DESIGN.md event with some fields replaced."""
+    return {**DESIGN_EVENT, **changes}
+
+
+class TestCostEvent:
+    def test_design_example_round_trips(self) -> None:
+        """The DESIGN.md example validates and serialises back with money as strings."""
+        event = CostEvent.model_validate(DESIGN_EVENT)
+        wire = event.to_wire()
+        assert wire["cost"]["total"] == "0.00475"
+        assert wire["timestamp"] == "2026-11-22T10:00:00.123Z"
+        assert CostEvent.model_validate(wire) == event
+
+    @pytest.mark.parametrize(("changes", "field"), [
+        ({"timestamp": "2026-11-22T10:00:00"}, "timestamp"),
+        ({"cost": {"total": 0.1}}, "cost.total"),
+        ({"cost": {"total": "-1"}}, "cost.total"),
+        ({"cost": {"total": "NaN"}}, "cost.total"),
+        ({"usage": {"input_tokens": -5}}, "usage.input_tokens"),
+        ({"usage": {"input_tokens": "5"}}, "usage.input_tokens"),
+        ({"usage": {"input_tokens": 5, "cache_read_tokens": 6}}, "usage"),
+        ({"id": ""}, "id"),
+        ({"id": "has spaces"}, "id"),
+        ({"provider": "OpenAI"}, "provider"),
+        ({"schema_version": 2}, "schema_version"),
+        ({"tags": {f"k{i}": "v" for i in range(33)}}, "tags"),
+        ({"unexpected": 1}, "unexpected"),
+        ({"status": "maybe"}, "status"),
+        ({"latency_ms": -1}, "latency_ms"),
+    ])
+    def test_invalid_events_are_refused_with_the_field(self, changes: dict[str, Any],
+                                                       field: str) -> None:
+        """Every invalid field is refused, and the error names it."""
+        with pytest.raises(ValidationError) as info:
+            CostEvent.model_validate(with_changes(**changes))
+        locations = {".".join(str(p) for p in e["loc"]) for e in info.value.errors()}
+        assert any(loc.startswith(field) for loc in locations), locations
+
+    def test_cost_from_engine(self) -> None:
+        """An engine CostBreakdown becomes the wire cost with the same exact amounts."""
+        breakdown = cost("gpt-4o", {"prompt_tokens": 1200, "completion_tokens": 300,
+                                    "prompt_tokens_details": {"cached_tokens": 1000}})
+        wire_cost = EventCost.from_breakdown(breakdown)
+        assert wire_cost.total == breakdown.total == Decimal("0.00475")
+
+    def test_event_ids_are_unique(self) -> None:
+        """new_event_id returns a fresh UUID each time."""
+        assert len({new_event_id() for _ in range(1000)}) == 1000
