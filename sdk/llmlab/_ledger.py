@@ -1,0 +1,61 @@
+"""The local ledger: a transport that appends events to JSON-lines files on disk.
+
+With no server configured, every event still lands here (``~/.llmlab/ledger/YYYY-MM-DD.jsonl``,
+one file per UTC day), so costs are kept offline. A replayed event may appear twice in a
+file; readers count each event id once (`read_ledger` does).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from llmlab.transport import SendResult, Transport
+
+__all__ = ["LedgerTransport", "read_ledger"]
+
+
+class LedgerTransport(Transport):
+    """Appends each batch to the day's ledger file; always succeeds unless the disk fails."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self._lock = threading.Lock()
+
+    def send(self, events: list[dict[str, Any]]) -> SendResult:
+        """Append ``events``, grouped by their UTC day."""
+        by_day: dict[str, list[str]] = {}
+        for event in events:
+            day = str(event.get("timestamp", ""))[:10] or "undated"
+            by_day.setdefault(day, []).append(json.dumps(event, separators=(",", ":")))
+        try:
+            with self._lock:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                for day, lines in by_day.items():
+                    with open(self.directory / f"{day}.jsonl", "a", encoding="utf-8") as fh:
+                        fh.write("\n".join(lines) + "\n")
+        except OSError as exc:
+            return SendResult(retry=True, error=f"cannot write the ledger: {exc}")
+        return SendResult.all_accepted(events)
+
+
+def read_ledger(directory: str | Path) -> Iterator[dict[str, Any]]:
+    """Every event in a ledger directory, oldest day first, each id once."""
+    seen: set[str] = set()
+    for path in sorted(Path(directory).glob("*.jsonl")):
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue  # a line torn by a crash mid-write
+                if event.get("id") in seen:
+                    continue
+                seen.add(event.get("id"))
+                yield event

@@ -1,0 +1,277 @@
+"""The process-wide tracker: turns calls into priced events and hands them to the worker.
+
+Before `llmlab.init()` the tracker is a `NonRecordingTracker`, so every public function is a
+silent no-op. Code that runs inside a provider call goes through
+`capture_internal_exceptions()`: llmlab's own failures are logged on the ``llmlab`` logger and
+swallowed, never raised into the host app.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from llmlab import _consts
+from llmlab._paths import home_dir
+from llmlab._scope import Scope, add_to_scopes, current_scope
+from llmlab.errors import BudgetExceededError
+from llmlab.pricing import Catalogue
+from llmlab.schema import CostEvent, EventCost, EventUsage, SdkInfo, new_event_id
+from llmlab.transport import Transport
+from llmlab.usage import Usage
+
+__all__ = ["NonRecordingTracker", "Options", "Tracker", "capture_internal_exceptions",
+           "get_tracker", "set_tracker"]
+
+logger = logging.getLogger("llmlab")
+_SDK = SdkInfo.model_construct(name=_consts.SDK_NAME, version=_consts.SDK_VERSION)
+#: Marks log records of errors llmlab swallowed (the test suite turns them into failures).
+INTERNAL_ERROR = "llmlab_internal_error"
+
+
+@contextlib.contextmanager
+def capture_internal_exceptions() -> Iterator[None]:
+    """Log and swallow any exception raised inside the block (the SDK contract)."""
+    try:
+        yield
+    except BudgetExceededError:
+        raise
+    except Exception:
+        logger.exception("llmlab: internal error (ignored; your call is unaffected)",
+                         extra={INTERNAL_ERROR: True})
+
+
+def _run_callback(callback: Callable[[Any], None], value: Any) -> None:
+    """Call a user callback; its failure is the user's bug, logged and never raised."""
+    try:
+        callback(value)
+    except Exception:
+        logger.exception("llmlab: callback %r raised (ignored)", callback)
+
+
+@dataclass
+class Options:
+    """Everything `llmlab.init()` accepts, resolved."""
+
+    api_key: str | None = None
+    base_url: str | None = None
+    project: str | None = None
+    environment: str | None = None
+    on_event: list[Callable[[CostEvent], None]] = field(default_factory=list)
+    on_scope: list[Callable[[Scope], None]] = field(default_factory=list)
+    transport: Transport | None = None
+    ledger: bool = True
+    serverless: bool = False
+    openai_stream_usage: bool = True
+    queue_size: int = _consts.DEFAULT_QUEUE_SIZE
+    batch_size: int = _consts.DEFAULT_BATCH_SIZE
+    flush_interval: float = _consts.DEFAULT_FLUSH_INTERVAL
+    flush_timeout: float = _consts.DEFAULT_FLUSH_TIMEOUT
+    home: Path = field(default_factory=home_dir)
+    catalogue: Catalogue | None = None
+    worker_options: dict[str, Any] = field(default_factory=dict)
+
+
+class NonRecordingTracker:
+    """The tracker before `init()`: records nothing, costs nothing."""
+
+    active = False
+    options = Options()
+
+    def record_usage(self, **_: Any) -> CostEvent | None:
+        """Do nothing (llmlab is not initialised)."""
+        return None
+
+    def capture(self, event: CostEvent) -> None:
+        """Do nothing (llmlab is not initialised)."""
+
+    def check_budget(self, provider: str, model: str, estimate: Callable[[], Decimal]) -> None:
+        """Scopes with max_cost still apply before init()."""
+        scope = current_scope()
+        if scope is not None and _has_max_cost(scope):
+            scope.check(estimate())
+
+    def scope_finished(self, scope: Scope, failed: bool) -> None:
+        """Do nothing (llmlab is not initialised)."""
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Nothing to flush."""
+        return True
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Nothing to shut down."""
+
+    def stats(self) -> dict[str, int]:
+        """All zeros."""
+        return {"queued": 0, "sent": 0, "retried": 0, "spooled": 0, "rejected": 0, "dropped": 0}
+
+
+def _has_max_cost(scope: Scope | None) -> bool:
+    while scope is not None:
+        if scope.max_cost is not None:
+            return True
+        scope = scope.parent
+    return False
+
+
+class Tracker(NonRecordingTracker):
+    """The active tracker made by `llmlab.init()`."""
+
+    active = True
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.catalogue = options.catalogue or Catalogue.default()
+        self._worker = self._make_worker(options)
+        self._pid = os.getpid()
+
+    @staticmethod
+    def _make_worker(options: Options) -> Any:
+        from llmlab._worker import Worker
+
+        if options.transport is not None:
+            transport = options.transport
+        elif options.api_key and options.base_url:
+            from llmlab.transport import HTTPTransport
+
+            transport = HTTPTransport(options.base_url, options.api_key)
+        elif options.ledger:
+            from llmlab._ledger import LedgerTransport
+
+            transport = LedgerTransport(options.home / "ledger")
+        else:
+            return None
+        from llmlab._spool import Spool
+
+        return Worker(transport, spool=Spool(options.home / "spool"),
+                      queue_size=options.queue_size, batch_size=options.batch_size,
+                      flush_interval=options.flush_interval, **options.worker_options)
+
+    # -- the per-call path (hot) -------------------------------------------------------------
+
+    def record_usage(
+        self,
+        *,
+        provider: str,
+        model: str,
+        usage: Usage,
+        requested_model: str | None = None,
+        operation: str = "chat.completions",
+        latency_ms: float | None = None,
+        ttfb_ms: float | None = None,
+        stream: bool = False,
+        status: str = "ok",
+        error_type: str | None = None,
+        estimated: bool = False,
+        service_tier: str | None = None,
+        region: str | None = None,
+        timestamp: datetime | None = None,
+        cost: Mapping[str, Any] | None = None,
+        attribution: Mapping[str, Any] | None = None,
+    ) -> CostEvent:
+        """Price one call and capture its event; returns the event."""
+        when = timestamp or datetime.now(UTC)
+        scope = current_scope()
+        attrs = scope.attribution() if scope is not None else {
+            "project": None, "job_id": None, "user_id": None, "function": None, "tags": {}}
+        if attribution:
+            for key, value in attribution.items():
+                if key == "tags":
+                    attrs["tags"] = {**attrs["tags"], **value}
+                elif value is not None:
+                    attrs[key] = value
+        project = attrs["project"] or self.options.project
+        if cost is not None:
+            event_cost = EventCost.model_validate(cost)
+        else:
+            breakdown = self.catalogue.cost(model, usage, provider, at=when,
+                                            service_tier=service_tier, region=region,
+                                            project=project)
+            if not breakdown.priced and requested_model and requested_model != model:
+                breakdown = self.catalogue.cost(requested_model, usage, provider,
+                                                service_tier=service_tier, region=region,
+                                                project=project)
+            event_cost = EventCost.model_construct(
+                input=breakdown.input, cache_read=breakdown.cache_read,
+                cache_write=breakdown.cache_write, output=breakdown.output,
+                reasoning=breakdown.reasoning, total=breakdown.total, currency="USD",
+                priced=breakdown.priced, pricing_version=breakdown.pricing_version)
+        event = CostEvent.model_construct(
+            schema_version=1, id=new_event_id(), timestamp=when, provider=provider, model=model,
+            requested_model=requested_model, operation=operation,
+            usage=EventUsage.model_construct(**usage.to_dict()), cost=event_cost,
+            latency_ms=latency_ms, ttfb_ms=ttfb_ms, stream=stream, estimated=estimated,
+            status=status, error_type=error_type, service_tier=service_tier, project=project,
+            job_id=attrs["job_id"], user_id=attrs["user_id"], function=attrs["function"],
+            tags=attrs["tags"], environment=self.options.environment, sdk=_SDK,
+        )
+        self.capture(event)
+        return event
+
+    def capture(self, event: CostEvent) -> None:
+        """Count ``event`` in its scopes, tell the callbacks, queue it for delivery."""
+        add_to_scopes(event)
+        for callback in self.options.on_event:
+            _run_callback(callback, event)
+        if self._worker is not None:
+            self._worker.submit(event.to_wire())
+
+    def check_budget(self, provider: str, model: str, estimate: Callable[[], Decimal]) -> None:
+        """Raise `BudgetExceededError` if the call's worst case would break a limit."""
+        scope = current_scope()
+        if scope is not None and _has_max_cost(scope):
+            scope.check(estimate())
+
+    def scope_finished(self, scope: Scope, failed: bool) -> None:
+        """Log the scope's job summary, tell the callbacks, flush in serverless mode."""
+        if scope.calls:
+            logger.info("llmlab: %s%s", scope.summary(), " (failed)" if failed else "")
+        for callback in self.options.on_scope:
+            _run_callback(callback, scope)
+        if self.options.serverless and scope.parent is None:
+            self.flush(self.options.flush_timeout)
+
+    # -- delivery ------------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds until every queued event is delivered or spooled."""
+        if self._worker is None:
+            return True
+        return bool(self._worker.flush(self.options.flush_timeout if timeout is None else timeout))
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Flush, then stop the worker; later events are dropped until the next `init()`."""
+        if self._worker is not None:
+            self._worker.shutdown(self.options.flush_timeout if timeout is None else timeout)
+
+    def stats(self) -> dict[str, int]:
+        """Delivery counters: queued, sent, retried, spooled, rejected, dropped."""
+        if self._worker is None:
+            return super().stats()
+        return dict(self._worker.stats())
+
+
+_TRACKER: NonRecordingTracker = NonRecordingTracker()
+_TRACKER_LOCK = threading.Lock()
+
+
+def get_tracker() -> NonRecordingTracker:
+    """The current tracker (a no-op one before `init()`)."""
+    return _TRACKER
+
+
+def set_tracker(tracker: NonRecordingTracker) -> NonRecordingTracker:
+    """Install ``tracker``; returns the previous one (which the caller shuts down)."""
+    global _TRACKER
+    with _TRACKER_LOCK:
+        previous, _TRACKER = _TRACKER, tracker
+    return previous
+

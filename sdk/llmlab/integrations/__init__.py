@@ -1,0 +1,171 @@
+"""Integrations with provider SDKs: one module per library, each installed once.
+
+Each integration patches class methods of its library with wrapt (`setup_once`), can undo it
+(`teardown`), and can instrument a single client instance (`wrap_client`). A library that is
+not installed, or too old, raises `DidNotEnable` and is skipped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+import threading
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import wrapt
+
+__all__ = [
+    "INTEGRATIONS",
+    "DidNotEnable",
+    "Integration",
+    "installed",
+    "instrument",
+    "uninstrument",
+    "wrap_client",
+]
+
+logger = logging.getLogger("llmlab")
+
+#: Integration identifier → "module:Class"; imported only when asked for.
+INTEGRATIONS: dict[str, str] = {
+    "openai": "llmlab.integrations.openai:OpenAIIntegration",
+    "anthropic": "llmlab.integrations.anthropic:AnthropicIntegration",
+    "google_genai": "llmlab.integrations.google_genai:GoogleGenAIIntegration",
+    "google_generativeai": "llmlab.integrations.google_generativeai:GoogleGenerativeAIIntegration",
+}
+_ALIASES = {"google-genai": "google_genai", "google-generativeai": "google_generativeai",
+            "genai": "google_genai", "generativeai": "google_generativeai"}
+
+_LOCK = threading.Lock()
+_INSTALLED: dict[str, Integration] = {}
+
+
+class DidNotEnable(Exception):
+    """The integration's library is missing or unsupported; it is skipped."""
+
+
+class Integration(ABC):
+    """Base of every provider integration."""
+
+    identifier: ClassVar[str]
+    #: The distribution name and the oldest version tested.
+    distribution: ClassVar[str]
+    min_version: ClassVar[tuple[int, ...]]
+
+    def __init__(self) -> None:
+        self._patches: list[tuple[Any, str, Any]] = []
+
+    @classmethod
+    def check_version(cls) -> None:
+        """Raise `DidNotEnable` unless a supported version of the library is installed."""
+        try:
+            version = importlib.metadata.version(cls.distribution)
+        except importlib.metadata.PackageNotFoundError as exc:
+            raise DidNotEnable(f"{cls.distribution} is not installed") from exc
+        parts = tuple(int(p) for p in version.split(".")[:3] if p.isdigit())
+        if parts < cls.min_version:
+            wanted = ".".join(map(str, cls.min_version))
+            raise DidNotEnable(f"{cls.distribution} {version} is older than {wanted}")
+
+    @abstractmethod
+    def setup_once(self) -> None:
+        """Patch the library's classes (called once per process, under a lock)."""
+
+    def patch(self, owner: Any, name: str, wrapper: Any) -> None:
+        """Wrap ``owner.name`` with a wrapt ``wrapper``, remembering how to undo it."""
+        original = owner.__dict__.get(name)
+        if original is None:
+            raise DidNotEnable(f"{owner.__qualname__}.{name} does not exist in this version")
+        setattr(owner, name, wrapt.FunctionWrapper(original, wrapper))
+        self._patches.append((owner, name, original))
+
+    def teardown(self) -> None:
+        """Undo every patch, newest first."""
+        while self._patches:
+            owner, name, original = self._patches.pop()
+            setattr(owner, name, original)
+
+    def wrap_client(self, client: Any) -> bool:
+        """Instrument one client instance; False when ``client`` is not of this library."""
+        return False
+
+
+def _load(identifier: str) -> type[Integration]:
+    target = INTEGRATIONS[identifier]
+    module_name, _, class_name = target.partition(":")
+    cls: type[Integration] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
+def _normalise(names: tuple[str, ...]) -> list[str]:
+    wanted = [_ALIASES.get(n.lower(), n.lower().replace("-", "_")) for n in names] or list(INTEGRATIONS)
+    unknown = [n for n in wanted if n not in INTEGRATIONS]
+    if unknown:
+        from llmlab.errors import ConfigurationError
+
+        raise ConfigurationError(f"unknown integration(s) {unknown}; one of {list(INTEGRATIONS)}")
+    return wanted
+
+
+def instrument(*names: str) -> list[str]:
+    """Patch every installed supported library (or the named ones), once; returns those active.
+
+    Explicitly named libraries that are missing are logged as warnings; with no names,
+    missing libraries are skipped quietly.
+    """
+    enabled: list[str] = []
+    with _LOCK:
+        for identifier in _normalise(names):
+            if identifier in _INSTALLED:
+                enabled.append(identifier)
+                continue
+            try:
+                cls = _load(identifier)
+                cls.check_version()
+                integration = cls()
+                integration.setup_once()
+            except DidNotEnable as exc:
+                (logger.warning if names else logger.debug)("llmlab: %s not instrumented: %s",
+                                                             identifier, exc)
+                continue
+            except ImportError as exc:
+                (logger.warning if names else logger.debug)("llmlab: %s not instrumented: %s",
+                                                             identifier, exc)
+                continue
+            _INSTALLED[identifier] = integration
+            enabled.append(identifier)
+    return enabled
+
+
+def uninstrument(*names: str) -> None:
+    """Undo `instrument` (for every library, or the named ones)."""
+    with _LOCK:
+        for identifier in _normalise(names):
+            integration = _INSTALLED.pop(identifier, None)
+            if integration is not None:
+                integration.teardown()
+
+
+def installed() -> list[str]:
+    """Identifiers of the integrations currently patched in."""
+    return sorted(_INSTALLED)
+
+
+def wrap_client(client: Any) -> Any:
+    """Instrument one client instance of any supported library; returns the client."""
+    from llmlab.errors import ConfigurationError
+
+    module = type(client).__module__.split(".")[0]
+    candidates = {"openai": ["openai"], "anthropic": ["anthropic"],
+                  "google": ["google_genai", "google_generativeai"]}.get(module, [])
+    for identifier in candidates:
+        try:
+            cls = _load(identifier)
+            cls.check_version()
+        except (DidNotEnable, ImportError):
+            continue
+        if cls().wrap_client(client):
+            return client
+    raise ConfigurationError(f"llmlab.wrap() does not know clients of type {type(client).__name__}")

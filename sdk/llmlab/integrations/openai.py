@@ -1,0 +1,237 @@
+"""OpenAI (and OpenAI-compatible providers reached through the ``openai`` SDK).
+
+Patched, sync and async: ``chat.completions.create`` and ``parse`` (``parse`` does not go
+through ``create``; the ``stream()`` helpers do), ``responses.create`` and ``parse`` (and so
+``responses.stream``), ``embeddings.create``. ``with_raw_response`` and
+``with_streaming_response`` call the same patched methods and are costed when parsed.
+
+Streaming chat completions only report usage when asked with
+``stream_options={"include_usage": True}``. When the caller did not ask, llmlab asks (for
+OpenAI and Azure hosts, `init(openai_stream_usage=False)` to disable) and hides the extra
+usage-only chunk, so the caller iterates exactly what it would have without llmlab.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar
+
+from llmlab import _consts
+from llmlab._tracker import capture_internal_exceptions, get_tracker
+from llmlab.integrations import DidNotEnable, Integration
+from llmlab.integrations._common import (
+    Call,
+    CallSpec,
+    _handle_result,
+    async_wrapper,
+    sync_wrapper,
+)
+from llmlab.usage import Usage
+
+__all__ = ["OpenAIIntegration", "provider_for_base_url"]
+
+#: Hosts where llmlab may add ``stream_options.include_usage`` to a streamed chat request.
+_INJECT_USAGE_PROVIDERS = frozenset({"openai", "azure"})
+
+
+def provider_for_base_url(host: str) -> str:
+    """The provider id of an OpenAI-compatible host (``api.groq.com`` → ``groq``)."""
+    host = host.lower()
+    for suffix, provider in _consts.OPENAI_COMPATIBLE_HOSTS.items():
+        if host == suffix or host.endswith("." + suffix):
+            return provider
+    return "openai"
+
+
+def _provider(resource: Any) -> str:
+    client = getattr(resource, "_client", None)
+    if client is None:
+        return "openai"
+    if type(client).__name__.startswith(("AzureOpenAI", "AsyncAzureOpenAI")):
+        return "azure"
+    base_url = getattr(client, "base_url", None)
+    host = getattr(base_url, "host", None)
+    return provider_for_base_url(str(host)) if host else "openai"
+
+
+def _usage(obj: Any) -> Usage | None:
+    usage = getattr(obj, "usage", None)
+    return Usage.from_any(usage) if usage is not None else None
+
+
+def _read(result: Any) -> tuple[str | None, Usage | None, dict[str, Any]]:
+    tier = getattr(result, "service_tier", None)
+    return getattr(result, "model", None), _usage(result), (
+        {"service_tier": tier} if isinstance(tier, str) else {})
+
+
+class _ChatStream:
+    """Chat Completions chunks: model, usage from the final chunk, text length."""
+
+    def __init__(self, hide_usage_chunk: bool) -> None:
+        self.hide_usage_chunk = hide_usage_chunk
+        self.model: str | None = None
+        self.usage: Usage | None = None
+        self.chars = 0
+
+    def on_chunk(self, chunk: Any) -> bool:
+        self.model = getattr(chunk, "model", None) or self.model
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            self.usage = Usage.from_any(usage)
+        choices = getattr(chunk, "choices", None) or ()
+        for choice in choices:
+            delta = getattr(choice, "delta", None)
+            content = getattr(delta, "content", None)
+            if content:
+                self.chars += len(content)
+            for tool_call in getattr(delta, "tool_calls", None) or ():
+                function = getattr(tool_call, "function", None)
+                self.chars += len(getattr(function, "arguments", None) or "")
+        # The usage-only chunk llmlab asked for has no choices: the caller never sees it.
+        return not (self.hide_usage_chunk and usage is not None and not choices)
+
+    def result(self) -> tuple[str | None, Usage | None, int]:
+        return self.model, self.usage, self.chars
+
+
+class _ResponsesStream:
+    """Responses API events: the final response carries model and usage."""
+
+    def __init__(self) -> None:
+        self.model: str | None = None
+        self.usage: Usage | None = None
+        self.chars = 0
+
+    def on_chunk(self, event: Any) -> bool:
+        kind = getattr(event, "type", "")
+        if kind.endswith(".delta"):
+            delta = getattr(event, "delta", None)
+            if isinstance(delta, str):
+                self.chars += len(delta)
+        response = getattr(event, "response", None)
+        if response is not None:
+            self.model = getattr(response, "model", None) or self.model
+            if getattr(response, "usage", None) is not None:
+                self.usage = _usage(response)
+        return True
+
+    def result(self) -> tuple[str | None, Usage | None, int]:
+        return self.model, self.usage, self.chars
+
+
+def _injects_usage(provider: str, kwargs: dict[str, Any]) -> bool:
+    """Whether llmlab adds ``include_usage`` to this (original) request."""
+    if not kwargs.get("stream") or not get_tracker().options.openai_stream_usage:
+        return False
+    options = kwargs.get("stream_options")
+    if isinstance(options, dict) and "include_usage" in options:
+        return False
+    return provider in _INJECT_USAGE_PROVIDERS
+
+
+def _prepare_chat(instance: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    if _injects_usage(_provider(instance), kwargs):
+        options = kwargs.get("stream_options")
+        kwargs = {**kwargs, "stream_options": {**(options if isinstance(options, dict) else {}),
+                                               "include_usage": True}}
+    return kwargs
+
+
+def _adapt_raw(result: Any, call: Call, spec: CallSpec) -> Any:
+    """Cost ``with_raw_response`` / ``with_streaming_response`` results when they are parsed."""
+    parse = getattr(result, "parse", None)
+    if parse is None or not hasattr(result, "http_response"):
+        return None
+    stream = spec.is_stream(call.kwargs)
+
+    def settle(parsed: Any) -> Any:
+        adapted = parsed
+        with capture_internal_exceptions():
+            adapted = _handle_result(spec, call, parsed, stream)
+        return adapted
+
+    if inspect.iscoroutinefunction(parse):
+        async def async_parse(*args: Any, **kwargs: Any) -> Any:
+            parsed = await parse(*args, **kwargs)
+            return settle(parsed) if not kwargs.get("to") else parsed
+
+        result.parse = async_parse
+        return result
+
+    def sync_parse(*args: Any, **kwargs: Any) -> Any:
+        parsed = parse(*args, **kwargs)
+        return settle(parsed) if not kwargs.get("to") else parsed
+
+    if type(result).__name__ == "LegacyAPIResponse" and not stream:
+        # The body is already read: cost it now (the SDK caches the parse for the caller).
+        settle(parse())
+        return result
+    result.parse = sync_parse
+    return result
+
+
+def _spec(operation: str, *, stream_state: Any = None, prepare: Any = None) -> CallSpec:
+    spec = CallSpec(provider=_provider, operation=operation, read_result=_read,
+                    new_stream_state=stream_state, prepare=prepare)
+    spec.adapt_result = lambda result, call: _adapt_raw(result, call, spec)
+    return spec
+
+
+def _chat_state(call: Call) -> _ChatStream:
+    return _ChatStream(hide_usage_chunk=_injects_usage(call.provider, call.kwargs))
+
+
+class OpenAIIntegration(Integration):
+    """Instruments the ``openai`` package (3.x)."""
+
+    identifier: ClassVar[str] = "openai"
+    distribution: ClassVar[str] = "openai"
+    min_version: ClassVar[tuple[int, ...]] = (3, 0)
+
+    def _targets(self) -> list[tuple[Any, str, CallSpec, bool]]:
+        try:
+            from openai.resources.chat.completions import AsyncCompletions, Completions
+            from openai.resources.embeddings import AsyncEmbeddings, Embeddings
+            from openai.resources.responses import AsyncResponses, Responses
+        except ImportError as exc:
+            raise DidNotEnable(f"openai layout not recognised: {exc}") from exc
+        chat = _spec("chat.completions", stream_state=_chat_state, prepare=_prepare_chat)
+        chat_parse = _spec("chat.completions.parse")
+        responses = _spec("responses", stream_state=lambda call: _ResponsesStream())
+        responses_parse = _spec("responses.parse")
+        embeddings = _spec("embeddings")
+        return [
+            (Completions, "create", chat, False), (AsyncCompletions, "create", chat, True),
+            (Completions, "parse", chat_parse, False),
+            (AsyncCompletions, "parse", chat_parse, True),
+            (Responses, "create", responses, False), (AsyncResponses, "create", responses, True),
+            (Responses, "parse", responses_parse, False),
+            (AsyncResponses, "parse", responses_parse, True),
+            (Embeddings, "create", embeddings, False),
+            (AsyncEmbeddings, "create", embeddings, True),
+        ]
+
+    def setup_once(self) -> None:
+        """Patch the resource classes, sync and async."""
+        for owner, name, spec, is_async in self._targets():
+            self.patch(owner, name, async_wrapper(spec) if is_async else sync_wrapper(spec))
+
+    def wrap_client(self, client: Any) -> bool:
+        """Instrument one ``OpenAI`` / ``AsyncOpenAI`` / Azure client instance."""
+        import wrapt
+
+        if not type(client).__module__.startswith("openai"):
+            return False
+        resources = {"Completions": client.chat.completions, "AsyncCompletions":
+                     client.chat.completions, "Responses": client.responses,
+                     "AsyncResponses": client.responses, "Embeddings": client.embeddings,
+                     "AsyncEmbeddings": client.embeddings}
+        for owner, name, spec, is_async in self._targets():
+            resource = resources[owner.__name__]
+            if type(resource) is not owner or name in vars(resource):
+                continue
+            wrapper = async_wrapper(spec) if is_async else sync_wrapper(spec)
+            setattr(resource, name, wrapt.FunctionWrapper(getattr(resource, name), wrapper))
+        return True
+
