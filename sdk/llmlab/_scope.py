@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -21,7 +22,8 @@ from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from llmlab.errors import ScopeBudgetExceededError
-from llmlab.schema import CostEvent
+from llmlab.pricing._engine import money
+from llmlab.schema import MAX_TAGS, CostEvent
 
 __all__ = ["Scope", "current_scope", "track", "track_cost"]
 
@@ -29,6 +31,22 @@ logger = logging.getLogger("llmlab")
 
 F = TypeVar("F", bound=Callable[..., Any])
 _CURRENT: ContextVar[Scope | None] = ContextVar("llmlab_scope", default=None)
+
+
+_TAG_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def _checked_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
+    """Tags as the wire format accepts them; a bad key fails here, at the caller's line."""
+    out = {str(k): str(v) for k, v in (tags or {}).items()}
+    for key, value in out.items():
+        if not _TAG_KEY.match(key):
+            raise ValueError(f"tag key {key!r} must be 1-64 characters of letters, digits, _.:-")
+        if len(value) > 256:
+            raise ValueError(f"tag {key!r} is longer than 256 characters")
+    if len(out) > MAX_TAGS:
+        raise ValueError(f"at most {MAX_TAGS} tags, got {len(out)}")
+    return out
 
 
 class Scope:
@@ -51,14 +69,15 @@ class Scope:
         self.project = project
         self.job = job
         self.user = user
-        self.tags = {str(k): str(v) for k, v in (tags or {}).items()}
+        self.tags = _checked_tags(tags)
         self.max_cost = None if max_cost is None else Decimal(str(max_cost))
         self.name = name
         self.parent: Scope | None = None
         self.cost = Decimal(0)
         self.calls = 0
         self.unpriced_calls = 0
-        self.events: list[CostEvent] = []
+        self._wire_events: list[dict[str, Any]] = []
+        self._events: list[CostEvent] = []
         self._keep_events = keep_events
         self._lock = threading.Lock()
         self._token: Token[Scope | None] | None = None
@@ -88,15 +107,23 @@ class Scope:
             out["tags"].update(s.tags)
         return out
 
-    def _add(self, event: CostEvent) -> None:
-        amount = event.cost.total if event.cost is not None else Decimal(0)
+    def _add(self, wire: dict[str, Any], total: Decimal, priced: bool) -> None:
         with self._lock:
-            self.cost += amount
+            self.cost += total
             self.calls += 1
-            if event.cost is None or not event.cost.priced:
+            if not priced:
                 self.unpriced_calls += 1
-            if len(self.events) < self._keep_events:
-                self.events.append(event)
+            if len(self._wire_events) < self._keep_events:
+                self._wire_events.append(wire)
+
+    @property
+    def events(self) -> list[CostEvent]:
+        """The events of this scope (the first ``keep_events`` of them), oldest first."""
+        with self._lock:
+            while len(self._events) < len(self._wire_events):
+                self._events.append(
+                    CostEvent.model_validate(self._wire_events[len(self._events)]))
+            return list(self._events)
 
     def check(self, estimate: Decimal) -> None:
         """Raise `ScopeBudgetExceededError` if ``estimate`` would pass a ``max_cost`` here or above."""
@@ -114,7 +141,7 @@ class Scope:
 
     def label(self) -> str:
         """A short human name: the function, job or project of the scope."""
-        return self.name or self.job or self.project or "unnamed"
+        return self.job or self.name or self.project or "unnamed"
 
     # -- context management --------------------------------------------------------------------
 
@@ -147,7 +174,7 @@ class Scope:
     def summary(self) -> str:
         """One line for logs: ``document analysis job = 4 calls, $0.045``."""
         unpriced = f" ({self.unpriced_calls} unpriced)" if self.unpriced_calls else ""
-        return f"{self.label()} = {self.calls} calls, ${self.cost}{unpriced}"
+        return f"{self.label()} = {self.calls} calls, ${money(self.cost)}{unpriced}"
 
     def __repr__(self) -> str:
         return f"<Scope {self.summary()}>"
@@ -158,11 +185,11 @@ def current_scope() -> Scope | None:
     return _CURRENT.get()
 
 
-def add_to_scopes(event: CostEvent) -> None:
-    """Count ``event`` in the current scope and every scope enclosing it."""
+def add_to_scopes(wire: dict[str, Any], total: Decimal, priced: bool) -> None:
+    """Count a wire event in the current scope and every scope enclosing it."""
     scope = _CURRENT.get()
     while scope is not None:
-        scope._add(event)
+        scope._add(wire, total, priced)
         scope = scope.parent
 
 

@@ -24,7 +24,7 @@ from llmlab._paths import home_dir
 from llmlab._scope import Scope, add_to_scopes, current_scope
 from llmlab.errors import BudgetExceededError
 from llmlab.pricing import Catalogue
-from llmlab.schema import CostEvent, EventCost, EventUsage, SdkInfo, new_event_id
+from llmlab.schema import CostEvent, EventCost, new_event_id
 from llmlab.transport import Transport
 from llmlab.usage import Usage
 
@@ -32,7 +32,7 @@ __all__ = ["NonRecordingTracker", "Options", "Tracker", "capture_internal_except
            "get_tracker", "set_tracker"]
 
 logger = logging.getLogger("llmlab")
-_SDK = SdkInfo.model_construct(name=_consts.SDK_NAME, version=_consts.SDK_VERSION)
+_SDK = {"name": _consts.SDK_NAME, "version": _consts.SDK_VERSION}
 #: Marks log records of errors llmlab swallowed (the test suite turns them into failures).
 INTERNAL_ERROR = "llmlab_internal_error"
 
@@ -86,11 +86,11 @@ class NonRecordingTracker:
     active = False
     options = Options()
 
-    def record_usage(self, **_: Any) -> CostEvent | None:
+    def record_usage(self, **_: Any) -> dict[str, Any] | None:
         """Do nothing (llmlab is not initialised)."""
         return None
 
-    def capture(self, event: CostEvent) -> None:
+    def capture(self, wire: dict[str, Any]) -> None:
         """Do nothing (llmlab is not initialised)."""
 
     def check_budget(self, provider: str, model: str, estimate: Callable[[], Decimal]) -> None:
@@ -137,6 +137,9 @@ class Tracker(NonRecordingTracker):
     def _make_worker(options: Options) -> Any:
         from llmlab._worker import Worker
 
+        from llmlab._spool import Spool
+
+        spool: Spool | None = Spool(options.home / "spool")
         if options.transport is not None:
             transport = options.transport
         elif options.api_key and options.base_url:
@@ -146,18 +149,18 @@ class Tracker(NonRecordingTracker):
         elif options.ledger:
             from llmlab._ledger import LedgerTransport
 
-            transport = LedgerTransport(options.home / "ledger")
+            # The ledger is the local disk already; the spool is kept for a server, so
+            # events spooled for one are never replayed into the ledger instead.
+            transport, spool = LedgerTransport(options.home / "ledger"), None
         else:
             return None
-        from llmlab._spool import Spool
-
-        return Worker(transport, spool=Spool(options.home / "spool"),
-                      queue_size=options.queue_size, batch_size=options.batch_size,
-                      flush_interval=options.flush_interval, **options.worker_options)
+        return Worker(transport, spool=spool, queue_size=options.queue_size,
+                      batch_size=options.batch_size, flush_interval=options.flush_interval,
+                      **options.worker_options)
 
     # -- the per-call path (hot) -------------------------------------------------------------
 
-    def record_usage(
+    def record_usage(  # type: ignore[override]
         self,
         *,
         provider: str,
@@ -176,8 +179,13 @@ class Tracker(NonRecordingTracker):
         timestamp: datetime | None = None,
         cost: Mapping[str, Any] | None = None,
         attribution: Mapping[str, Any] | None = None,
-    ) -> CostEvent:
-        """Price one call and capture its event; returns the event."""
+    ) -> dict[str, Any]:
+        """Price one call and capture its event; returns the event's wire dict.
+
+        This is the per-call hot path: the event is built directly in its wire form (plain
+        types, money as strings); a `CostEvent` model is made only for those who ask for one
+        (``on_event`` callbacks, ``Scope.events``).
+        """
         when = timestamp or datetime.now(UTC)
         scope = current_scope()
         attrs = scope.attribution() if scope is not None else {
@@ -190,39 +198,42 @@ class Tracker(NonRecordingTracker):
                     attrs[key] = value
         project = attrs["project"] or self.options.project
         if cost is not None:
-            event_cost = EventCost.model_validate(cost)
+            wire_cost = EventCost.model_validate(cost)
+            total, priced, cost_dict = wire_cost.total, wire_cost.priced, wire_cost.model_dump(
+                mode="json")
         else:
             breakdown = self.catalogue.cost(model, usage, provider, at=when,
                                             service_tier=service_tier, region=region,
                                             project=project)
             if not breakdown.priced and requested_model and requested_model != model:
-                breakdown = self.catalogue.cost(requested_model, usage, provider,
+                breakdown = self.catalogue.cost(requested_model, usage, provider, at=when,
                                                 service_tier=service_tier, region=region,
                                                 project=project)
-            event_cost = EventCost.model_construct(
-                input=breakdown.input, cache_read=breakdown.cache_read,
-                cache_write=breakdown.cache_write, output=breakdown.output,
-                reasoning=breakdown.reasoning, total=breakdown.total, currency="USD",
-                priced=breakdown.priced, pricing_version=breakdown.pricing_version)
-        event = CostEvent.model_construct(
-            schema_version=1, id=new_event_id(), timestamp=when, provider=provider, model=model,
-            requested_model=requested_model, operation=operation,
-            usage=EventUsage.model_construct(**usage.to_dict()), cost=event_cost,
-            latency_ms=latency_ms, ttfb_ms=ttfb_ms, stream=stream, estimated=estimated,
-            status=status, error_type=error_type, service_tier=service_tier, project=project,
-            job_id=attrs["job_id"], user_id=attrs["user_id"], function=attrs["function"],
-            tags=attrs["tags"], environment=self.options.environment, sdk=_SDK,
-        )
-        self.capture(event)
-        return event
+            total, priced, cost_dict = breakdown.total, breakdown.priced, breakdown.to_wire()
+        wire = {
+            "schema_version": 1, "id": new_event_id(),
+            "timestamp": when.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z",
+            "provider": provider, "model": model, "requested_model": requested_model,
+            "operation": operation, "usage": usage.to_dict(), "cost": cost_dict,
+            "latency_ms": latency_ms, "ttfb_ms": ttfb_ms, "stream": stream,
+            "estimated": estimated, "status": status, "error_type": error_type,
+            "service_tier": service_tier, "project": project, "job_id": attrs["job_id"],
+            "user_id": attrs["user_id"], "function": attrs["function"], "tags": attrs["tags"],
+            "environment": self.options.environment, "sdk": _SDK,
+        }
+        self.capture(wire, total, priced)
+        return wire
 
-    def capture(self, event: CostEvent) -> None:
-        """Count ``event`` in its scopes, tell the callbacks, queue it for delivery."""
-        add_to_scopes(event)
-        for callback in self.options.on_event:
-            _run_callback(callback, event)
+    def capture(self, wire: dict[str, Any], total: Decimal = Decimal(0),
+                priced: bool = True) -> None:
+        """Count an event in its scopes, tell the callbacks, queue it for delivery."""
+        add_to_scopes(wire, total, priced)
+        if self.options.on_event:
+            event = CostEvent.model_validate(wire)
+            for callback in self.options.on_event:
+                _run_callback(callback, event)
         if self._worker is not None:
-            self._worker.submit(event.to_wire())
+            self._worker.submit(wire)
 
     def check_budget(self, provider: str, model: str, estimate: Callable[[], Decimal]) -> None:
         """Raise `BudgetExceededError` if the call's worst case would break a limit."""

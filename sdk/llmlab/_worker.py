@@ -62,6 +62,7 @@ DEFAULT_REPLAY_INTERVAL = 30.0
 #: A server asking for more than this is treated as "down": the batch is spooled instead.
 MAX_RETRY_AFTER = 120.0
 _IDLE_WAIT = 1.0
+_STUCK_AFTER = 1.0
 _LOUD_REJECTIONS = 20
 
 
@@ -154,6 +155,9 @@ class Worker:
         self._queue: deque[Any] = deque()
         self._inflight: list[Any] | None = None
         self._thread: threading.Thread | None = None
+        self._spiller: threading.Thread | None = None
+        self._spill_cond = threading.Condition(self._lock)
+        self._inflight_since = 0.0
         self._pid = os.getpid()
         self._stopping = False
         self._drain_deadline = 0.0
@@ -197,8 +201,10 @@ class Worker:
                     size += 1
                     full = False
                     # Wake the worker only at the thresholds it waits for, not on every event.
-                    if size == 1 or size == self.batch_size or size == self._high_water:
+                    if size == 1 or size == self.batch_size:
                         self._cond.notify()
+                    elif size == self._high_water:
+                        self._spill_cond.notify()
             if full:
                 if dropped == 1 or dropped % 10_000 == 0:
                     logger.warning("llmlab: event queue full (%d); dropped %d events so far",
@@ -311,9 +317,12 @@ class Worker:
             thread = threading.Thread(target=self._run, name="llmlab-worker", daemon=True)
             try:
                 thread.start()
+                if self.spool is not None and self._spiller is None:
+                    self._spiller = threading.Thread(target=self._spill_loop, daemon=True,
+                                                     name="llmlab-spill")
+                    self._spiller.start()
             except RuntimeError:  # interpreter shutting down: shutdown() spools the queue
                 logger.debug("llmlab: could not start the worker thread", exc_info=True)
-                return
             self._thread = thread
 
     def _after_fork_in_child(self) -> None:
@@ -373,6 +382,7 @@ class Worker:
             batch = [self._queue.popleft() for _ in range(min(size, self.batch_size))]
             self._first_seen = None
             self._inflight = batch
+            self._inflight_since = now
             return batch
 
     def _process(self, raw: list[Any]) -> None:
@@ -520,25 +530,43 @@ class Worker:
         return float(self._backoff(state))
 
     def _sleep(self, seconds: float) -> None:
-        """Back off, but wake for shutdown, and spill the queue to disk if it runs high."""
+        """Back off, but wake up for shutdown."""
         end = time.monotonic() + seconds
-        while True:
-            with self._cond:
-                if self._stopping:
+        with self._cond:
+            while not self._stopping:
+                remaining = end - time.monotonic()
+                if remaining <= 0:
                     return
-                spill = self.spool is not None and len(self._queue) >= self._high_water
-                if spill:
-                    count = min(self.batch_size, len(self._queue))
-                    chunk = [self._queue.popleft() for _ in range(count)]
-            if spill:
-                items = [self._item_or_reject(e) for e in chunk]
-                self._park([i for i in items if i is not None], live=True)
-                continue
-            remaining = end - time.monotonic()
-            if remaining <= 0:
-                return
-            with self._cond:
                 self._cond.wait(remaining)
+
+    def _spill_loop(self) -> None:
+        """Move the oldest queued events to the spool while the worker is stuck.
+
+        The worker can be stuck for a whole request timeout (a black-holed server) or a retry
+        backoff; at high submit rates the queue would fill and drop. Spilling costs disk, not
+        events. It only runs when the queue is past half its cap *and* the worker has held its
+        batch for over a second, so a healthy burst is never written to disk.
+        """
+        while True:
+            with self._lock:
+                while True:
+                    if self._closed:
+                        return
+                    held = time.monotonic() - self._inflight_since
+                    busy = self._inflight is not None and held > _STUCK_AFTER
+                    high = len(self._queue) >= self._high_water
+                    if high and (busy or self._down_since is not None):
+                        break
+                    # When high, look again as soon as the batch would count as stuck.
+                    wait = max(0.02, _STUCK_AFTER - held) if high and self._inflight else _IDLE_WAIT
+                    self._spill_cond.wait(min(wait, _IDLE_WAIT))
+                count = min(self.batch_size * 10, len(self._queue) - self._high_water // 2)
+                chunk = [self._queue.popleft() for _ in range(max(1, count))]
+            items = [self._item_or_reject(e) for e in chunk]
+            try:
+                self._park([i for i in items if i is not None], live=True)
+            except Exception:
+                logger.exception("llmlab: internal error while spilling to the spool")
 
     def _count_retry(self, state: tenacity.RetryCallState) -> None:
         self._c["retried"] += 1

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from llmlab import integrations
-from llmlab._scope import Scope
+from llmlab._scope import Scope, _checked_tags
 from llmlab._tracker import (
     NonRecordingTracker,
     Options,
@@ -82,7 +82,7 @@ def init(
     previous = set_tracker(Tracker(options))
     previous.shutdown()
     if auto_instrument:
-        names = () if auto_instrument is True else tuple(auto_instrument)  # type: ignore[arg-type]
+        names = () if auto_instrument is True else tuple(auto_instrument)
         integrations.instrument(*names)
     if not _ATEXIT_REGISTERED:
         atexit.register(_flush_at_exit)
@@ -144,8 +144,9 @@ def record(
 
     ``usage`` is any provider's usage object or dict (or `llmlab.usage.Usage`); ``cost``
     overrides the catalogue's price (a wire cost dict with decimal strings). Attribution
-    comes from the enclosing scope, overridden by the arguments. Bad usage raises
-    ``ValueError``; anything else goes wrong only in the logs. Before `init()` it returns None.
+    comes from the enclosing scope, overridden by the arguments. Bad usage, a bad cost or
+    bad attribution raise ``ValueError`` (this is your call, not a provider's). Before
+    `init()` it returns None.
 
     >>> import llmlab
     >>> llmlab.record("openai", "gpt-4o", {"prompt_tokens": 10, "completion_tokens": 5})
@@ -154,13 +155,12 @@ def record(
     if not tracker.active:
         return None
     normalised = Usage() if usage is None else Usage.from_any(usage, provider)
-    attribution = {"project": project, "job_id": job, "user_id": user, "tags": dict(tags or {})}
-    event: CostEvent | None = None
-    with capture_internal_exceptions():
-        event = tracker.record_usage(provider=provider, model=model, usage=normalised,
-                                     operation=operation, latency_ms=latency_ms, status=status,
-                                     timestamp=timestamp, cost=cost, attribution=attribution)
-    return event
+    attribution = {"project": project, "job_id": job, "user_id": user,
+                   "tags": _checked_tags(tags)}
+    wire = tracker.record_usage(provider=provider, model=model, usage=normalised,
+                                operation=operation, latency_ms=latency_ms, status=status,
+                                timestamp=timestamp, cost=cost, attribution=attribution)
+    return CostEvent.model_validate(wire) if wire is not None else None
 
 
 def flush(timeout: float | None = None) -> bool:

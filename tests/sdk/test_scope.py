@@ -90,13 +90,20 @@ class TestTrack:
         asyncio.run(main())
         assert sorted(e.user_id or "" for e in events) == ["user-0", "user-1", "user-2"]
 
+    def test_bad_tags_fail_at_the_callers_line(self) -> None:
+        """Tags the server would reject are refused when the scope is made, not silently later."""
+        with pytest.raises(ValueError, match="tag key"):
+            llmlab.track(tags={"has space": "x"})
+        with pytest.raises(ValueError, match="at most 32"):
+            llmlab.track(tags={f"k{i}": "v" for i in range(33)})
+
     def test_job_summary_on_exit(self, caplog: pytest.LogCaptureFixture,
                                  events: list[CostEvent]) -> None:
         """A scope logs one job summary line when it ends, and on_scope callbacks get it."""
         with caplog.at_level("INFO", logger="llmlab"), llmlab.track(job="document analysis"):
             for _ in range(4):
                 rec()
-        assert "document analysis = 4 calls, $0.0140" in caplog.text
+        assert "document analysis = 4 calls, $0.014" in caplog.text
 
 
 class TestTrackCost:

@@ -280,7 +280,7 @@ class TestRetries:
                                                   make_worker: MakeWorker) -> None:
         """During an outage the queue stays under its cap and events spill to disk, not drop."""
         server.down()
-        worker = make_worker(queue_size=200, batch_size=50, max_retries=3)
+        worker = make_worker(queue_size=500, batch_size=50, max_retries=3)
         worker.submit(make_event())
         assert wait_until(lambda: worker.stats()["retried"] >= 1)  # the outage has been seen
         peak = 0
@@ -288,11 +288,26 @@ class TestRetries:
             assert worker.submit(event)
             if n % 50 == 0:
                 peak = max(peak, worker.stats()["queued"])
-                time.sleep(0.005)  # 10,000 events/s, far above a real LLM call rate
+                time.sleep(0.01)  # 5,000 events/s, far above a real LLM call rate
         worker.shutdown(2)
         stats = worker.stats()
-        assert peak <= 200 and stats["dropped"] == 0
+        assert peak <= 500 and stats["dropped"] == 0
         assert stats["spooled"] == stats["spool_events"] == 2001
+
+    def test_a_stuck_worker_spills_instead_of_dropping(self, server: CaptureServer,
+                                                       make_worker: MakeWorker) -> None:
+        """While a request hangs on a black-holed server the queue spills to disk, not drops."""
+        server.set_mode("blackhole")
+        worker = make_worker(timeout=10.0, queue_size=600, batch_size=50)
+        for event in make_events(50, "first"):
+            worker.submit(event)
+        assert wait_until(lambda: bool(server.requests))
+        later = make_events(900, "later")
+        for n in range(0, 900, 50):
+            assert all(worker.submit(e) for e in later[n:n + 50])
+            time.sleep(0.1)
+        stats = worker.stats()
+        assert stats["dropped"] == 0 and stats["queued"] <= 600 and stats["spooled"] >= 300
 
     def test_no_spool_holds_events_in_memory_until_recovery(self, server: CaptureServer,
                                                             make_worker: MakeWorker) -> None:

@@ -39,7 +39,11 @@ class StreamState(Protocol):
         """Observe one chunk; return False to hide it from the caller (an injected usage chunk)."""
 
     def result(self) -> tuple[str | None, Usage | None, int]:
-        """(model reported, usage if the provider reported it, characters of output seen)."""
+        """(model reported, usage if the provider reported it, characters of output seen).
+
+        A state may also define ``extra() -> dict`` with ``service_tier`` / ``region`` read
+        from the stream; they are passed on to the event.
+        """
 
 
 @dataclass
@@ -216,7 +220,7 @@ def async_wrapper(spec: CallSpec) -> Callable[[Callable[..., Awaitable[Any]], An
     return wrapper
 
 
-class _StreamProxyBase(wrapt.ObjectProxy):  # type: ignore[misc]
+class _StreamProxyBase(wrapt.ObjectProxy[Any]):
     """Shared bookkeeping of the sync and async stream proxies."""
 
     def __init__(self, wrapped: Any, call: Call, state: StreamState) -> None:
@@ -238,8 +242,11 @@ class _StreamProxyBase(wrapt.ObjectProxy):  # type: ignore[misc]
                 self._self_call.fail(error, stream=True)
                 return
             model, usage, chars = self._self_state.result()
+            extra_of = getattr(self._self_state, "extra", None)
+            extra = extra_of() if callable(extra_of) else {}
             self._self_call.finish(model, usage, stream=True, estimated_output_chars=chars,
-                                   status="cancelled" if early and usage is None else "ok")
+                                   status="cancelled" if early and usage is None else "ok",
+                                   **extra)
 
     def __del__(self) -> None:
         # A stream dropped without being exhausted or closed is still recorded.

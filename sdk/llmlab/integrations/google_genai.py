@@ -191,18 +191,22 @@ class GoogleGenAIIntegration(Integration):
             self.patch(owner, name, _wrapper(spec, is_async))
 
     def wrap_client(self, client: Any) -> bool:
-        """Instrument one ``genai.Client`` (its ``models`` and ``aio.models``)."""
+        """Instrument one ``genai.Client`` (its ``models`` and ``aio.models``), or one
+        ``client.aio`` (``AsyncClient``, its ``models``)."""
         try:
-            from google.genai import Client
+            from google.genai.client import AsyncClient, Client
         except ImportError:
             return False
-        if not isinstance(client, Client):
+        if isinstance(client, Client):
+            resources = {False: client.models, True: client.aio.models}
+        elif isinstance(client, AsyncClient):
+            resources = {True: client.models}
+        else:
             return False
-        resources = {False: client.models, True: client.aio.models}
         for owner, name, spec, is_async in self._targets():
-            resource = resources[is_async]
+            resource = resources.get(is_async)
             if not isinstance(resource, owner) or name in vars(resource):
-                continue  # another type, or already wrapped
+                continue  # another type, not asked for, or already wrapped
             setattr(resource, name,
                     wrapt.FunctionWrapper(getattr(resource, name), _wrapper(spec, is_async)))
         return True

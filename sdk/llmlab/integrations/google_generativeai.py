@@ -11,10 +11,18 @@ chunk iterator, so iteration, ``resolve()``, ``.text`` and ``.usage_metadata`` b
 as without llmlab. Streamed usage is cumulative: the last chunk's ``usage_metadata`` is the
 request's usage. The model is the response's ``model_version`` (else the GenerativeModel's
 ``model_name``), without its ``models/`` prefix; the provider is ``google``.
+
+Thinking tokens: the ``UsageMetadata`` proto of google-ai-generativelanguage 0.6 (what 0.8
+uses) has no ``thoughts_token_count`` (nor ``tool_use_prompt_token_count``), so the SDK drops
+them while parsing, REST and gRPC alike, but ``total_token_count`` still includes them. The
+tokens the total holds beyond prompt + candidates are therefore counted as thinking (output,
+the usual case for Gemini 2.5 models; built-in tool-use prompt tokens cannot be told apart
+and are counted the same way). When the proto does carry the fields, nothing is left over.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 from llmlab.integrations import DidNotEnable, Integration
@@ -41,7 +49,17 @@ def _has(message: Any, name: str) -> bool:
 
 
 def _usage(message: Any) -> Usage | None:
-    return Usage.from_any(message.usage_metadata) if _has(message, "usage_metadata") else None
+    """The message's usage; tokens the proto cannot name are counted as thinking (see above)."""
+    if not _has(message, "usage_metadata"):
+        return None
+    metadata = message.usage_metadata
+    usage = Usage.from_any(metadata)
+    total = getattr(metadata, "total_token_count", None)
+    unnamed = (total - usage.input_tokens - usage.output_tokens) if isinstance(total, int) else 0
+    if unnamed > 0:
+        usage = dataclasses.replace(usage, output_tokens=usage.output_tokens + unnamed,
+                                    reasoning_tokens=usage.reasoning_tokens + unnamed)
+    return usage
 
 
 def _model(message: Any) -> str | None:

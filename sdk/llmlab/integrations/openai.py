@@ -30,6 +30,7 @@ from llmlab.usage import Usage
 
 __all__ = ["OpenAIIntegration", "provider_for_base_url"]
 
+_RAW_RESPONSE_TYPES = frozenset({"LegacyAPIResponse", "APIResponse", "AsyncAPIResponse"})
 #: Hosts where llmlab may add ``stream_options.include_usage`` to a streamed chat request.
 _INJECT_USAGE_PROVIDERS = frozenset({"openai", "azure"})
 
@@ -43,15 +44,27 @@ def provider_for_base_url(host: str) -> str:
     return "openai"
 
 
+#: id(base_url object) → (that object, provider): parsing the host on every call is not free.
+_PROVIDER_BY_URL: dict[int, tuple[Any, str]] = {}
+
+
 def _provider(resource: Any) -> str:
     client = getattr(resource, "_client", None)
     if client is None:
         return "openai"
-    if type(client).__name__.startswith(("AzureOpenAI", "AsyncAzureOpenAI")):
-        return "azure"
     base_url = getattr(client, "base_url", None)
-    host = getattr(base_url, "host", None)
-    return provider_for_base_url(str(host)) if host else "openai"
+    cached = _PROVIDER_BY_URL.get(id(base_url))
+    if cached is not None and cached[0] is base_url:
+        return cached[1]
+    if type(client).__name__.startswith(("AzureOpenAI", "AsyncAzureOpenAI")):
+        provider = "azure"
+    else:
+        host = getattr(base_url, "host", None)
+        provider = provider_for_base_url(str(host)) if host else "openai"
+    if len(_PROVIDER_BY_URL) > 1000:
+        _PROVIDER_BY_URL.clear()
+    _PROVIDER_BY_URL[id(base_url)] = (base_url, provider)
+    return provider
 
 
 def _usage(obj: Any) -> Usage | None:
@@ -131,7 +144,7 @@ def _injects_usage(provider: str, kwargs: dict[str, Any]) -> bool:
 
 
 def _prepare_chat(instance: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-    if _injects_usage(_provider(instance), kwargs):
+    if kwargs.get("stream") and _injects_usage(_provider(instance), kwargs):
         options = kwargs.get("stream_options")
         kwargs = {**kwargs, "stream_options": {**(options if isinstance(options, dict) else {}),
                                                "include_usage": True}}
@@ -140,9 +153,9 @@ def _prepare_chat(instance: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def _adapt_raw(result: Any, call: Call, spec: CallSpec) -> Any:
     """Cost ``with_raw_response`` / ``with_streaming_response`` results when they are parsed."""
-    parse = getattr(result, "parse", None)
-    if parse is None or not hasattr(result, "http_response"):
+    if type(result).__name__ not in _RAW_RESPONSE_TYPES:
         return None
+    parse = result.parse
     stream = spec.is_stream(call.kwargs)
 
     def settle(parsed: Any) -> Any:

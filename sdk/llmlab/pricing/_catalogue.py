@@ -54,6 +54,9 @@ _SNAPSHOT_SUFFIXES = (
 _BEDROCK_GEO = re.compile(r"^(?:us|eu|apac|au|jp|ca|global|us-gov)\.")
 
 _BUNDLED: Catalogue | None = None
+_MISSING: Any = object()
+_BUNDLED_DATA: dict[str, Any] | None = None  # parsed once; never mutated
+_ONE = Decimal(1)
 _BUNDLED_LOCK = threading.Lock()
 
 
@@ -91,10 +94,15 @@ class Catalogue:
         try:
             self.pricing_version: str = str(data["pricing_version"])
             self.source: dict[str, Any] = dict(data.get("source") or {})
-            self.models: dict[str, ModelPrice] = {
-                key: ModelPrice.from_dict(key, entry) for key, entry in data["models"].items()}
+            raw = data["models"]
+            # Models are built from their JSON on first use: a process prices a handful of
+            # the 1,500 models, and building all of them would cost ~50 ms at start-up.
+            self._raw: Mapping[str, Mapping[str, Any]] = raw
+            self._identity = {key: (str(entry["provider"]), str(entry["name"]))
+                              for key, entry in raw.items()}
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise PricingError(f"malformed pricing catalogue: {exc!r}") from exc
+        self._models: dict[str, ModelPrice] = {}
         self._aliases: dict[str, str] = {}
         self._markups: dict[str | None, Decimal] = {}
         self._warned: set[tuple[str, str | None]] = set()
@@ -115,8 +123,11 @@ class Catalogue:
     @classmethod
     def bundled(cls) -> Catalogue:
         """The catalogue shipped inside the package (a fresh, override-free copy)."""
-        text = resources.files("llmlab.pricing").joinpath("catalogue.json").read_text("utf-8")
-        return cls(json.loads(text))
+        global _BUNDLED_DATA
+        if _BUNDLED_DATA is None:
+            text = resources.files("llmlab.pricing").joinpath("catalogue.json").read_text("utf-8")
+            _BUNDLED_DATA = json.loads(text)
+        return cls(_BUNDLED_DATA)
 
     @classmethod
     def default(cls) -> Catalogue:
@@ -157,13 +168,33 @@ class Catalogue:
         tmp.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n", "utf-8")
         tmp.replace(target)
 
+    @property
+    def models(self) -> dict[str, ModelPrice]:
+        """Every model, keyed ``provider/name`` (builds all of them: for listings, not lookups)."""
+        for key in self._identity:
+            self._model(key)
+        return dict(self._models)
+
+    def _model(self, key: str) -> ModelPrice | None:
+        model = self._models.get(key)
+        if model is None and key in self._identity:
+            try:
+                model = self._models[key] = ModelPrice.from_dict(key, self._raw[key])
+            except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+                raise PricingError(f"malformed catalogue entry {key}: {exc!r}") from exc
+        return model
+
+    def _add(self, model: ModelPrice) -> None:
+        self._models[model.key] = model
+        self._identity[model.key] = (model.provider, model.name)
+
     def _reindex(self) -> None:
         by_name: dict[str, list[str]] = {}
-        for key, model in self.models.items():
-            by_name.setdefault(model.name, []).append(key)
+        for key, (_, name) in self._identity.items():
+            by_name.setdefault(name, []).append(key)
         order = {p: i for i, p in enumerate(PROVIDER_IDS)}
         for keys in by_name.values():
-            keys.sort(key=lambda k: order.get(self.models[k].provider, len(order)))
+            keys.sort(key=lambda k: order.get(self._identity[k][0], len(order)))
         self._by_name = by_name
         self._resolved: dict[tuple[str, str | None], ModelPrice | None] = {}
 
@@ -213,9 +244,9 @@ class Catalogue:
 
     def _exact(self, name: str, provider: str | None) -> ModelPrice | None:
         if provider is not None:
-            return self.models.get(f"{provider}/{name}")
+            return self._model(f"{provider}/{name}")
         keys = self._by_name.get(name)
-        return self.models[keys[0]] if keys else None
+        return self._model(keys[0]) if keys else None
 
     # -- overrides -------------------------------------------------------------------------
 
@@ -263,14 +294,14 @@ class Catalogue:
         key = f"{provider}/{name}"
         period = PricePeriod(effective_from=_to_date(effective_from), rates={"standard": rates})
         with self._lock:
-            existing = self.models.get(key)
+            existing = self._model(key)
             if existing is not None and period.effective_from is not None:
                 periods = [p for p in existing.periods if p.effective_from != period.effective_from]
                 existing.periods = sorted([*periods, period],
                                           key=lambda p: p.effective_from or date.min)
             else:
-                self.models[key] = ModelPrice(key=key, provider=provider, name=name, mode=mode,
-                                              periods=[period])
+                self._add(ModelPrice(key=key, provider=provider, name=name, mode=mode,
+                                     periods=[period]))
             self._reindex()
 
     def add_alias(self, alias: str, target: str) -> None:
@@ -310,9 +341,9 @@ class Catalogue:
         with self._lock:
             for key, data in models.items():
                 new = ModelPrice.from_dict(key, data)
-                current = self.models.get(key)
+                current = self._model(key)
                 if current is None:
-                    self.models[key] = new
+                    self._add(new)
                     added += 1
                     continue
                 latest = current.periods[-1]
@@ -344,8 +375,10 @@ class Catalogue:
         project: str | None = None,
     ) -> CostBreakdown:
         """The exact cost of one call; see `llmlab.cost`."""
-        normalised = Usage.from_any(usage, provider)
-        entry = self.resolve(model, provider)
+        normalised = usage if type(usage) is Usage else Usage.from_any(usage, provider)
+        entry: ModelPrice | None = self._resolved.get((model, provider), _MISSING)
+        if entry is _MISSING:
+            entry = self.resolve(model, provider)
         if entry is None:
             if (model, provider) not in self._warned:
                 self._warned.add((model, provider))
@@ -354,27 +387,27 @@ class Catalogue:
                                "~/.llmlab/pricing.toml.", model, provider or "unknown")
             return CostBreakdown(model=model, provider=provider,
                                  pricing_version=self.pricing_version)
-        period = entry.period_at(at if at is None or type(at) is date else _to_date(at))
-        svc = _service_tier(service_tier)
+        periods = entry.periods
+        period = periods[-1] if at is None or len(periods) == 1 else entry.period_at(
+            at if type(at) is date else _to_date(at))
+        svc = _SERVICE_TIER_NAMES.get(service_tier) or str(service_tier).lower()
         card = period.card(svc, normalised.input_tokens)
-        multiplier = self._markups.get(project) or self._markups.get(None) or Decimal(1)
+        multiplier = _ONE
+        if self._markups:
+            multiplier = self._markups.get(project) or self._markups.get(None) or _ONE
         if region:
             regional = period.multipliers.get(region.lower())
             if regional is None and region.lower() not in ("global", "default"):
                 regional = period.multipliers.get("regional")
             if regional is not None:
                 multiplier = multiplier * regional
-        return compute(card, normalised, multiplier, model=model, provider=entry.provider,
-                       pricing_version=self.pricing_version, priced_as=entry.key)
+        return compute(card, normalised, multiplier, model, entry.provider,
+                       self.pricing_version, entry.key)
 
 
 _SERVICE_TIER_NAMES = {None: "standard", "default": "standard", "auto": "standard",
                        "standard": "standard", "standard_only": "standard", "scale": "standard",
                        "batch": "batch", "batches": "batch"}
-
-
-def _service_tier(name: str | None) -> str:
-    return _SERVICE_TIER_NAMES.get(name) or str(name).lower()
 
 
 def _candidates(name: str) -> list[str]:

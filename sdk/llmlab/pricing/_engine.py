@@ -63,32 +63,38 @@ class CostBreakdown:
         }
 
 
-def compute(card: RateCard, usage: Usage, multiplier: Decimal, **identity: Any) -> CostBreakdown:
-    """Price ``usage`` with ``card``; every component is scaled by ``multiplier``."""
-    # Zero counts are skipped: most calls use two or three of the ten components.
-    u = usage
-    inp = u.uncached_input_tokens * card.input
-    if u.audio_input_tokens:
-        inp += u.audio_input_tokens * card.audio_input
-    if u.image_input_tokens:
-        inp += u.image_input_tokens * card.image_input
-    cache_read = u.cache_read_tokens * card.cache_read if u.cache_read_tokens else ZERO
-    cache_write = u.cache_write_tokens * card.cache_write if u.cache_write_tokens else ZERO
-    if u.cache_write_1h_tokens:
-        cache_write += u.cache_write_1h_tokens * card.cache_write_long
-    out = u.text_output_tokens * card.output
-    if u.audio_output_tokens:
-        out += u.audio_output_tokens * card.audio_output
-    if u.image_output_tokens:
-        out += u.image_output_tokens * card.image_output
-    reasoning = u.reasoning_tokens * card.reasoning if u.reasoning_tokens else ZERO
+def compute(card: RateCard, u: Usage, multiplier: Decimal, model: str, provider: str | None,
+            pricing_version: str | None, priced_as: str | None) -> CostBreakdown:
+    """Price usage ``u`` with ``card``; every component is scaled by ``multiplier``."""
+    # The hot path of every call: zero counts are skipped (most calls use two or three of the
+    # ten components) and the subset arithmetic of Usage is inlined.
+    cache_read_tokens = u.cache_read_tokens
+    cache_write_tokens = u.cache_write_tokens
+    cache_long_tokens = u.cache_write_1h_tokens
+    audio_in, image_in = u.audio_input_tokens, u.image_input_tokens
+    reasoning_tokens, audio_out, image_out = (u.reasoning_tokens, u.audio_output_tokens,
+                                              u.image_output_tokens)
+    inp = (u.input_tokens - cache_read_tokens - cache_write_tokens - cache_long_tokens - audio_in
+           - image_in) * card.input
+    if audio_in:
+        inp += audio_in * card.audio_input
+    if image_in:
+        inp += image_in * card.image_input
+    cache_read = cache_read_tokens * card.cache_read if cache_read_tokens else ZERO
+    cache_write = cache_write_tokens * card.cache_write if cache_write_tokens else ZERO
+    if cache_long_tokens:
+        cache_write += cache_long_tokens * card.cache_write_long
+    out = (u.output_tokens - reasoning_tokens - audio_out - image_out) * card.output
+    if audio_out:
+        out += audio_out * card.audio_output
+    if image_out:
+        out += image_out * card.image_output
+    reasoning = reasoning_tokens * card.reasoning if reasoning_tokens else ZERO
     if multiplier != _ONE:
         inp, cache_read, cache_write, out, reasoning = (
             inp * multiplier, cache_read * multiplier, cache_write * multiplier,
             out * multiplier, reasoning * multiplier)
-    return CostBreakdown(
-        input=inp, cache_read=cache_read, cache_write=cache_write, output=out,
-        reasoning=reasoning, total=inp + cache_read + cache_write + out + reasoning,
-        priced=True, service_tier=card.service_tier, long_context_threshold=card.threshold,
-        multiplier=multiplier, **identity,
-    )
+    return CostBreakdown(model, provider, inp, cache_read, cache_write, out, reasoning,
+                         inp + cache_read + cache_write + out + reasoning, "USD", True,
+                         pricing_version, priced_as, card.service_tier, card.threshold,
+                         multiplier)

@@ -3,6 +3,9 @@
 - `FakeProvider`: a real local HTTP server speaking the OpenAI, Anthropic and Gemini wire
   formats (streaming too), with controllable usage, latency and failures.
 - `capture_events()`: collect the events llmlab records inside a ``with`` block.
+- `CaptureServer`: a local llmlab-compatible ingest server that misbehaves on demand (down,
+  500s, 429 with Retry-After, slow, resets, black hole, partial rejection), for testing delivery;
+  `make_event` / `make_events` build valid wire events for it.
 
 >>> import llmlab
 >>> from llmlab.testing import capture_events
@@ -18,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from llmlab.schema import CostEvent
+from llmlab.testing._capture_server import CaptureServer, make_event, make_events
 from llmlab.testing._fake_provider import (
     FakeProvider,
     FakeSettings,
@@ -26,8 +30,8 @@ from llmlab.testing._fake_provider import (
 )
 from llmlab.testing._fake_wire import FakeFunctionCall, FakeUsage
 
-__all__ = ["FakeFunctionCall", "FakeProvider", "FakeSettings", "FakeUsage", "RecordedRequest",
-           "capture_events", "fake_provider"]
+__all__ = ["CaptureServer", "FakeFunctionCall", "FakeProvider", "FakeSettings", "FakeUsage",
+           "RecordedRequest", "capture_events", "fake_provider", "make_event", "make_events"]
 
 
 @contextmanager

@@ -1,0 +1,152 @@
+"""Latency llmlab adds to a provider call, and to each streamed chunk.
+
+    python benchmarks/sdk_overhead.py [--calls 3000] [--chunks 200]
+
+The same openai client runs against an in-process ``httpx2.MockTransport`` that returns a
+canned Chat Completions response (no network, so the difference is llmlab's own work):
+bare, then with ``llmlab.init()`` (events go to the worker with an in-memory transport).
+Calls alternate in blocks so machine noise hits both sides alike; medians of the calling
+thread's CPU time are compared.
+Langfuse's OpenAI integration is measured the same way when it is importable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sdk"))
+
+import httpx2  # noqa: E402
+import openai  # noqa: E402
+
+import llmlab  # noqa: E402
+from llmlab.transport import InMemoryTransport  # noqa: E402
+
+COMPLETION = {
+    "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-2024-08-06",
+    "choices": [{"index": 0, "finish_reason": "stop",
+                 "message": {"role": "assistant", "content": "Hello there!"}}],
+    "usage": {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500,
+              "prompt_tokens_details": {"cached_tokens": 1000},
+              "completion_tokens_details": {"reasoning_tokens": 120}},
+}
+
+
+def stream_body(chunks: int) -> bytes:
+    """An SSE body of ``chunks`` content chunks plus the usage chunk."""
+    lines = []
+    for i in range(chunks):
+        lines.append({"id": "c", "object": "chat.completion.chunk", "created": 1,
+                      "model": "gpt-4o", "choices": [{"index": 0, "delta": {"content": f"t{i} "},
+                                                      "finish_reason": None}]})
+    lines.append({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
+                  "choices": [], "usage": COMPLETION["usage"]})
+    body = b"".join(b"data: " + json.dumps(x).encode() + b"\n\n" for x in lines)
+    return body + b"data: [DONE]\n\n"
+
+
+def make_client(chunks: int) -> openai.OpenAI:
+    """An OpenAI client answered in-process."""
+    plain = json.dumps(COMPLETION).encode()
+    streamed = stream_body(chunks)
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if b'"stream":true' in request.content or b'"stream": true' in request.content:
+            return httpx2.Response(200, content=streamed,
+                                   headers={"content-type": "text/event-stream"})
+        return httpx2.Response(200, content=plain, headers={"content-type": "application/json"})
+
+    http = httpx2.Client(transport=httpx2.MockTransport(handler))
+    return openai.OpenAI(api_key="sk-bench", base_url="https://api.openai.com/v1",
+                         http_client=http, max_retries=0)
+
+
+def timed(fn: Callable[[], Any], n: int) -> list[float]:
+    """Per-call CPU seconds of the calling thread over ``n`` runs.
+
+    Thread CPU time, not wall time: on a shared machine other processes would otherwise
+    dominate a 20 us difference. Work llmlab hands to its background worker is not the
+    caller's latency and is (rightly) not counted here.
+    """
+    out = []
+    clock = time.thread_time
+    for _ in range(n):
+        start = clock()
+        fn()
+        out.append(clock() - start)
+    return out
+
+
+def measure(calls: int, chunks: int, setup: Callable[[], None], teardown: Callable[[], None],
+            ) -> dict[str, float]:
+    """Median bare and instrumented times for a plain call and a stream, interleaved."""
+    client = make_client(chunks)
+    messages = [{"role": "user", "content": "hi"}]
+
+    def plain() -> None:
+        client.chat.completions.create(model="gpt-4o", messages=messages)
+
+    def stream() -> None:
+        for _ in client.chat.completions.create(model="gpt-4o", messages=messages, stream=True,
+                                                stream_options={"include_usage": True}):
+            pass
+
+    bare_plain: list[float] = []
+    inst_plain: list[float] = []
+    bare_stream: list[float] = []
+    inst_stream: list[float] = []
+    block = 100
+    timed(plain, 200)
+    for _ in range(max(1, calls // block)):
+        bare_plain += timed(plain, block)
+        bare_stream += timed(stream, max(1, block // 10))
+        setup()
+        inst_plain += timed(plain, block)
+        inst_stream += timed(stream, max(1, block // 10))
+        teardown()
+    med = statistics.median
+    return {
+        "bare_call_us": med(bare_plain) * 1e6, "instrumented_call_us": med(inst_plain) * 1e6,
+        "added_per_call_us": (med(inst_plain) - med(bare_plain)) * 1e6,
+        "added_per_chunk_us": (med(inst_stream) - med(bare_stream)
+                               - (med(inst_plain) - med(bare_plain))) * 1e6 / chunks,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=3000)
+    parser.add_argument("--chunks", type=int, default=200)
+    args = parser.parse_args()
+
+    transport = InMemoryTransport()
+
+    def setup() -> None:
+        llmlab.init(transport=transport, auto_instrument=["openai"], ledger=False)
+
+    def teardown() -> None:
+        llmlab.shutdown()
+        llmlab.uninstrument()
+
+    result = measure(args.calls, args.chunks, setup, teardown)
+    print(f"bare call (median):            {result['bare_call_us']:8.1f} us")
+    print(f"instrumented call (median):    {result['instrumented_call_us']:8.1f} us")
+    print(f"llmlab added per call:         {result['added_per_call_us']:8.1f} us")
+    print(f"llmlab added per stream chunk: {result['added_per_chunk_us']:8.2f} us")
+    print(f"events delivered to transport: {len(transport.events)}")
+    try:
+        from langfuse.openai import openai as _lf  # noqa: F401
+    except Exception as exc:  # langfuse is optional
+        print(f"langfuse not measured: {type(exc).__name__}: {exc}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
