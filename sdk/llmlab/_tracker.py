@@ -135,9 +135,8 @@ class Tracker(NonRecordingTracker):
 
     @staticmethod
     def _make_worker(options: Options) -> Any:
-        from llmlab._worker import Worker
-
         from llmlab._spool import Spool
+        from llmlab._worker import Worker
 
         spool: Spool | None = Spool(options.home / "spool")
         if options.transport is not None:

@@ -12,6 +12,8 @@ import importlib.metadata
 import logging
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from types import ModuleType
 from typing import Any, ClassVar
 
 import wrapt
@@ -40,6 +42,8 @@ _ALIASES = {"google-genai": "google_genai", "google-generativeai": "google_gener
 
 _LOCK = threading.Lock()
 _INSTALLED: dict[str, Integration] = {}
+#: Enabled, waiting for the application to import the library.
+_PENDING: set[str] = set()
 
 
 class DidNotEnable(Exception):
@@ -50,6 +54,8 @@ class Integration(ABC):
     """Base of every provider integration."""
 
     identifier: ClassVar[str]
+    #: The module whose import triggers the patching.
+    module: ClassVar[str]
     #: The distribution name and the oldest version tested.
     distribution: ClassVar[str]
     min_version: ClassVar[tuple[int, ...]]
@@ -110,46 +116,68 @@ def _normalise(names: tuple[str, ...]) -> list[str]:
 
 
 def instrument(*names: str) -> list[str]:
-    """Patch every installed supported library (or the named ones), once; returns those active.
+    """Patch every installed supported library (or the named ones), once; returns those enabled.
 
-    Explicitly named libraries that are missing are logged as warnings; with no names,
-    missing libraries are skipped quietly.
+    A library that is installed but not imported yet is patched the moment the application
+    imports it (a post-import hook), so `init()` never imports a provider SDK itself (nor
+    triggers its import-time warnings). Explicitly named libraries that are missing are logged
+    as warnings; with no names, missing libraries are skipped quietly.
     """
     enabled: list[str] = []
     with _LOCK:
         for identifier in _normalise(names):
-            if identifier in _INSTALLED:
+            if identifier in _INSTALLED or identifier in _PENDING:
                 enabled.append(identifier)
                 continue
             try:
                 cls = _load(identifier)
                 cls.check_version()
-                integration = cls()
-                integration.setup_once()
-            except DidNotEnable as exc:
+            except (DidNotEnable, ImportError) as exc:
                 (logger.warning if names else logger.debug)("llmlab: %s not instrumented: %s",
                                                              identifier, exc)
                 continue
-            except ImportError as exc:
-                (logger.warning if names else logger.debug)("llmlab: %s not instrumented: %s",
-                                                             identifier, exc)
-                continue
-            _INSTALLED[identifier] = integration
+            _PENDING.add(identifier)
             enabled.append(identifier)
+    for identifier in enabled:
+        if identifier not in _INSTALLED:
+            wrapt.register_post_import_hook(_hook_for(identifier), _load(identifier).module)
     return enabled
+
+
+def _hook_for(identifier: str) -> Callable[[ModuleType], None]:
+    def hook(_module: ModuleType) -> None:
+        _setup(identifier)
+
+    return hook
+
+
+def _setup(identifier: str) -> None:
+    """Patch one library now that it is imported (called by its post-import hook)."""
+    with _LOCK:
+        if identifier not in _PENDING:  # uninstrumented meanwhile, or already set up
+            return
+        _PENDING.discard(identifier)
+        try:
+            integration = _load(identifier)()
+            integration.setup_once()
+        except (DidNotEnable, ImportError) as exc:
+            logger.warning("llmlab: %s not instrumented: %s", identifier, exc)
+            return
+        _INSTALLED[identifier] = integration
 
 
 def uninstrument(*names: str) -> None:
     """Undo `instrument` (for every library, or the named ones)."""
     with _LOCK:
         for identifier in _normalise(names):
+            _PENDING.discard(identifier)
             integration = _INSTALLED.pop(identifier, None)
             if integration is not None:
                 integration.teardown()
 
 
 def installed() -> list[str]:
-    """Identifiers of the integrations currently patched in."""
+    """Identifiers of the integrations currently patched in (imported libraries only)."""
     return sorted(_INSTALLED)
 
 

@@ -238,10 +238,14 @@ class _StreamProxyBase(wrapt.ObjectProxy[Any]):
 
     def _self_finish(self, *, early: bool = False, error: BaseException | None = None) -> None:
         with capture_internal_exceptions():
-            if error is not None:
-                self._self_call.fail(error, stream=True)
-                return
             model, usage, chars = self._self_state.result()
+            if error is not None:
+                if usage is None:
+                    self._self_call.fail(error, stream=True)
+                else:  # a stream that broke after reporting usage: those tokens were billed
+                    self._self_call.finish(model, usage, stream=True, status="error",
+                                           error_type=type(error).__name__)
+                return
             extra_of = getattr(self._self_state, "extra", None)
             extra = extra_of() if callable(extra_of) else {}
             self._self_call.finish(model, usage, stream=True, estimated_output_chars=chars,

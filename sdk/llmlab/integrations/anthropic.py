@@ -262,6 +262,7 @@ class AnthropicIntegration(Integration):
     """Instruments the ``anthropic`` package (2.x)."""
 
     identifier: ClassVar[str] = "anthropic"
+    module: ClassVar[str] = "anthropic"
     distribution: ClassVar[str] = "anthropic"
     min_version: ClassVar[tuple[int, ...]] = (2, 0)
 

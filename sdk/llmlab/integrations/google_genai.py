@@ -161,6 +161,7 @@ class GoogleGenAIIntegration(Integration):
     """Instruments the ``google-genai`` package (``from google import genai``)."""
 
     identifier: ClassVar[str] = "google_genai"
+    module: ClassVar[str] = "google.genai"
     distribution: ClassVar[str] = "google-genai"
     min_version: ClassVar[tuple[int, ...]] = (1, 0)
 

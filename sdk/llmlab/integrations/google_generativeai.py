@@ -120,6 +120,7 @@ class GoogleGenerativeAIIntegration(Integration):
     """Instruments the ``google-generativeai`` package (0.8)."""
 
     identifier: ClassVar[str] = "google_generativeai"
+    module: ClassVar[str] = "google.generativeai"
     distribution: ClassVar[str] = "google-generativeai"
     min_version: ClassVar[tuple[int, ...]] = (0, 8)
 

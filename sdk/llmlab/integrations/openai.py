@@ -199,6 +199,7 @@ class OpenAIIntegration(Integration):
     """Instruments the ``openai`` package (3.x)."""
 
     identifier: ClassVar[str] = "openai"
+    module: ClassVar[str] = "openai"
     distribution: ClassVar[str] = "openai"
     min_version: ClassVar[tuple[int, ...]] = (3, 0)
 

@@ -144,8 +144,9 @@ class _Break:
     provider: Provider | None
 
 
-_GEMINI_ROUTE = re.compile(
-    r"^/(?:v1beta|v1|v1alpha)/(?P<model>(?:models|tunedModels)/[^:/]+)"
+_GEMINI_ROUTE = re.compile(  # Gemini API and Vertex AI (projects/…/publishers/google/…) paths
+    r"^/(?:v1beta1|v1beta|v1|v1alpha)/(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/[^/]+/)?"
+    r"(?P<model>(?:models|tunedModels)/[^:/]+)"
     r":(?P<method>generateContent|streamGenerateContent|countTokens)$"
 )
 _OPENAI_ROUTES = {
