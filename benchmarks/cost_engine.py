@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sdk"))
 
-from llmlab.pricing import Catalogue  # noqa: E402
-from llmlab.usage import Usage  # noqa: E402
+from llmlab.pricing import Catalogue
+from llmlab.usage import Usage
 
 #: (model, provider, normalised usage) — the same calls for both engines.
 MIX: list[tuple[str, str, dict[str, int]]] = [

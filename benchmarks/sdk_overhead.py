@@ -4,7 +4,8 @@
 
 The same openai client runs against an in-process ``httpx2.MockTransport`` that returns a
 canned Chat Completions response (no network, so the difference is llmlab's own work):
-bare, then with ``llmlab.init()`` (events go to the worker with an in-memory transport).
+bare, then with ``llmlab.init()`` (events go through the real worker to a transport that only
+counts them).
 Calls alternate in blocks so machine noise hits both sides alike; medians of the calling
 thread's CPU time are compared.
 Langfuse's OpenAI integration is measured the same way when it is importable.
@@ -23,11 +24,23 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sdk"))
 
-import httpx2  # noqa: E402
-import openai  # noqa: E402
+import httpx2
+import openai
 
-import llmlab  # noqa: E402
-from llmlab.transport import InMemoryTransport  # noqa: E402
+import llmlab
+from llmlab.transport import SendResult, Transport
+
+
+class CountingTransport(Transport):
+    """Accepts every batch and only counts it: the worker's delivery cost is measured by
+    benchmarks/transport_outage.py; here we measure what the calling thread pays."""
+
+    def __init__(self) -> None:
+        self.events = 0
+
+    def send(self, events: list[dict[str, Any]]) -> SendResult:
+        self.events += len(events)
+        return SendResult.all_accepted(events)
 
 COMPLETION = {
     "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-2024-08-06",
@@ -120,13 +133,42 @@ def measure(calls: int, chunks: int, setup: Callable[[], None], teardown: Callab
     }
 
 
+def measure_own_path(n: int = 20000) -> float:
+    """Microseconds of llmlab's own per-call work: the patched-method wrapper around a function
+    that returns a ready ChatCompletion (no SDK request building, no HTTP, no parsing)."""
+    from openai.types.chat import ChatCompletion
+
+    from llmlab.integrations import openai as integration
+    from llmlab.integrations._common import sync_wrapper
+
+    completion = ChatCompletion.model_validate(COMPLETION)
+    spec = integration._spec("chat.completions", stream_state=integration._chat_state,
+                             prepare=integration._prepare_chat)
+    wrapper = sync_wrapper(spec)
+    kwargs = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+
+    def provider_call(**_: Any) -> ChatCompletion:
+        return completion
+
+    class Resource:
+        _client = None
+
+    resource = Resource()
+    for _ in range(1000):
+        wrapper(provider_call, resource, (), kwargs)
+    start = time.perf_counter()
+    for _ in range(n):
+        wrapper(provider_call, resource, (), kwargs)
+    return (time.perf_counter() - start) / n * 1e6
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--chunks", type=int, default=200)
     args = parser.parse_args()
 
-    transport = InMemoryTransport()
+    transport = CountingTransport()
 
     def setup() -> None:
         llmlab.init(transport=transport, auto_instrument=["openai"], ledger=False)
@@ -140,7 +182,11 @@ def main() -> int:
     print(f"instrumented call (median):    {result['instrumented_call_us']:8.1f} us")
     print(f"llmlab added per call:         {result['added_per_call_us']:8.1f} us")
     print(f"llmlab added per stream chunk: {result['added_per_chunk_us']:8.2f} us")
-    print(f"events delivered to transport: {len(transport.events)}")
+    print(f"events delivered to transport: {transport.events}")
+    setup()
+    own = measure_own_path()
+    teardown()
+    print(f"llmlab's own per-call path:    {own:8.1f} us (wrapper + usage + cost + event + queue)")
     try:
         from langfuse.openai import openai as _lf  # noqa: F401
     except Exception as exc:  # langfuse is optional

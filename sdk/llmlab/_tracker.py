@@ -8,11 +8,10 @@ swallowed, never raised into the host app.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -37,16 +36,35 @@ _SDK = {"name": _consts.SDK_NAME, "version": _consts.SDK_VERSION}
 INTERNAL_ERROR = "llmlab_internal_error"
 
 
-@contextlib.contextmanager
-def capture_internal_exceptions() -> Iterator[None]:
-    """Log and swallow any exception raised inside the block (the SDK contract)."""
-    try:
-        yield
-    except BudgetExceededError:
-        raise
-    except Exception:
-        logger.exception("llmlab: internal error (ignored; your call is unaffected)",
-                         extra={INTERNAL_ERROR: True})
+class _CaptureInternalExceptions:
+    """Log and swallow any exception raised inside the block (the SDK contract).
+
+    A class rather than a @contextmanager: it runs several times per provider call, and a
+    generator-based context manager costs several microseconds each time.
+    """
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> bool:
+        if exc_type is None or not issubclass(exc_type, Exception):
+            return False
+        if issubclass(exc_type, BudgetExceededError):
+            return False
+        logger.error("llmlab: internal error (ignored; your call is unaffected)",
+                     exc_info=(exc_type, exc, tb), extra={INTERNAL_ERROR: True})  # type: ignore[arg-type]
+        return True
+
+
+_CAPTURE = _CaptureInternalExceptions()
+
+
+def capture_internal_exceptions() -> _CaptureInternalExceptions:
+    """Log and swallow any exception raised inside the ``with`` block (the SDK contract)."""
+    return _CAPTURE
 
 
 def _run_callback(callback: Callable[[Any], None], value: Any) -> None:
@@ -186,6 +204,8 @@ class Tracker(NonRecordingTracker):
         (``on_event`` callbacks, ``Scope.events``).
         """
         when = timestamp or datetime.now(UTC)
+        stamp = (when if when.tzinfo is UTC else when.astimezone(UTC)).isoformat(
+            timespec="milliseconds")
         scope = current_scope()
         attrs = scope.attribution() if scope is not None else {
             "project": None, "job_id": None, "user_id": None, "function": None, "tags": {}}
@@ -211,7 +231,7 @@ class Tracker(NonRecordingTracker):
             total, priced, cost_dict = breakdown.total, breakdown.priced, breakdown.to_wire()
         wire = {
             "schema_version": 1, "id": new_event_id(),
-            "timestamp": when.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z",
+            "timestamp": stamp[:-6] + "Z",
             "provider": provider, "model": model, "requested_model": requested_model,
             "operation": operation, "usage": usage.to_dict(), "cost": cost_dict,
             "latency_ms": latency_ms, "ttfb_ms": ttfb_ms, "stream": stream,

@@ -474,7 +474,8 @@ class Worker:
             if self._stopping and time.monotonic() >= self._drain_deadline:
                 return SendResult(retry=True, error="shutting down")
             try:
-                result = self.transport.send([i.event for i in pending])
+                result = self.transport.send_encoded([i.event for i in pending],
+                                                     [i.line for i in pending])
             except Exception as exc:  # a custom transport broke its no-raise contract
                 logger.debug("llmlab: transport raised", exc_info=True)
                 result = SendResult(retry=True, error=f"{type(exc).__name__}: {exc}")

@@ -103,6 +103,11 @@ class Transport(abc.ABC):
     def send(self, events: list[Event]) -> SendResult:
         """Make one attempt to deliver ``events``; never raises."""
 
+    def send_encoded(self, events: list[Event], lines: list[str]) -> SendResult:
+        """`send`, given each event already JSON-encoded (the worker encodes every event once,
+        to size its batches); transports that write JSON override it to reuse ``lines``."""
+        return self.send(events)
+
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections. Idempotent."""
 
@@ -225,6 +230,11 @@ class HTTPTransport(Transport):
         return json.dumps({"events": list(events)}, separators=(",", ":"),
                           ensure_ascii=False).encode()
 
+    def send_encoded(self, events: list[Event], lines: list[str]) -> SendResult:
+        """POST a batch whose events are already encoded (no second JSON encoding)."""
+        body = ('{"events":[' + ",".join(lines) + "]}").encode()
+        return self._send_body(events, body)
+
     def send(self, events: list[Event]) -> SendResult:
         """POST one batch and classify the answer; never raises."""
         try:
@@ -235,6 +245,9 @@ class HTTPTransport(Transport):
                               results={} if len(events) > 1 else {
                                   str(events[0].get("id")): EventResult("rejected",
                                                                         f"unserialisable: {exc}")})
+        return self._send_body(events, body)
+
+    def _send_body(self, events: list[Event], body: bytes) -> SendResult:
         try:
             response = self._post(body, self.gzip)
             if response.status_code == 415 and self.gzip:

@@ -47,11 +47,16 @@ class Usage:
     image_output_tokens: int = 0
 
     def __post_init__(self) -> None:
-        for name in _FIELDS:
-            value = getattr(self, name)
-            # `type() is int` also refuses bool, an int subclass that is not a count.
-            if type(value) is not int or not 0 <= value <= MAX_TOKENS:
-                _refuse(name, value)
+        values = (self.input_tokens, self.output_tokens, self.cache_read_tokens,
+                  self.cache_write_tokens, self.cache_write_1h_tokens, self.reasoning_tokens,
+                  self.audio_input_tokens, self.audio_output_tokens, self.image_input_tokens,
+                  self.image_output_tokens)
+        # One cheap check for the common case; `type() is int` also refuses bool, an int
+        # subclass that is not a count.
+        if set(map(type, values)) != _INT_ONLY or min(values) < 0 or max(values) > MAX_TOKENS:
+            for name, value in zip(_FIELDS, values, strict=True):
+                if type(value) is not int or not 0 <= value <= MAX_TOKENS:
+                    _refuse(name, value)
         if self.uncached_input_tokens < 0:
             raise UsageError(
                 f"cache, audio and image input tokens ({self.input_tokens - self.uncached_input_tokens})"
@@ -82,7 +87,15 @@ class Usage:
 
     def to_dict(self) -> dict[str, int]:
         """The wire form: every field, zeros included."""
-        return {name: getattr(self, name) for name in _FIELDS}
+        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                "cache_read_tokens": self.cache_read_tokens,
+                "cache_write_tokens": self.cache_write_tokens,
+                "cache_write_1h_tokens": self.cache_write_1h_tokens,
+                "reasoning_tokens": self.reasoning_tokens,
+                "audio_input_tokens": self.audio_input_tokens,
+                "audio_output_tokens": self.audio_output_tokens,
+                "image_input_tokens": self.image_input_tokens,
+                "image_output_tokens": self.image_output_tokens}
 
     def __add__(self, other: Usage) -> Usage:
         if not isinstance(other, Usage):
@@ -125,6 +138,7 @@ def _refuse(name: str, value: Any) -> None:
 
 
 _FIELDS = tuple(f.name for f in fields(Usage))
+_INT_ONLY = {int}
 _ANTHROPIC_PROVIDERS = frozenset({"anthropic", "bedrock", "vertex"})
 _NORMALISED_ONLY = frozenset({"cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
                               "reasoning_tokens"})
@@ -183,32 +197,42 @@ def _sub(data: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
     return None if value is None else _as_mapping(value)
 
 
-def _openai_cache_writes(prompt: Mapping[str, Any] | None) -> tuple[int, int]:
-    """(short-lived, 12-hour) cache writes; ``cache_write_tokens`` is the total of both."""
-    total = _int(_get(prompt, "cache_write_tokens"))
-    split = _get(prompt, "cache_write_tokens_details")
-    long_lived = _int(_get(_as_mapping(split), "ttl_12h_tokens")) if split is not None else 0
-    long_lived = min(long_lived, total)
-    return total - long_lived, long_lived
+def _field(obj: Mapping[str, Any] | None, name: str) -> int:
+    """An integer field of a details mapping, or 0 when the mapping or the field is missing."""
+    if obj is None:
+        return 0
+    value = obj.get(name)
+    return value if type(value) is int else _int(value)
+
+
+def _details(obj: Any) -> Mapping[str, Any] | None:
+    """A details object as a mapping (a model's __dict__ is read, not copied)."""
+    if obj is None or type(obj) is dict:
+        return obj
+    return _as_mapping(obj)
+
+
+_OPENAI_KEYS = {"prompt": ("prompt_tokens", "prompt_tokens_details"),
+                "completion": ("completion_tokens", "completion_tokens_details"),
+                "input": ("input_tokens", "input_tokens_details"),
+                "output": ("output_tokens", "output_tokens_details")}
 
 
 def _from_openai(d: Mapping[str, Any], input_key: str, output_key: str) -> Usage:
     # Chat Completions says prompt/completion, Responses says input/output; the details
-    # objects share their field names.
-    prompt = _sub(d, f"{input_key}_tokens_details")
-    completion = _sub(d, f"{output_key}_tokens_details")
-    cache_write, cache_write_long = _openai_cache_writes(prompt)
+    # objects share their field names. Runs once per call: straight-line on purpose.
+    in_total, in_details = _OPENAI_KEYS[input_key]
+    out_total, out_details = _OPENAI_KEYS[output_key]
+    prompt = _details(d.get(in_details))
+    completion = _details(d.get(out_details))
+    cache_write = _field(prompt, "cache_write_tokens")
+    split = _details(prompt.get("cache_write_tokens_details")) if prompt is not None else None
+    long_lived = min(_field(split, "ttl_12h_tokens"), cache_write)
     return Usage(
-        input_tokens=_int(d.get(f"{input_key}_tokens")),
-        output_tokens=_int(d.get(f"{output_key}_tokens")),
-        cache_read_tokens=_int(_get(prompt, "cached_tokens")),
-        cache_write_tokens=cache_write,
-        cache_write_1h_tokens=cache_write_long,
-        audio_input_tokens=_int(_get(prompt, "audio_tokens")),
-        image_input_tokens=_int(_get(prompt, "image_tokens")),
-        reasoning_tokens=_int(_get(completion, "reasoning_tokens")),
-        audio_output_tokens=_int(_get(completion, "audio_tokens")),
-        image_output_tokens=_int(_get(completion, "image_tokens")),
+        _field(d, in_total), _field(d, out_total), _field(prompt, "cached_tokens"),
+        cache_write - long_lived, long_lived, _field(completion, "reasoning_tokens"),
+        _field(prompt, "audio_tokens"), _field(completion, "audio_tokens"),
+        _field(prompt, "image_tokens"), _field(completion, "image_tokens"),
     )
 
 

@@ -83,8 +83,8 @@ class Call:
         self._done = False
 
     def elapsed_ms(self) -> float:
-        """Milliseconds since the call started."""
-        return round((time.perf_counter() - self.started) * 1000, 3)
+        """Milliseconds since the call started (microsecond resolution)."""
+        return int((time.perf_counter() - self.started) * 1_000_000) / 1000
 
     def mark_first_chunk(self) -> None:
         """Remember the time to the first streamed chunk."""
