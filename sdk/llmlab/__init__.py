@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from llmlab._scope import Scope, track, track_cost
     from llmlab.api import flush, init, instrument, record, shutdown, stats, uninstrument, wrap
+    from llmlab.client import Client
     from llmlab.errors import (
         APIError,
         BudgetExceededError,
@@ -40,7 +41,7 @@ _EXPORTS = {
     "ConfigurationError": "llmlab.errors", "LLMLabError": "llmlab.errors",
     "ScopeBudgetExceededError": "llmlab.errors",
     "CostBreakdown": "llmlab.pricing", "cost": "llmlab.pricing",
-    "CostEvent": "llmlab.schema", "Usage": "llmlab.usage",
+    "CostEvent": "llmlab.schema", "Usage": "llmlab.usage", "Client": "llmlab.client",
 }
 
 
@@ -62,6 +63,7 @@ __version__ = "0.1.0"
 __all__ = [
     "APIError",
     "BudgetExceededError",
+    "Client",
     "ConfigurationError",
     "CostBreakdown",
     "CostEvent",

@@ -95,6 +95,9 @@ class Options:
     flush_timeout: float = _consts.DEFAULT_FLUSH_TIMEOUT
     home: Path = field(default_factory=home_dir)
     catalogue: Catalogue | None = None
+    budgets: bool = True
+    on_budget_alert: Callable[[Any], None] | None = None
+    budget_refresh_interval: float = 15.0
     worker_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -149,7 +152,25 @@ class Tracker(NonRecordingTracker):
         self.options = options
         self.catalogue = options.catalogue or Catalogue.default()
         self._worker = self._make_worker(options)
+        self._guard = self._make_guard(options)
         self._pid = os.getpid()
+
+    @staticmethod
+    def _make_guard(options: Options) -> Any:
+        if not (options.budgets and options.api_key and options.base_url):
+            return None
+        from llmlab._budgets import BudgetGuard
+        from llmlab.client import Client
+
+        client = Client(options.api_key, options.base_url, timeout=5.0)
+
+        def fetch() -> list[Mapping[str, Any]]:
+            return client.budget_status(project=options.project)
+
+        guard = BudgetGuard(fetch, refresh_interval=options.budget_refresh_interval,
+                            on_alert=options.on_budget_alert)
+        guard.start()
+        return guard
 
     @staticmethod
     def _make_worker(options: Options) -> Any:
@@ -241,6 +262,10 @@ class Tracker(NonRecordingTracker):
             "environment": self.options.environment, "sdk": _SDK,
         }
         self.capture(wire, total, priced)
+        if self._guard is not None:
+            self._guard.record({"project": project, "job": attrs["job_id"],
+                                "user": attrs["user_id"], "tags": attrs["tags"],
+                                "model": model}, total)
         return wire
 
     def capture(self, wire: dict[str, Any], total: Decimal = Decimal(0),
@@ -259,6 +284,11 @@ class Tracker(NonRecordingTracker):
         scope = current_scope()
         if scope is not None and _has_max_cost(scope):
             scope.check(estimate())
+        if self._guard is not None and self._guard.budgets:
+            attrs = scope.attribution() if scope is not None else {}
+            self._guard.check({"project": attrs.get("project") or self.options.project,
+                               "job": attrs.get("job_id"), "user": attrs.get("user_id"),
+                               "tags": attrs.get("tags") or {}, "model": model}, estimate)
 
     def scope_finished(self, scope: Scope, failed: bool) -> None:
         """Log the scope's job summary, tell the callbacks, flush in serverless mode."""
@@ -279,6 +309,8 @@ class Tracker(NonRecordingTracker):
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Flush, then stop the worker; later events are dropped until the next `init()`."""
+        if self._guard is not None:
+            self._guard.stop()
         if self._worker is not None:
             self._worker.shutdown(self.options.flush_timeout if timeout is None else timeout)
 

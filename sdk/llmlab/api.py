@@ -47,6 +47,9 @@ def init(
     openai_stream_usage: bool = True,
     home: str | Path | None = None,
     catalogue: Catalogue | None = None,
+    budgets: bool = True,
+    on_budget_alert: Callable[[Any], None] | None = None,
+    budget_refresh_interval: float = 15.0,
     **worker_options: Any,
 ) -> None:
     """Start tracking: price every instrumented call and ship its event.
@@ -55,8 +58,10 @@ def init(
     ``LLMLAB_ENVIRONMENT``. With no server configured, events go to ``on_event`` callbacks and
     the local ledger (``~/.llmlab/ledger/``), so llmlab is useful offline. ``auto_instrument``
     patches every installed provider SDK (or the named ones). ``serverless=True`` flushes when
-    each outermost scope ends (AWS Lambda, Cloud Run jobs). Calling `init` again replaces the
-    previous configuration.
+    each outermost scope ends (AWS Lambda, Cloud Run jobs). With a server, ``budgets=True``
+    enforces the project's ``block`` budgets before each call (from a status refreshed in the
+    background) and calls ``on_budget_alert`` for ``alert`` budgets. Calling `init` again
+    replaces the previous configuration.
 
     >>> import llmlab
     >>> llmlab.init(project="support-bot", auto_instrument=False, ledger=False)
@@ -75,7 +80,9 @@ def init(
         environment=environment or os.environ.get("LLMLAB_ENVIRONMENT") or None,
         on_event=_callbacks(on_event), on_scope=_callbacks(on_scope), transport=transport,
         ledger=ledger, serverless=serverless, openai_stream_usage=openai_stream_usage,
-        catalogue=catalogue, worker_options=dict(worker_options),
+        catalogue=catalogue, budgets=budgets, on_budget_alert=on_budget_alert,
+        budget_refresh_interval=budget_refresh_interval,
+        worker_options=dict(worker_options),
     )
     if home is not None:
         options.home = Path(home)

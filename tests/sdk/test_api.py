@@ -17,7 +17,7 @@ from llmlab.schema import CostEvent
 from llmlab.testing import capture_events
 
 PUBLIC_API = [
-    "APIError", "BudgetExceededError", "ConfigurationError", "CostBreakdown", "CostEvent",
+    "APIError", "BudgetExceededError", "Client", "ConfigurationError", "CostBreakdown", "CostEvent",
     "LLMLabError", "Scope", "ScopeBudgetExceededError", "Usage", "__version__", "cost", "flush",
     "init", "instrument", "record", "shutdown", "stats", "track", "track_cost", "uninstrument",
     "wrap",

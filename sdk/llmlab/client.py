@@ -1,0 +1,152 @@
+"""`llmlab.Client`: a small REST client for the llmlab server's read and admin API.
+
+>>> import llmlab  # doctest: +SKIP
+>>> client = llmlab.Client("llm_…", "https://llmlab.internal")  # doctest: +SKIP
+>>> client.summary(group_by="model", start="2026-11-01")["total"]["cost"]  # doctest: +SKIP
+'412.0871'
+
+Every method returns the ``data`` of the server's envelope as plain JSON types (money as
+decimal strings) and raises an `llmlab.errors.APIError` subclass on an error envelope or when
+the server cannot be reached. Unlike the tracking SDK, this client raises: it is called
+explicitly, by code that wants the answer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+import httpx
+
+from llmlab.errors import (
+    APIError,
+    AuthenticationError,
+    ConfigurationError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+)
+
+__all__ = ["Client"]
+
+_ERRORS: dict[int, type[APIError]] = {401: AuthenticationError, 403: PermissionDeniedError,
+                                      404: NotFoundError, 429: RateLimitError}
+
+
+def _param(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return value
+
+
+class Client:
+    """REST client for summaries, events, budgets, recommendations and pricing."""
+
+    def __init__(self, api_key: str | None = None, base_url: str | None = None, *,
+                 timeout: float = 30.0, transport: httpx.BaseTransport | None = None) -> None:
+        api_key = api_key or os.environ.get("LLMLAB_API_KEY")
+        base_url = base_url or os.environ.get("LLMLAB_BASE_URL")
+        if not base_url:
+            raise ConfigurationError("llmlab.Client needs a base_url (or LLMLAB_BASE_URL)")
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"base_url must start with http:// or https://, got {base_url!r}")
+        headers = {"User-Agent": "llmlab-python"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout,
+                                  transport=transport)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                json: Any = None) -> Any:
+        """Call any endpoint; returns the envelope's ``data``."""
+        clean = {k: _param(v) for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._http.request(method, path, params=clean, json=json)
+        except httpx.HTTPError as exc:
+            raise APIError(f"cannot reach the llmlab server at {self.base_url}: {exc}") from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.is_success and isinstance(body, dict) and body.get("success", True):
+            return body.get("data")
+        error = (body or {}).get("error") if isinstance(body, dict) else None
+        error = error if isinstance(error, dict) else {}
+        message = error.get("message") or f"HTTP {response.status_code} from {path}"
+        kwargs: dict[str, Any] = {"status": response.status_code, "code": error.get("code"),
+                                  "param": error.get("param"),
+                                  "request_id": response.headers.get("x-request-id")}
+        cls = _ERRORS.get(response.status_code, APIError)
+        if cls is RateLimitError:
+            retry = response.headers.get("retry-after")
+            raise RateLimitError(message, retry_after=float(retry) if retry else None, **kwargs)
+        raise cls(message, **kwargs)
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def health(self) -> Any:
+        """``GET /health``."""
+        return self.request("GET", "/health")
+
+    def summary(self, *, project: int | None = None, start: Any = None, end: Any = None,
+                tz: str | None = None, group_by: str | None = None) -> Any:
+        """``GET /api/costs/summary``: totals and per-group rows (``group_by`` model, provider,
+        project, day, hour, job, user or ``tag:<key>``)."""
+        return self.request("GET", "/api/costs/summary", params={
+            "project": project, "start": start, "end": end, "tz": tz, "group_by": group_by})
+
+    def timeseries(self, *, project: int | None = None, start: Any = None, end: Any = None,
+                   tz: str | None = None, interval: str | None = None) -> Any:
+        """``GET /api/costs/timeseries``: cost per hour or day."""
+        return self.request("GET", "/api/costs/timeseries", params={
+            "project": project, "start": start, "end": end, "tz": tz, "interval": interval})
+
+    def events(self, **filters: Any) -> Any:
+        """``GET /api/events``: recent events (filters: project, model, provider, job, user,
+        status, start, end, limit, cursor)."""
+        return self.request("GET", "/api/events", params=filters)
+
+    def projects(self) -> Any:
+        """``GET /api/projects``."""
+        return self.request("GET", "/api/projects")
+
+    def pricing(self, **filters: Any) -> Any:
+        """``GET /api/models/pricing``."""
+        return self.request("GET", "/api/models/pricing", params=filters)
+
+    # -- budgets and recommendations ---------------------------------------------------------
+
+    def budgets(self, project: int | None = None) -> Any:
+        """``GET /api/budgets``."""
+        return self.request("GET", "/api/budgets", params={"project": project})
+
+    def create_budget(self, **budget: Any) -> Any:
+        """``POST /api/budgets``."""
+        return self.request("POST", "/api/budgets", json=budget)
+
+    def budget_status(self, project: str | int | None = None) -> list[Mapping[str, Any]]:
+        """``GET /api/budgets/status``: spent, remaining, forecast and ``resets_at`` per budget."""
+        data = self.request("GET", "/api/budgets/status", params={"project": project})
+        budgets = data.get("budgets", []) if isinstance(data, dict) else data
+        return list(budgets or [])
+
+    def recommendations(self, project: int | None = None) -> Any:
+        """``GET /api/recommendations``: savings with dollars per month and evidence."""
+        return self.request("GET", "/api/recommendations", params={"project": project})
+
+    def alerts(self, project: int | None = None) -> Any:
+        """``GET /api/alerts``."""
+        return self.request("GET", "/api/alerts", params={"project": project})

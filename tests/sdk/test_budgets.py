@@ -1,0 +1,189 @@
+"""The SDK budget guard: block budgets refuse calls before they are made; alerts fire once."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import openai
+import pytest
+
+import llmlab
+from llmlab._budgets import BudgetAlert, BudgetGuard
+from llmlab._tracker import get_tracker
+from llmlab.errors import BudgetExceededError
+from llmlab.testing import FakeProvider, FakeUsage
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+class StatusServer:
+    """A local llmlab-like server: GET /api/budgets/status answers what the test sets, and
+    POST /api/events/track accepts every event (207 with per-event results)."""
+
+    def __init__(self) -> None:
+        self.budgets: list[dict[str, Any]] = []
+        self.requests: list[str] = []
+        self.ingested: list[dict[str, Any]] = []
+        self.down = False
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                outer.requests.append(self.path)
+                if outer.down:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                body = json.dumps({"success": True, "data": {"budgets": outer.budgets},
+                                   "error": None}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    raw = gzip.decompress(raw)
+                events = json.loads(raw)["events"]
+                outer.ingested.extend(events)
+                body = json.dumps({"success": True, "error": None, "data": {
+                    "accepted": len(events), "duplicates": 0, "rejected": 0,
+                    "results": [{"index": i, "id": e["id"], "status": "accepted"}
+                                for i, e in enumerate(events)]}}).encode()
+                self.send_response(207)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def status() -> Iterator[StatusServer]:
+    server = StatusServer()
+    yield server
+    server.close()
+
+
+def wait_for(condition: Any, timeout: float = 5.0) -> bool:
+    """Poll ``condition`` until true or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def budget(**changes: Any) -> dict[str, Any]:
+    """A monthly block budget of $0.01 on project support-bot, nothing spent yet."""
+    return {"id": "b_1", "name": "monthly cap", "action": "block",
+            "scope": {"project": "support-bot"}, "amount": "0.01", "spent": "0",
+            "thresholds": [50, 80, 100], "period": "monthly",
+            "period_start": "2026-11-01T00:00:00Z", "resets_at": "2026-12-01T00:00:00Z",
+            **changes}
+
+
+class TestGuardWithServer:
+    def test_block_budget_stops_the_call_that_would_cross_it(
+            self, status: StatusServer, fake: FakeProvider) -> None:
+        """Spend recorded locally plus the next call's worst case passing the limit is refused,
+        and the provider receives no request for it."""
+        status.budgets = [budget(spent="0.006")]
+        fake.configure("openai", usage=FakeUsage(input_tokens=1000, output_tokens=100))
+        llmlab.init(api_key="llm_test", base_url=status.url, project="support-bot",
+                    auto_instrument=["openai"], budget_refresh_interval=60)
+        try:
+            guard = get_tracker()._guard  # type: ignore[attr-defined]
+            assert wait_for(lambda: bool(guard.budgets))  # fetched in the background
+            client = openai.OpenAI(api_key="k", base_url=fake.openai_base_url, max_retries=0)
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=100)
+            with pytest.raises(BudgetExceededError) as info:
+                client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=100)
+            assert llmlab.flush(5)
+        finally:
+            llmlab.shutdown()
+        assert len(status.ingested) == 1  # the refused call was never made, so never recorded
+        error = info.value
+        assert (error.budget_id, error.limit) == ("b_1", Decimal("0.01"))
+        assert error.spent == Decimal("0.006") + Decimal("0.0035")
+        assert error.estimate > 0 and error.resets_at is not None
+        assert len(fake.requests) == 1
+
+    def test_other_projects_and_alert_budgets_do_not_block(self, status: StatusServer) -> None:
+        """A budget of another project, or with action alert, never refuses a call."""
+        status.budgets = [budget(scope={"project": "other"}, spent="5"),
+                          budget(id="b_2", action="alert", spent="5")]
+        guard = BudgetGuard(lambda: llmlab.Client("k", status.url).budget_status())
+        assert guard.refresh()
+        guard.check({"project": "support-bot", "model": "gpt-4o"}, lambda: Decimal("1"))
+
+    def test_unreachable_server_keeps_the_last_status(self, status: StatusServer) -> None:
+        """With the server down, the guard enforces its last known status plus local spend."""
+        status.budgets = [budget(spent="0.009")]
+        guard = BudgetGuard(lambda: llmlab.Client("k", status.url).budget_status())
+        assert guard.refresh()
+        status.down = True
+        assert not guard.refresh()
+        guard.record({"project": "support-bot"}, Decimal("0.0005"))
+        with pytest.raises(BudgetExceededError):
+            guard.check({"project": "support-bot"}, lambda: Decimal("0.001"))
+
+
+class TestScopesAndAlerts:
+    def test_narrow_scopes_match_only_their_calls(self) -> None:
+        """Job, user, tag and model narrowing decide which calls a budget covers."""
+        budgets = [budget(id="job", scope={"project": "p", "job": "nightly"}),
+                   budget(id="tag", scope={"project": "p", "tag": "feature=search"}),
+                   budget(id="model", scope={"project": "p", "model": "gpt-4o"})]
+        guard = BudgetGuard(lambda: budgets)
+        guard.refresh()
+        refused = []
+        for call in ({"project": "p", "job": "nightly"},
+                     {"project": "p", "tags": {"feature": "search"}},
+                     {"project": "p", "model": "gpt-4o"},
+                     {"project": "p", "job": "other", "model": "o3", "tags": {"feature": "x"}}):
+            try:
+                guard.check(call, lambda: Decimal("1"))
+            except BudgetExceededError as exc:
+                refused.append(exc.budget_id)
+            else:
+                refused.append(None)
+        assert refused == ["job", "tag", "model", None]
+
+    def test_alert_thresholds_fire_once_each(self) -> None:
+        """Crossing 50 %, 80 % and 100 % of an alert budget calls back once per threshold."""
+        alerts: list[BudgetAlert] = []
+        guard = BudgetGuard(lambda: [budget(action="alert", amount="1")], on_alert=alerts.append)
+        guard.refresh()
+        for _ in range(12):
+            guard.record({"project": "support-bot"}, Decimal("0.1"))
+        assert [a.threshold for a in alerts] == [50, 80, 100]
+        assert alerts[0].spent == Decimal("0.5")
+
+
+class TestClient:
+    def test_errors_become_api_errors(self) -> None:
+        """An unreachable server is an APIError naming the URL."""
+        client = llmlab.Client("k", "http://127.0.0.1:9")
+        with pytest.raises(llmlab.APIError, match="cannot reach"):
+            client.health()
