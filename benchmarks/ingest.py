@@ -1,0 +1,193 @@
+"""Ingest throughput and ack latency of the server under gunicorn.
+
+Starts ``gunicorn "llmlab_server:create_app()"`` (2 sync workers by default) on a fresh
+database, creates a user, project and ingest key over HTTP, then POSTs batches of events from
+several client threads with keep-alive connections and reports events/s and the p50/p99 time
+from sending a batch to receiving its 207.
+
+    python benchmarks/ingest.py --backend sqlite
+    python benchmarks/ingest.py --backend postgres --batches 200
+    python benchmarks/ingest.py --quick          # both backends, small run
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+DEFAULT_PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+MODELS = [("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), ("anthropic", "claude-sonnet-4-5"),
+          ("google", "gemini-2.5-flash")]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def request(port: int, method: str, path: str, body: Any = None, token: str | None = None
+            ) -> tuple[int, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                 headers=headers)
+    resp = conn.getresponse()
+    data = json.loads(resp.read())
+    conn.close()
+    return resp.status, data
+
+
+def make_batch(size: int, start: float) -> bytes:
+    events = []
+    for i in range(size):
+        provider, model = MODELS[i % len(MODELS)]
+        ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start - (i % 86400)))
+        events.append({"id": str(uuid.uuid4()), "timestamp": ts, "provider": provider,
+                       "model": model, "usage": {"input_tokens": 1200, "output_tokens": 300,
+                                                 "cache_read_tokens": 1000},
+                       "latency_ms": 812.4, "job_id": f"job-{i % 50}",
+                       "user_id": f"user-{i % 200}", "tags": {"feature": "bench"}})
+    return json.dumps({"events": events}).encode()
+
+
+def prepare_database(backend: str, pg_url: str) -> tuple[str, Any]:
+    """A fresh database URL and a cleanup callable."""
+    if backend == "sqlite":
+        tmp = tempfile.mkdtemp(prefix="llmlab-bench-")
+        return f"sqlite:///{tmp}/bench.db", lambda: None
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    name = f"llmlab_bench_{secrets.token_hex(4)}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = pg_url.rsplit("/", 1)[0] + f"/{name}"
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url, drop
+
+
+def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
+    from llmlab_server import db
+
+    url, cleanup = prepare_database(backend, args.postgres_url)
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    engine.dispose()
+    port = free_port()
+    env = {**os.environ, "LLMLAB_DATABASE_URL": url, "LLMLAB_ENV": "production",
+           "LLMLAB_SECRET_KEY": "bench-secret-0123456789abcdefghijklmnop",
+           "LLMLAB_RATE_LIMIT_BURST": "100000000", "LLMLAB_RATE_LIMIT_PER_SECOND": "1000000",
+           "LLMLAB_BCRYPT_ROUNDS": "4", "LLMLAB_AUTO_MIGRATE": "0"}
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    proc = subprocess.Popen([str(gunicorn), "--workers", str(args.workers), "--bind",
+                             f"127.0.0.1:{port}", "--log-level", "warning",
+                             "llmlab_server:create_app()"], env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if request(port, "GET", "/health")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+            if time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not start")
+        _, session = request(port, "POST", "/api/auth/signup",
+                             {"email": "bench@example.com", "password": "bench password"})
+        token = session["data"]["access_token"]
+        _, project = request(port, "POST", "/api/projects", {"name": "bench"}, token)
+        _, key = request(port, "POST", "/api/keys", {"project_id": project["data"]["id"]},
+                         token)
+        api_key = key["data"]["key"]
+        now = time.time()
+        bodies = [make_batch(args.batch_size, now) for _ in range(args.batches)]
+        latencies: list[float] = []
+        lock = threading.Lock()
+        errors: list[str] = []
+
+        def client(chunk: list[bytes]) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"}
+            for body in chunk:
+                started = time.perf_counter()
+                conn.request("POST", "/api/events/track", body=body, headers=headers)
+                resp = conn.getresponse()
+                payload = resp.read()
+                elapsed = time.perf_counter() - started
+                with lock:
+                    latencies.append(elapsed)
+                    if resp.status != 207 or json.loads(payload)["data"]["accepted"] != \
+                            args.batch_size:
+                        errors.append(payload[:200].decode())
+            conn.close()
+
+        # Warm up each worker (imports, catalogue load) outside the measurement.
+        for body in [make_batch(10, now) for _ in range(args.workers * 2)]:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.request("POST", "/api/events/track", body=body, headers={
+                "Content-Type": "application/json", "Authorization": f"Bearer {api_key}"})
+            conn.getresponse().read()
+            conn.close()
+        threads = [threading.Thread(target=client, args=(bodies[i::args.clients],))
+                   for i in range(args.clients)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = time.perf_counter() - started
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        cleanup()
+    latencies.sort()
+    total = args.batches * args.batch_size
+    return {"backend": backend, "events": total, "seconds": round(wall, 2),
+            "events_per_s": round(total / wall), "p50_ms": round(statistics.median(latencies)
+                                                                * 1000, 1),
+            "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+                            * 1000, 1), "errors": len(errors),
+            "first_error": errors[0] if errors else None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--postgres-url", default=os.environ.get(
+        "LLMLAB_BENCH_POSTGRES_URL", DEFAULT_PG))
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent client threads")
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batches", type=int, default=100)
+    parser.add_argument("--quick", action="store_true", help="20 batches per backend")
+    args = parser.parse_args()
+    if args.quick:
+        args.batches = 20
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    for backend in backends:
+        print(json.dumps(run(backend, args)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

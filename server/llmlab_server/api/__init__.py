@@ -1,0 +1,15 @@
+"""HTTP blueprints, one per resource; routes are thin and delegate to `llmlab_server.services`."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+__all__ = ["register"]
+
+
+def register(app: Flask) -> None:
+    """Mount every blueprint on ``app``."""
+    from llmlab_server.api import auth, costs, events, keys, meta, pricing, projects
+
+    for module in (auth, projects, keys, events, costs, pricing, meta):
+        app.register_blueprint(module.bp)

@@ -1,0 +1,41 @@
+"""Event ingestion and listing: ``/api/events``."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, request
+
+from llmlab_server import db, metrics
+from llmlab_server.api.costs import window
+from llmlab_server.openapi import ok, operation, principal
+from llmlab_server.schemas import EventPage, EventsQuery, TrackBody, TrackQuery, TrackResult
+from llmlab_server.services import ingest, summaries
+from llmlab_server.services.access import ingest_project, project_ids_for
+
+bp = Blueprint("events", __name__, url_prefix="/api/events")
+
+
+@bp.post("/track")
+@operation(tag="events", scope="ingest", query=TrackQuery, body_doc=TrackBody,
+           response=TrackResult, status=207, errors=(422,))
+def track(query: TrackQuery) -> Response:
+    """Ingest one event or ``{"events": [...]}`` (gzip allowed); per-event results.
+
+    Authenticate with an API key with the ``ingest`` scope (events go to its project), or as a
+    user with ``?project=<id>`` (member role or above). Each event is validated on its own:
+    invalid ones are ``rejected``, ones already stored are ``duplicate`` and not counted again.
+    Send ``Content-Encoding: gzip`` to compress; the decompressed size is limited too.
+    """
+    project = ingest_project(principal(), query.project)
+    cfg = current_app.config
+    items = ingest.decode_batch(request.get_data(cache=False), request.content_type,
+                                request.content_encoding, max_bytes=cfg["MAX_BODY_BYTES"],
+                                max_batch=cfg["MAX_BATCH"])
+    return ok(metrics.counted(ingest.ingest(db.session(), project, items)), 207)
+
+
+@bp.get("")
+@operation(tag="events", scope="read", query=EventsQuery, response=EventPage)
+def list_events(query: EventsQuery) -> Response:
+    """Stored events, newest first, filtered; page with ``cursor``."""
+    ids = project_ids_for(principal(), query.project)
+    return ok(summaries.events_page(db.session(), ids, query, window(query)))

@@ -1,0 +1,42 @@
+"""The application factory.
+
+>>> from llmlab_server import create_app
+>>> from llmlab_server.config import TestConfig
+>>> app = create_app(TestConfig())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from llmlab_server import api, db, errors, metrics, openapi
+from llmlab_server.config import Config, finalise
+
+__all__ = ["create_app"]
+
+
+def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
+    """A configured server: ``config`` is a `Config`, a mapping of overrides, or the environment.
+
+    Raises `llmlab_server.config.ConfigError` when it must not start (no secret in production).
+    """
+    app = Flask(__name__)
+    app.config.from_object(Config.from_env() if not isinstance(config, Config) else config)
+    if isinstance(config, Mapping):
+        app.config.update(config)
+    settings: dict[str, Any] = dict(app.config)
+    finalise(settings)
+    app.config.update(settings)
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_BODY_BYTES"]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    logging.getLogger("llmlab_server").setLevel(logging.INFO)
+    errors.init_app(app)
+    db.init_app(app)
+    openapi.init_app(app)
+    metrics.init_app(app)
+    api.register(app)
+    return app

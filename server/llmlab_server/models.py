@@ -1,0 +1,242 @@
+"""ORM models (SQLAlchemy 2.0 typed mappings); the wire schemas live in `llmlab_server.schemas`.
+
+Times are stored as naive UTC (`UTCDateTime` converts on the way in and out), money as integer
+nano-USD (1e-9 USD), so sums are exact integers on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "ROLES",
+    "SCOPES",
+    "ApiKey",
+    "Base",
+    "CostEventRow",
+    "CostRollupHourly",
+    "Project",
+    "ProjectMember",
+    "RefreshToken",
+    "User",
+    "utcnow",
+]
+
+#: Project roles, most powerful first.
+ROLES = ("owner", "admin", "member", "viewer")
+#: API key scopes; ``admin`` implies the other two.
+SCOPES = ("ingest", "read", "admin")
+
+# SQLite only auto-increments an ``INTEGER PRIMARY KEY``.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING = {"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_name)s",
+          "ck": "ck_%(table_name)s_%(constraint_name)s",
+          "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+          "pk": "pk_%(table_name)s"}
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware datetime stored as naive UTC; read back as aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a constraint naming convention Alembic can reproduce."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class User(Base):
+    """A person who logs in to the dashboard and API."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str | None] = mapped_column(String(128))
+    password_hash: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Project(Base):
+    """A tenant boundary: events, keys and members belong to exactly one project."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    slug: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProjectMember(Base):
+    """A user's role in a project (owner, admin, member or viewer)."""
+
+    __tablename__ = "project_members"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """A project's API key: only an HMAC of it is kept, plus a display prefix."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: Space-separated scopes (``ingest read``).
+    scopes: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    @property
+    def scope_set(self) -> frozenset[str]:
+        """The scopes, ``admin`` expanded to all of them."""
+        scopes = frozenset(self.scopes.split())
+        return frozenset(SCOPES) if "admin" in scopes else scopes
+
+
+class RefreshToken(Base):
+    """One refresh token of a login session (``family_id``); rotated on every use."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    family_id: Mapped[str] = mapped_column(String(36), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    rotated_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class CostEventRow(Base):
+    """One stored `llmlab.schema.CostEvent`; unique per (project, event id)."""
+
+    __tablename__ = "cost_events"
+    __table_args__ = (
+        UniqueConstraint("project_id", "event_id", name="uq_cost_events_project_event"),
+        Index("ix_cost_events_project_time", "project_id", "timestamp"),
+        Index("ix_cost_events_project_job_time", "project_id", "job_id", "timestamp"),
+        Index("ix_cost_events_project_user_time", "project_id", "user_id", "timestamp"),
+        Index("ix_cost_events_project_model_time", "project_id", "model", "timestamp"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(128))
+    timestamp: Mapped[datetime]
+    received_at: Mapped[datetime]
+    provider: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(256))
+    requested_model: Mapped[str | None] = mapped_column(String(256))
+    operation: Mapped[str] = mapped_column(String(128))
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_write_1h_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    audio_input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    audio_output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    image_input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    image_output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: The cost counted in summaries: the client's when it sent one, else the server's.
+    cost_nanos: Mapped[int] = mapped_column(BigInteger)
+    cost_input_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_cache_read_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_cache_write_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_output_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_reasoning_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: What the server's catalogue says the call cost (None when it cannot price the model).
+    server_cost_nanos: Mapped[int | None] = mapped_column(BigInteger)
+    priced: Mapped[bool] = mapped_column(Boolean)
+    server_priced: Mapped[bool] = mapped_column(Boolean)
+    cost_mismatch: Mapped[bool] = mapped_column(Boolean, default=False)
+    pricing_version: Mapped[str | None] = mapped_column(String(128))
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    ttfb_ms: Mapped[float | None] = mapped_column(Float)
+    stream: Mapped[bool] = mapped_column(Boolean, default=False)
+    estimated: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16))
+    error_type: Mapped[str | None] = mapped_column(String(128))
+    service_tier: Mapped[str | None] = mapped_column(String(128))
+    job_id: Mapped[str | None] = mapped_column(String(256))
+    user_id: Mapped[str | None] = mapped_column(String(256))
+    function: Mapped[str | None] = mapped_column(String(256))
+    tags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    environment: Mapped[str | None] = mapped_column(String(128))
+    sdk_name: Mapped[str | None] = mapped_column(String(128))
+    sdk_version: Mapped[str | None] = mapped_column(String(128))
+
+
+class CostRollupHourly(Base):
+    """Sums of newly stored events per (project, UTC hour, provider, model)."""
+
+    __tablename__ = "cost_rollups_hourly"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model: Mapped[str] = mapped_column(String(256), primary_key=True)
+    cost_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    calls: Mapped[int] = mapped_column(BigInteger, default=0)
+    errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    latency_ms_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_count: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -1,0 +1,263 @@
+"""Routes declare their contract once, with `operation`; the OpenAPI document is built from it.
+
+`operation` authenticates the caller, applies the rate limit, validates the query string and
+JSON body against pydantic models and hands them to the view. `build_spec` walks the app's URL
+map and turns every declared operation into OpenAPI 3.1 (pydantic emits JSON Schema 2020-12,
+which OpenAPI 3.1 uses as is), so the document cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from flask import Flask, Response, current_app, g, jsonify, request
+from pydantic import BaseModel, TypeAdapter
+
+from llmlab_server.errors import BadRequest, RateLimited, UnsupportedMediaType, envelope
+from llmlab_server.ratelimit import Decision, TokenBucketLimiter
+from llmlab_server.schemas import Envelope, ErrorEnvelope
+from llmlab_server.security import Principal
+from llmlab_server.services.access import AuthMode, authenticate
+
+__all__ = ["Operation", "build_spec", "init_app", "ok", "operation", "principal"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_REF = "#/components/schemas/{model}"
+_CONVERTERS = {"int": {"type": "integer"}, "string": {"type": "string"},
+               "default": {"type": "string"}}
+_STATUS_TEXT = {200: "OK", 201: "Created", 204: "No Content", 207: "Multi-Status",
+                400: "Bad request: invalid JSON, parameters or body", 401: "Not authenticated",
+                403: "Role or API-key scope too low", 404: "Not found (or another tenant's)",
+                409: "Conflict", 413: "Body (or decompressed body) too large",
+                415: "Not JSON, or an unsupported Content-Encoding",
+                422: "Batch too large", 429: "Rate limited (see Retry-After)",
+                503: "Database unreachable"}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """The declared contract of one route."""
+
+    summary: str
+    description: str
+    tag: str
+    auth: AuthMode
+    scope: str | None
+    query: type[BaseModel] | None
+    body: type[BaseModel] | None
+    #: Request body schema for the docs only, when the view parses the body itself.
+    body_doc: Any
+    response: Any
+    status: int
+    media_type: str
+    errors: tuple[int, ...]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def principal() -> Principal:
+    """The authenticated caller of the current request."""
+    caller: Principal = g.principal
+    return caller
+
+
+def ok(data: Any, status: int = 200) -> Response:
+    """A success envelope around ``data`` (pydantic models, lists of them, or plain JSON)."""
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json", exclude_none=False)
+    elif isinstance(data, list):
+        data = [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data]
+    response = jsonify(envelope(data))
+    response.status_code = status
+    return response
+
+
+def _rate_limit(key: str) -> None:
+    limiter: TokenBucketLimiter = current_app.extensions["llmlab_limiter"]
+    decision = limiter.hit(key)
+    g.rate_limit = decision
+    if not decision.allowed:
+        raise RateLimited(f"Rate limit exceeded; retry in {decision.retry_after} s.",
+                          headers=decision.headers())
+
+
+def _json_body() -> Any:
+    if not request.is_json:
+        raise UnsupportedMediaType("Send JSON with 'Content-Type: application/json'.")
+    raw = request.get_data(cache=True)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"The body is not valid JSON: {exc}.", code="invalid_json") from None
+
+
+def operation(*, tag: str, auth: AuthMode = "any", scope: str | None = None,
+              query: type[BaseModel] | None = None, body: type[BaseModel] | None = None,
+              body_doc: Any = None, response: Any = None, status: int = 200,
+              media_type: str = "application/json", errors: tuple[int, ...] = (),
+              ip_limited: bool = False, raw: bool = False) -> Callable[[F], F]:
+    """Declare a route's contract; the view receives ``query=`` and ``body=`` models."""
+
+    def decorate(view: F) -> F:
+        doc = (view.__doc__ or "").strip()
+        summary, _, description = doc.partition("\n")
+        op = Operation(summary=summary.strip(), description=description.strip(), tag=tag,
+                       auth=auth, scope=scope, query=query, body=body, body_doc=body_doc,
+                       response=response, status=status, media_type=media_type, errors=errors,
+                       extra={"ip_limited": ip_limited, "raw": raw})
+
+        @functools.wraps(view)
+        def wrapper(**kwargs: Any) -> Any:
+            has_credentials = "Authorization" in request.headers
+            if auth in ("user", "any") or (auth == "optional" and has_credentials):
+                g.principal = authenticate(auth if auth != "optional" else "any", scope)
+                _rate_limit(g.principal.rate_key)
+            elif ip_limited:
+                _rate_limit(f"ip:{request.remote_addr}")
+            if query is not None:
+                kwargs["query"] = query.model_validate(request.args.to_dict())
+            if body is not None:
+                kwargs["body"] = body.model_validate(_json_body())
+            return view(**kwargs)
+
+        wrapper.operation = op  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _add_rate_headers(response: Response) -> Response:
+    decision: Decision | None = g.get("rate_limit")
+    if decision is not None:
+        for key, value in decision.headers().items():
+            response.headers.setdefault(key, value)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Create the app's rate limiter and add its headers to every limited response."""
+    app.extensions["llmlab_limiter"] = TokenBucketLimiter(
+        float(app.config["RATE_LIMIT_PER_SECOND"]), int(app.config["RATE_LIMIT_BURST"]))
+    app.after_request(_add_rate_headers)
+
+
+# -- the document ------------------------------------------------------------------------------
+
+_ARG = re.compile(r"<(?:(?P<conv>[a-z]+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
+
+
+def _error_codes(op: Operation, has_path_args: bool) -> list[int]:
+    codes = set(op.errors)
+    if op.auth in ("user", "any"):
+        codes |= {401, 403, 429}
+    if op.auth == "optional" or op.extra.get("ip_limited"):
+        codes |= {401, 429}
+    if op.query is not None:
+        codes.add(400)
+    if op.body is not None or op.body_doc is not None:
+        codes |= {400, 413, 415}
+    if has_path_args:
+        codes.add(404)
+    return sorted(codes)
+
+
+def _parameters(op: Operation, rule_args: dict[str, str], defs: dict[str, Any]
+                ) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True,
+         "schema": _CONVERTERS.get(conv, {"type": "string"})}
+        for name, conv in rule_args.items()]
+    if op.query is not None:
+        schema = op.query.model_json_schema(ref_template=_REF)
+        defs.update(schema.pop("$defs", {}))
+        required = set(schema.get("required", ()))
+        for name, prop in schema.get("properties", {}).items():
+            prop = dict(prop)
+            prop.pop("title", None)
+            description = prop.pop("description", None)
+            param = {"name": name, "in": "query", "required": name in required,
+                     "schema": prop}
+            if description:
+                param["description"] = description
+            params.append(param)
+    return params
+
+
+def build_spec(app: Flask) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every route declared with `operation`."""
+    inputs: list[tuple[Any, str, TypeAdapter[Any]]] = [
+        ("error", "serialization", TypeAdapter(ErrorEnvelope))]
+    found = []
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: (r.rule, sorted(r.methods or ()))):
+        op: Operation | None = getattr(app.view_functions[rule.endpoint], "operation", None)
+        if op is None:
+            continue
+        method = next(m for m in sorted(rule.methods or ()) if m not in ("HEAD", "OPTIONS"))
+        found.append((rule, method.lower(), op))
+        if op.body is not None or op.body_doc is not None:
+            inputs.append(((rule.rule, method, "in"), "validation",
+                           TypeAdapter(op.body_doc if op.body_doc is not None
+                                       else op.body)))  # type: ignore[arg-type]
+        if op.media_type == "application/json" and not op.extra["raw"]:
+            inputs.append(((rule.rule, method, "out"), "serialization",
+                           TypeAdapter(Envelope[op.response])))  # type: ignore[name-defined]
+    refs, schema_defs = TypeAdapter.json_schemas(
+        [(key, mode, adapter) for key, mode, adapter in inputs],  # type: ignore[misc]
+        ref_template=_REF)
+    components: dict[str, Any] = dict(schema_defs.get("$defs", {}))
+    paths: dict[str, Any] = {}
+    for rule, method, op in found:
+        args = {m.group("name"): m.group("conv") or "default" for m in _ARG.finditer(rule.rule)}
+        path = _ARG.sub(lambda m: "{" + m.group("name") + "}", rule.rule)
+        responses: dict[str, Any] = {}
+        if op.media_type == "application/json":
+            content_schema = ({"type": "object"} if op.extra["raw"] else
+                              refs[((rule.rule, method.upper(), "out"), "serialization")])
+        else:
+            content_schema = {"type": "string"}
+        responses[str(op.status)] = {"description": _STATUS_TEXT.get(op.status, "OK"),
+                                     "content": {op.media_type: {"schema": content_schema}}}
+        error_ref = refs[("error", "serialization")]
+        for code in _error_codes(op, bool(args)):
+            responses[str(code)] = {"description": _STATUS_TEXT.get(code, "Error"),
+                                    "content": {"application/json": {"schema": error_ref}}}
+        responses["default"] = {"description": "Any other error, in the error envelope",
+                                "content": {"application/json": {"schema": error_ref}}}
+        entry: dict[str, Any] = {
+            "operationId": rule.endpoint.replace(".", "_"), "summary": op.summary,
+            "tags": [op.tag], "parameters": _parameters(op, args, components),
+            "responses": responses}
+        if op.description:
+            entry["description"] = op.description
+        if op.auth in ("user", "any"):
+            entry["security"] = [{"bearer": []}]
+        elif op.auth == "optional":
+            entry["security"] = [{"bearer": []}, {}]
+        else:
+            entry["security"] = []
+        if op.body is not None or op.body_doc is not None:
+            entry["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": refs[((rule.rule, method.upper(), "in"), "validation")]}}}
+        paths.setdefault(path, {})[method] = entry
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "llmlab API", "version": _version(),
+                 "description": "Cost tracking for LLM calls. Every response is an envelope: "
+                                "`{success, data, error, timestamp}`."},
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {"schemas": components, "securitySchemes": {"bearer": {
+            "type": "http", "scheme": "bearer",
+            "description": "An access JWT from /api/auth/login, or a project API key llm_…"}}},
+    }
+
+
+def _version() -> str:
+    from llmlab import __version__
+
+    return __version__

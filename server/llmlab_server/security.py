@@ -1,0 +1,108 @@
+"""Credentials: bcrypt passwords, access JWTs, refresh and API-key hashing, the caller.
+
+API keys are ``llm_<random>``; only ``HMAC-SHA256(server secret, key)`` is stored (a fast keyed
+hash, not bcrypt, because a key is checked on every request and has 256 bits of entropy).
+Refresh tokens are random strings stored the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import bcrypt
+import jwt
+from flask import current_app
+
+from llmlab_server.models import ApiKey, User, utcnow
+
+__all__ = [
+    "KEY_PREFIX",
+    "Principal",
+    "decode_access_token",
+    "hash_password",
+    "hash_secret",
+    "issue_access_token",
+    "new_api_key",
+    "new_refresh_token",
+    "verify_password",
+]
+
+KEY_PREFIX = "llm_"
+_ALGORITHM = "HS256"
+# A valid hash to compare against when the user does not exist, so timing does not tell.
+_DUMMY_HASH = bcrypt.hashpw(b"not-a-password", bcrypt.gensalt(4))
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a logged-in user (JWT) or a project API key."""
+
+    user: User | None = None
+    key: ApiKey | None = None
+    session_id: str | None = None
+
+    @property
+    def rate_key(self) -> str:
+        """The rate-limit bucket of this caller."""
+        return f"key:{self.key.id}" if self.key is not None else f"user:{self.user_id}"
+
+    @property
+    def user_id(self) -> int | None:
+        """The user's id, None for an API key."""
+        return self.user.id if self.user is not None else None
+
+
+def hash_password(password: str) -> str:
+    """A bcrypt hash at the configured cost."""
+    rounds = int(current_app.config["BCRYPT_ROUNDS"])
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
+
+
+def verify_password(password: str, hashed: str | None) -> bool:
+    """True when ``password`` matches ``hashed`` (constant work when there is no user)."""
+    if hashed is None:
+        bcrypt.checkpw(password.encode()[:72], _DUMMY_HASH)
+        return False
+    return bcrypt.checkpw(password.encode()[:72], hashed.encode())
+
+
+def hash_secret(value: str) -> str:
+    """``HMAC-SHA256(SECRET_KEY, value)`` in hex: how API keys and refresh tokens are stored."""
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
+def new_api_key() -> tuple[str, str, str]:
+    """A fresh key: (the key, shown once; its display prefix; its stored hash)."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    return key, key[:12], hash_secret(key)
+
+
+def new_refresh_token() -> tuple[str, str]:
+    """A fresh refresh token and its stored hash."""
+    token = "rt_" + secrets.token_urlsafe(32)
+    return token, hash_secret(token)
+
+
+def issue_access_token(user_id: int, session_id: str, now: datetime | None = None) -> str:
+    """A signed access JWT for ``user_id`` in login session ``session_id``."""
+    issued = now or utcnow()
+    ttl = timedelta(seconds=int(current_app.config["ACCESS_TOKEN_TTL"]))
+    claims = {"sub": str(user_id), "sid": session_id, "iat": issued, "exp": issued + ttl,
+              "typ": "access"}
+    return jwt.encode(claims, current_app.config["SECRET_KEY"], algorithm=_ALGORITHM)
+
+
+def decode_access_token(token: str) -> dict[str, Any]:
+    """The verified claims of an access JWT; raises ``jwt.InvalidTokenError``."""
+    claims: dict[str, Any] = jwt.decode(
+        token, current_app.config["SECRET_KEY"], algorithms=[_ALGORITHM],
+        options={"require": ["sub", "sid", "exp", "iat"]})
+    if claims.get("typ") != "access":
+        raise jwt.InvalidTokenError("not an access token")
+    return claims

@@ -1,0 +1,257 @@
+"""Event ingestion: decode a batch, validate and price each event, store it once, roll it up.
+
+Everything for one batch happens in one transaction: events are inserted with
+``INSERT ... ON CONFLICT (project_id, event_id) DO NOTHING RETURNING event_id`` and only the
+rows that came back (the new ones) are added to ``cost_rollups_hourly`` with an upsert, so a
+batch sent twice is stored once and counted once.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any, Literal
+
+from pydantic import ValidationError
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from llmlab.pricing import CostBreakdown
+from llmlab.pricing import cost as price
+from llmlab.schema import CostEvent
+from llmlab.usage import Usage
+from llmlab_server.errors import (
+    BadRequest,
+    PayloadTooLarge,
+    Unprocessable,
+    UnsupportedMediaType,
+    validation_message,
+)
+from llmlab_server.models import CostEventRow, CostRollupHourly, Project, utcnow
+from llmlab_server.schemas import EventError, EventResult, TrackResult
+
+__all__ = ["decode_batch", "ingest", "to_nanos"]
+
+_NANO = Decimal(1).scaleb(-9)
+_EVENTS: Table = CostEventRow.__table__  # type: ignore[assignment]
+_ROLLUPS: Table = CostRollupHourly.__table__  # type: ignore[assignment]
+_ROLLUP_KEY = ("project_id", "hour", "provider", "model")
+_ROLLUP_SUMS = ("cost_nanos", "calls", "errors", "input_tokens", "output_tokens",
+                "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "latency_ms_sum",
+                "latency_count")
+
+
+def to_nanos(amount: Decimal) -> int:
+    """USD as integer nano-USD, rounded half-even."""
+    return int(amount.quantize(_NANO, rounding=ROUND_HALF_EVEN).scaleb(9))
+
+
+def _gunzip(raw: bytes, limit: int) -> bytes:
+    # Bounded decompression: a gzip bomb stops at the limit instead of filling memory.
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(raw, limit + 1)
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"The decompressed body is larger than {limit} bytes.",
+                                  code="decompressed_too_large")
+        out += inflater.flush()
+    except (zlib.error, gzip.BadGzipFile) as exc:
+        raise BadRequest(f"The gzip body cannot be decompressed: {exc}.",
+                         code="invalid_encoding") from None
+    if len(out) > limit:
+        raise PayloadTooLarge(f"The decompressed body is larger than {limit} bytes.",
+                              code="decompressed_too_large")
+    return out
+
+
+def decode_batch(raw: bytes, content_type: str | None, encoding: str | None, *,
+                 max_bytes: int, max_batch: int) -> list[Any]:
+    """The list of raw events in a request body (one event or ``{"events": [...]}``)."""
+    mime = (content_type or "").split(";")[0].strip().lower()
+    if mime != "application/json" and not mime.endswith("+json"):
+        raise UnsupportedMediaType("Send JSON with 'Content-Type: application/json'.")
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"The body is larger than {max_bytes} bytes.")
+    coding = (encoding or "identity").strip().lower()
+    if coding == "gzip":
+        raw = _gunzip(raw, max_bytes)
+    elif coding != "identity":
+        raise UnsupportedMediaType(f"Content-Encoding {coding!r} is not supported; use gzip.",
+                                   code="unsupported_encoding")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"The body is not valid JSON: {exc}.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be one event object or {\"events\": [...]}.",
+                         code="invalid_body")
+    if "events" not in body:
+        return [body]
+    events = body["events"]
+    if not isinstance(events, list) or len(body) != 1:
+        raise BadRequest("'events' must be a list of events, alone in the body.",
+                         code="invalid_body", param="events")
+    if len(events) > max_batch:
+        raise Unprocessable(f"At most {max_batch} events per batch; got {len(events)}.",
+                            code="batch_too_large", param="events")
+    return events
+
+
+@dataclass(slots=True)
+class _Priced:
+    row: dict[str, Any]
+    latency: float | None
+
+
+def _server_price(event: CostEvent, project: Project) -> CostBreakdown | None:
+    try:
+        usage = Usage(**event.usage.model_dump())
+        result = price(event.model, usage, event.provider, at=event.timestamp,
+                       service_tier=event.service_tier, project=project.slug)
+    except Exception:  # an engine failure must not lose the event: store it unpriced
+        return None
+    return result if result.priced else None
+
+
+def _row(event: CostEvent, project: Project, received: datetime) -> dict[str, Any]:
+    server = _server_price(event, project)
+    client = event.cost if event.cost is not None and event.cost.priced else None
+    server_nanos = to_nanos(server.total) if server is not None else None
+    if client is not None:
+        parts = (client.input, client.cache_read, client.cache_write, client.output,
+                 client.reasoning)
+        total = to_nanos(client.total)
+        mismatch = server_nanos is not None and abs(total - server_nanos) > max(
+            1, server_nanos // 1_000_000)
+    elif server is not None:
+        parts = (server.input, server.cache_read, server.cache_write, server.output,
+                 server.reasoning)
+        total, mismatch = server_nanos or 0, False
+    else:
+        parts, total, mismatch = (Decimal(0),) * 5, 0, False
+    u = event.usage
+    return {
+        "project_id": project.id, "event_id": event.id,
+        "timestamp": event.timestamp.astimezone(UTC), "received_at": received,
+        "provider": event.provider, "model": event.model,
+        "requested_model": event.requested_model, "operation": event.operation,
+        "input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
+        "cache_read_tokens": u.cache_read_tokens, "cache_write_tokens": u.cache_write_tokens,
+        "cache_write_1h_tokens": u.cache_write_1h_tokens,
+        "reasoning_tokens": u.reasoning_tokens, "audio_input_tokens": u.audio_input_tokens,
+        "audio_output_tokens": u.audio_output_tokens,
+        "image_input_tokens": u.image_input_tokens, "image_output_tokens": u.image_output_tokens,
+        "cost_nanos": total, "cost_input_nanos": to_nanos(parts[0]),
+        "cost_cache_read_nanos": to_nanos(parts[1]), "cost_cache_write_nanos": to_nanos(parts[2]),
+        "cost_output_nanos": to_nanos(parts[3]), "cost_reasoning_nanos": to_nanos(parts[4]),
+        "server_cost_nanos": server_nanos, "priced": client is not None or server is not None,
+        "server_priced": client is None and server is not None, "cost_mismatch": mismatch,
+        "pricing_version": (event.cost.pricing_version if client is not None and event.cost
+                            else server.pricing_version if server is not None else None),
+        "latency_ms": event.latency_ms, "ttfb_ms": event.ttfb_ms, "stream": event.stream,
+        "estimated": event.estimated, "status": event.status, "error_type": event.error_type,
+        "service_tier": event.service_tier, "job_id": event.job_id, "user_id": event.user_id,
+        "function": event.function, "tags": dict(event.tags),
+        "environment": event.environment,
+        "sdk_name": event.sdk.name if event.sdk else None,
+        "sdk_version": event.sdk.version if event.sdk else None,
+    }
+
+
+def _insert(session: Session, table: Table) -> Any:  # the dialect's Insert (ON CONFLICT)
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise RuntimeError(f"unsupported database dialect {dialect!r}")
+
+
+def _raw_id(item: Any) -> str | None:
+    raw = item.get("id") if isinstance(item, dict) else None
+    return raw[:128] if isinstance(raw, str) else None
+
+
+def _rollups(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    sums: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        hour = row["timestamp"].replace(minute=0, second=0, microsecond=0)
+        key = (row["project_id"], hour, row["provider"], row["model"])
+        acc = sums.get(key)
+        if acc is None:
+            acc = sums[key] = dict(zip(_ROLLUP_KEY, key, strict=True),
+                                   **dict.fromkeys(_ROLLUP_SUMS, 0))
+            acc["latency_ms_sum"] = 0.0
+        acc["cost_nanos"] += row["cost_nanos"]
+        acc["calls"] += 1
+        acc["errors"] += row["status"] == "error"
+        acc["input_tokens"] += row["input_tokens"]
+        acc["output_tokens"] += row["output_tokens"]
+        acc["cache_read_tokens"] += row["cache_read_tokens"]
+        acc["cache_write_tokens"] += row["cache_write_tokens"] + row["cache_write_1h_tokens"]
+        acc["reasoning_tokens"] += row["reasoning_tokens"]
+        if row["latency_ms"] is not None:
+            acc["latency_ms_sum"] += row["latency_ms"]
+            acc["latency_count"] += 1
+    # A fixed order makes concurrent upserts lock rows in the same order: no deadlocks.
+    return [sums[k] for k in sorted(sums, key=lambda k: (k[0], k[1], k[2], k[3]))]
+
+
+def ingest(session: Session, project: Project, items: Sequence[Any]) -> TrackResult:
+    """Validate, price and store ``items`` for ``project``; per-event results, one commit."""
+    received = utcnow()
+    results: list[EventResult | None] = [None] * len(items)
+    rows: list[dict[str, Any]] = []
+    indexes: dict[str, int] = {}
+    for index, item in enumerate(items):
+        try:
+            event = CostEvent.model_validate(item)
+        except ValidationError as exc:
+            message, _ = validation_message(exc)
+            results[index] = EventResult(index=index, id=_raw_id(item), status="rejected",
+                                         error=EventError(code="invalid_event", message=message))
+            continue
+        if event.project is not None and event.project != project.slug:
+            results[index] = EventResult(index=index, id=event.id, status="rejected",
+                                         error=EventError(
+                code="project_mismatch",
+                message=f"event project {event.project!r} is not this key's project "
+                        f"{project.slug!r}"))
+            continue
+        if event.id in indexes:  # the same id twice in one batch: the first one counts
+            results[index] = EventResult(index=index, id=event.id, status="duplicate")
+            continue
+        indexes[event.id] = index
+        rows.append(_row(event, project, received))
+    inserted: set[str] = set()
+    if rows:
+        stmt = _insert(session, _EVENTS).on_conflict_do_nothing(
+            index_elements=["project_id", "event_id"]).returning(_EVENTS.c.event_id)
+        inserted = set(session.scalars(stmt, rows))
+        new_rows = [r for r in rows if r["event_id"] in inserted]
+        if new_rows:
+            _upsert_rollups(session, _rollups(new_rows))
+    session.commit()
+    for event_id, index in indexes.items():
+        status: Literal["accepted", "duplicate"] = (
+            "accepted" if event_id in inserted else "duplicate")
+        results[index] = EventResult(index=index, id=event_id, status=status)
+    final = [r for r in results if r is not None]
+    return TrackResult(
+        accepted=sum(r.status == "accepted" for r in final),
+        duplicates=sum(r.status == "duplicate" for r in final),
+        rejected=sum(r.status == "rejected" for r in final), results=final)
+
+
+def _upsert_rollups(session: Session, rollups: list[dict[str, Any]]) -> None:
+    stmt = _insert(session, _ROLLUPS)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(_ROLLUP_KEY),
+        set_={name: _ROLLUPS.c[name] + stmt.excluded[name] for name in _ROLLUP_SUMS})
+    session.execute(stmt, rollups)

@@ -1,0 +1,111 @@
+"""Helpers of the server suite: an API client wrapper, tenants and events."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import secrets
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+__all__ = ["Api", "Tenant", "make_event", "utc"]
+
+
+def make_event(**fields: Any) -> dict[str, Any]:
+    """A valid wire event (gpt-4o, 1000 in / 100 out) with ``fields`` overriding."""
+    event: dict[str, Any] = {
+        "id": str(uuid.uuid4()), "timestamp": "2026-11-02T10:15:00Z", "provider": "openai",
+        "model": "gpt-4o", "usage": {"input_tokens": 1000, "output_tokens": 100},
+        "latency_ms": 100.0, "status": "ok"}
+    event.update(fields)
+    return event
+
+
+class Api:
+    """A test client speaking the API: bearer auth, JSON, envelope unwrapping."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def call(self, method: str, path: str, token: str | None = None, json_body: Any = None,
+             **kwargs: Any) -> TestResponse:
+        """One request; ``token`` becomes a bearer header."""
+        headers = dict(kwargs.pop("headers", {}))
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.client.open(path, method=method, headers=headers, json=json_body, **kwargs)
+
+    def data(self, method: str, path: str, token: str | None = None, json_body: Any = None,
+             status: int = 200, **kwargs: Any) -> Any:
+        """``data`` of a successful response, asserting its status."""
+        response = self.call(method, path, token, json_body, **kwargs)
+        assert response.status_code == status, (response.status_code, response.get_json())
+        body = response.get_json()
+        assert body["success"] is True and body["error"] is None
+        return body["data"]
+
+    def signup(self, email: str | None = None, password: str = "correct horse battery"
+               ) -> dict[str, Any]:
+        """A new user's session (user, access_token, refresh_token)."""
+        email = email or f"u{secrets.token_hex(4)}@example.com"
+        return self.data("POST", "/api/auth/signup", json_body={
+            "email": email, "password": password}, status=201)
+
+    def user(self) -> str:
+        """A new user's access token."""
+        return str(self.signup()["access_token"])
+
+    def project(self, token: str, name: str = "Support bot", slug: str | None = None
+                ) -> dict[str, Any]:
+        """A new project owned by ``token``'s user."""
+        body: dict[str, Any] = {"name": name}
+        if slug:
+            body["slug"] = slug
+        return self.data("POST", "/api/projects", token, body, status=201)
+
+    def key(self, token: str, project_id: int, scopes: tuple[str, ...] = ("ingest", "read")
+            ) -> str:
+        """A new API key's secret."""
+        return str(self.data("POST", "/api/keys", token, {
+            "project_id": project_id, "name": "test", "scopes": list(scopes)}, status=201)["key"])
+
+    def track(self, key: str, events: list[dict[str, Any]] | dict[str, Any],
+              gzip_body: bool = False, **kwargs: Any) -> TestResponse:
+        """POST events (a list becomes a batch) to /api/events/track."""
+        body = {"events": events} if isinstance(events, list) else events
+        raw = json.dumps(body).encode()
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        if gzip_body:
+            raw = gzip.compress(raw)
+            headers["Content-Encoding"] = "gzip"
+        headers.update(kwargs.pop("headers", {}))
+        return self.client.post("/api/events/track", data=raw, headers=headers, **kwargs)
+
+    def tenant(self) -> Tenant:
+        """A user with a project and an ingest+read key."""
+        token = self.user()
+        project = self.project(token)
+        return Tenant(token, project, self.key(token, project["id"]))
+
+
+class Tenant:
+    """One user's world: token, project and an API key."""
+
+    def __init__(self, token: str, project: dict[str, Any], key: str) -> None:
+        self.token = token
+        self.project = project
+        self.key = key
+
+    @property
+    def project_id(self) -> int:
+        """The project's id."""
+        return int(self.project["id"])
+
+
+def utc(*args: int) -> datetime:
+    """``datetime(*args, tzinfo=UTC)``."""
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]

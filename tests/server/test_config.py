@@ -1,0 +1,50 @@
+"""Config from the environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmlab_server.config import Config, ConfigError, default_database_url, finalise
+
+
+class TestFromEnv:
+    """Config.from_env."""
+
+    def test_defaults(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Without variables: production, default SQLite file, 1000-event batches."""
+        for name in ("LLMLAB_ENV", "LLMLAB_DATABASE_URL", "LLMLAB_MAX_BATCH"):
+            monkeypatch.delenv(name, raising=False)
+        cfg = Config.from_env()
+        assert cfg.ENV == "production" and cfg.MAX_BATCH == 1000
+        assert default_database_url() == cfg.DATABASE_URL
+        assert cfg.ACCESS_TOKEN_TTL == 900
+
+    def test_reads_variables(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """LLMLAB_* variables override the defaults."""
+        monkeypatch.setenv("LLMLAB_DATABASE_URL", "postgresql+psycopg2://x@h/db")
+        monkeypatch.setenv("LLMLAB_MAX_BATCH", "50")
+        monkeypatch.setenv("LLMLAB_RATE_LIMIT_PER_SECOND", "2.5")
+        monkeypatch.setenv("LLMLAB_ENV", "Development")
+        cfg = Config.from_env()
+        assert cfg.DATABASE_URL.startswith("postgresql") and cfg.MAX_BATCH == 50
+        assert cfg.RATE_LIMIT_PER_SECOND == 2.5 and cfg.ENV == "development"
+
+    @pytest.mark.parametrize(("name", "value"), [("LLMLAB_MAX_BATCH", "many"),
+                                                 ("LLMLAB_ENV", "staging"),
+                                                 ("LLMLAB_RATE_LIMIT_BURST", "1.5")])
+    def test_bad_values_are_refused(self, monkeypatch: pytest.MonkeyPatch, name: str,
+                                    value: str) -> None:
+        """A malformed variable is a ConfigError naming it."""
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ConfigError, match=name):
+            Config.from_env()
+
+    def test_auto_migrate_defaults_to_sqlite_only(self) -> None:
+        """Migrations run on start for SQLite and not for PostgreSQL unless asked."""
+        base = {"ENV": "testing", "SECRET_KEY": "s", "MAX_BATCH": 1, "MAX_BODY_BYTES": 1,
+                "AUTO_MIGRATE": None}
+        lite = {**base, "DATABASE_URL": "sqlite:///:memory:"}
+        pg = {**base, "DATABASE_URL": "postgresql+psycopg2://x@h/db"}
+        finalise(lite)
+        finalise(pg)
+        assert lite["AUTO_MIGRATE"] is True and pg["AUTO_MIGRATE"] is False

@@ -1,0 +1,59 @@
+"""Engines, sessions and migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from llmlab_server import db
+from llmlab_server.models import Base
+
+
+class TestMigrations:
+    """Alembic migrations."""
+
+    def test_migrations_match_the_models(self, database_url: str) -> None:
+        """The migrated schema has exactly the models' tables, columns and indexes."""
+        engine = db.make_engine(database_url)
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        engine.dispose()
+        assert diff == []
+
+    def test_database_is_at_head(self, database_url: str) -> None:
+        """The session database is at the newest revision; upgrading again changes nothing."""
+        engine = db.make_engine(database_url)
+        db.upgrade(engine)
+        assert db.current_revision(engine) == db.head_revision() == "0001"
+        engine.dispose()
+
+    def test_downgrade_and_upgrade_round_trip(self, tmp_path: Path) -> None:
+        """A SQLite database can be migrated down to empty and back up."""
+        engine = db.make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+        db.upgrade(engine)
+        from alembic import command
+
+        cfg = db._alembic_config(engine)
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "base")
+        assert db.current_revision(engine) is None
+        db.upgrade(engine)
+        assert db.current_revision(engine) == db.head_revision()
+        engine.dispose()
+
+
+class TestSqlitePragmas:
+    """SQLite connection settings."""
+
+    def test_foreign_keys_and_wal_are_on(self, tmp_path: Path) -> None:
+        """SQLite connections enforce foreign keys and use WAL."""
+        from sqlalchemy import text
+
+        engine = db.make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+        with engine.connect() as conn:
+            assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+            assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        engine.dispose()
