@@ -89,15 +89,13 @@ class Options:
     ledger: bool = True
     serverless: bool = False
     openai_stream_usage: bool = True
-    queue_size: int = _consts.DEFAULT_QUEUE_SIZE
-    batch_size: int = _consts.DEFAULT_BATCH_SIZE
-    flush_interval: float = _consts.DEFAULT_FLUSH_INTERVAL
     flush_timeout: float = _consts.DEFAULT_FLUSH_TIMEOUT
     home: Path = field(default_factory=home_dir)
     catalogue: Catalogue | None = None
     budgets: bool = True
     on_budget_alert: Callable[[Any], None] | None = None
     budget_refresh_interval: float = 15.0
+    #: `Worker` settings: queue_size, batch_size, batch_bytes, flush_interval, max_retries, …
     worker_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -192,9 +190,7 @@ class Tracker(NonRecordingTracker):
             transport, spool = LedgerTransport(options.home / "ledger"), None
         else:
             return None
-        return Worker(transport, spool=spool, queue_size=options.queue_size,
-                      batch_size=options.batch_size, flush_interval=options.flush_interval,
-                      **options.worker_options)
+        return Worker(transport, spool=spool, **options.worker_options)
 
     # -- the per-call path (hot) -------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 >>> import llmlab  # doctest: +SKIP
 >>> client = llmlab.Client("llm_…", "https://llmlab.internal")  # doctest: +SKIP
->>> client.summary(group_by="model", start="2026-11-01")["total"]["cost"]  # doctest: +SKIP
+>>> client.summary(group_by="model", start="2026-11-01")["totals"]["cost"]  # doctest: +SKIP
 '412.0871'
 
 Every method returns the ``data`` of the server's envelope as plain JSON types (money as
@@ -14,7 +14,7 @@ explicitly, by code that wants the answer.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -33,6 +33,25 @@ __all__ = ["Client"]
 
 _ERRORS: dict[int, type[APIError]] = {401: AuthenticationError, 403: PermissionDeniedError,
                                       404: NotFoundError, 429: RateLimitError}
+
+
+def _raise_for(response: httpx.Response, path: str) -> None:
+    """Raise the `APIError` subclass an error response (already read) stands for."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = (body or {}).get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    message = error.get("message") or f"HTTP {response.status_code} from {path}"
+    kwargs: dict[str, Any] = {"status": response.status_code, "code": error.get("code"),
+                              "param": error.get("param"),
+                              "request_id": response.headers.get("x-request-id")}
+    cls = _ERRORS.get(response.status_code, APIError)
+    if cls is RateLimitError:
+        retry = response.headers.get("retry-after")
+        raise RateLimitError(message, retry_after=float(retry) if retry else None, **kwargs)
+    raise cls(message, **kwargs)
 
 
 def _param(value: Any) -> Any:
@@ -150,3 +169,46 @@ class Client:
     def alerts(self, project: int | None = None) -> Any:
         """``GET /api/alerts``."""
         return self.request("GET", "/api/alerts", params={"project": project})
+
+    # -- accounts, projects and keys (what ``llmlab init`` / ``login`` need) -----------------
+
+    def signup(self, email: str, password: str, name: str | None = None) -> Any:
+        """``POST /api/auth/signup``: a new account's session (``access_token`` …)."""
+        body = {"email": email, "password": password}
+        if name:
+            body["name"] = name
+        return self.request("POST", "/api/auth/signup", json=body)
+
+    def login(self, email: str, password: str) -> Any:
+        """``POST /api/auth/login``: a session (``access_token``, ``refresh_token``, ``user``)."""
+        return self.request("POST", "/api/auth/login", json={"email": email, "password": password})
+
+    def me(self) -> Any:
+        """``GET /api/auth/me``: the caller (user or API key) and the projects it can see."""
+        return self.request("GET", "/api/auth/me")
+
+    def create_project(self, name: str, slug: str | None = None) -> Any:
+        """``POST /api/projects`` (needs a user token): the caller becomes its owner."""
+        body = {"name": name}
+        if slug:
+            body["slug"] = slug
+        return self.request("POST", "/api/projects", json=body)
+
+    def create_key(self, project_id: int, *, name: str = "default",
+                   scopes: tuple[str, ...] | list[str] = ("ingest",)) -> Any:
+        """``POST /api/keys``: a new API key; its secret ``key`` is in this answer only."""
+        return self.request("POST", "/api/keys", json={
+            "project_id": project_id, "name": name, "scopes": list(scopes)})
+
+    def export_csv(self, **filters: Any) -> Iterator[bytes]:
+        """``GET /api/costs/export``: the CSV body, streamed in chunks (filters as `events`)."""
+        clean = {k: _param(v) for k, v in filters.items() if v is not None}
+        path = "/api/costs/export"
+        try:
+            with self._http.stream("GET", path, params=clean) as response:
+                if not response.is_success:
+                    response.read()
+                    _raise_for(response, path)
+                yield from response.iter_bytes()
+        except httpx.HTTPError as exc:
+            raise APIError(f"cannot reach the llmlab server at {self.base_url}: {exc}") from exc
