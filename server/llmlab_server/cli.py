@@ -1,19 +1,46 @@
-"""``llmlab server …`` commands: a thin click layer over `create_app` and `db`.
+"""The ``llmlab`` command: a thin click layer over `llmlab.Client`, the pricing catalogue and
+`create_app` (see ``docs/cli.md``)::
 
-The ``llmlab`` CLI mounts `server_cli` as its ``server`` group::
-
+    llmlab demo                              # the whole product, offline, in 10 seconds
+    llmlab init                              # sign up / log in, write ~/.llmlab/config.toml
+    llmlab summary --by model --since 7d     # what did we spend, on what
+    llmlab events -f --model gpt-4o          # tail events
+    llmlab export --csv costs.csv            # every event, streamed
+    llmlab pricing show gpt-4o               # the catalogue's rates
     llmlab server serve --port 8000          # development server (auto-migrates SQLite)
     llmlab server db upgrade                 # apply migrations (PostgreSQL in production)
+
+Every read command takes ``--json``. Errors are one clear message on stderr and a non-zero exit
+status (1 for errors, 2 for bad usage), never a traceback.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 
+from llmlab.client import Client
+from llmlab.errors import APIError, LLMLabError
 from llmlab_server import db
+from llmlab_server.cli_config import ConfigFileError, Settings, config_path, resolve, save_file
+from llmlab_server.cli_output import (
+    err_console,
+    explain,
+    money,
+    out_console,
+    print_json,
+    table,
+    tokens,
+)
 from llmlab_server.config import ConfigError, default_database_url
 
 __all__ = ["cli", "main", "server_cli"]
@@ -84,18 +111,3 @@ def current(database: str | None) -> None:
         engine.dispose()
 
 
-@click.group("llmlab")
-@click.version_option(package_name="llmlab", prog_name="llmlab")
-def cli() -> None:
-    """llmlab: know what every LLM call costs."""
-
-
-cli.add_command(server_cli)
-# `llmlab serve` is the short form of `llmlab server serve` (DESIGN.md).
-cli.add_command(serve, "serve")
-
-
-def main() -> int:
-    """Entry point of the ``llmlab`` console script."""
-    cli.main(prog_name="llmlab")
-    return 0
