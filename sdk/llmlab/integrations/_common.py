@@ -19,7 +19,12 @@ from typing import Any, Protocol
 import wrapt
 
 from llmlab._estimate import worst_case_cost
-from llmlab._tracker import NonRecordingTracker, capture_internal_exceptions, get_tracker
+from llmlab._tracker import (
+    INTERNAL_ERROR,
+    NonRecordingTracker,
+    capture_internal_exceptions,
+    get_tracker,
+)
 from llmlab.usage import Usage
 
 __all__ = ["AsyncStreamProxy", "Call", "CallSpec", "StreamState", "SyncStreamProxy",
@@ -131,10 +136,22 @@ def _begin(spec: CallSpec, instance: Any, kwargs: dict[str, Any]) -> Call | None
     # Budgets are checked outside capture_internal_exceptions: refusing is the point.
     if model_name:
         tracker.check_budget(provider, model_name,
-                             lambda: _worst_case(tracker, provider, model_name, kwargs))
+                             _once(lambda: _worst_case(tracker, provider, model_name, kwargs)))
     if not tracker.active:
         return None
     return Call(tracker, provider, model_name, spec.operation, kwargs)
+
+
+def _once(compute: Callable[[], Decimal]) -> Callable[[], Decimal]:
+    """``compute`` evaluated at most once (a scope and a budget may both ask)."""
+    cache: list[Decimal] = []
+
+    def get() -> Decimal:
+        if not cache:
+            cache.append(compute())
+        return cache[0]
+
+    return get
 
 
 def _worst_case(tracker: Any, provider: str, model: str, kwargs: dict[str, Any]) -> Decimal:
@@ -142,7 +159,7 @@ def _worst_case(tracker: Any, provider: str, model: str, kwargs: dict[str, Any])
         return worst_case_cost(getattr(tracker, "catalogue", None), provider, model, kwargs)
     except Exception:
         logger.exception("llmlab: could not estimate the cost of a call; not blocking it",
-                         extra={"llmlab_internal_error": True})
+                         extra={INTERNAL_ERROR: True})
         return Decimal(0)
 
 
