@@ -98,8 +98,9 @@ def timed(fn: Callable[[], Any], n: int) -> list[float]:
 
 
 def measure(calls: int, chunks: int, setup: Callable[[], None], teardown: Callable[[], None],
-            ) -> dict[str, float]:
-    """Median bare and instrumented times for a plain call and a stream, interleaved."""
+            patch_once: bool = False) -> dict[str, float]:
+    """Median bare and instrumented times for a plain call and a stream, interleaved in blocks
+    (or, with ``patch_once`` for tools that cannot be undone, all bare runs first)."""
     client = make_client(chunks)
     messages = [{"role": "user", "content": "hi"}]
 
@@ -117,13 +118,24 @@ def measure(calls: int, chunks: int, setup: Callable[[], None], teardown: Callab
     inst_stream: list[float] = []
     block = 100
     timed(plain, 200)
-    for _ in range(max(1, calls // block)):
-        bare_plain += timed(plain, block)
-        bare_stream += timed(stream, max(1, block // 10))
+    rounds = max(1, calls // block)
+    if patch_once:
+        for _ in range(rounds):
+            bare_plain += timed(plain, block)
+            bare_stream += timed(stream, max(1, block // 10))
         setup()
-        inst_plain += timed(plain, block)
-        inst_stream += timed(stream, max(1, block // 10))
-        teardown()
+        client = make_client(chunks)  # a client made after patching
+        for _ in range(rounds):
+            inst_plain += timed(plain, block)
+            inst_stream += timed(stream, max(1, block // 10))
+    else:
+        for _ in range(rounds):
+            bare_plain += timed(plain, block)
+            bare_stream += timed(stream, max(1, block // 10))
+            setup()
+            inst_plain += timed(plain, block)
+            inst_stream += timed(stream, max(1, block // 10))
+            teardown()
     med = statistics.median
     return {
         "bare_call_us": med(bare_plain) * 1e6, "instrumented_call_us": med(inst_plain) * 1e6,
@@ -166,6 +178,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--chunks", type=int, default=200)
+    parser.add_argument("--langfuse-python", help="a Python interpreter with langfuse installed")
     args = parser.parse_args()
 
     transport = CountingTransport()
@@ -187,11 +200,45 @@ def main() -> int:
     own = measure_own_path()
     teardown()
     print(f"llmlab's own per-call path:    {own:8.1f} us (wrapper + usage + cost + event + queue)")
-    try:
-        from langfuse.openai import openai as _lf  # noqa: F401
-    except Exception as exc:  # langfuse is optional
-        print(f"langfuse not measured: {type(exc).__name__}: {exc}")
+    if args.langfuse_python:
+        langfuse = measure_langfuse(args.langfuse_python, args.calls, args.chunks)
+        if langfuse is not None:
+            print(f"langfuse added per call:       {langfuse['added_per_call_us']:8.1f} us")
+            print(f"langfuse added per chunk:      {langfuse['added_per_chunk_us']:8.2f} us")
+    else:
+        print("langfuse not measured: pass --langfuse-python PATH (a Python with langfuse)")
     return 0
+
+
+LANGFUSE_CHILD = r"""
+import json, os, sys
+os.environ.update(LANGFUSE_PUBLIC_KEY="pk-lf-bench", LANGFUSE_SECRET_KEY="sk-lf-bench",
+                  LANGFUSE_HOST="http://127.0.0.1:9")  # nothing listens: exports fail quietly
+sys.path.insert(0, sys.argv[1])
+import sdk_overhead as bench
+state = {}
+
+def setup():
+    if "patched" not in state:
+        import langfuse.openai  # noqa: F401 - patches the openai module on import
+        state["patched"] = True
+
+print(json.dumps(bench.measure(int(sys.argv[2]), int(sys.argv[3]), setup, lambda: None,
+                               patch_once=True)))
+"""
+
+
+def measure_langfuse(python: str, calls: int, chunks: int) -> dict[str, float] | None:
+    """The same measurement for Langfuse's OpenAI integration, in its own interpreter."""
+    import subprocess
+
+    here = str(Path(__file__).resolve().parent)
+    result = subprocess.run([python, "-c", LANGFUSE_CHILD, here, str(calls), str(chunks)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        print(f"langfuse not measured: {result.stderr.strip().splitlines()[-1:]}")
+        return None
+    return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 if __name__ == "__main__":

@@ -131,6 +131,15 @@ class _Group(click.Group):
             raise click.ClickException(f"{exc}. Fix or delete it, or run `llmlab init`.") from None
         except OSError as exc:
             raise click.ClickException(str(exc)) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            # Never a traceback for users; LLMLAB_DEBUG=1 shows it to whoever debugs.
+            if os.environ.get("LLMLAB_DEBUG"):
+                raise
+            raise click.ClickException(
+                f"unexpected error: {type(exc).__name__}: {exc} (set LLMLAB_DEBUG=1 for the "
+                "traceback, and please report it)") from None
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:

@@ -83,6 +83,13 @@ class Config:
     MAX_RANGE_DAYS = 366
     #: Relative difference above which a client's cost disagrees with the server's price.
     COST_MISMATCH_TOLERANCE = "0.000001"
+    #: Allow webhook URLs that resolve to internal addresses: False, True, or a
+    #: comma-separated list of CIDRs ("127.0.0.0/8,::1/128").
+    WEBHOOK_ALLOW_PRIVATE: bool | str = False
+    #: Seconds before each retry of a failed webhook delivery.
+    WEBHOOK_RETRY_DELAYS: tuple[float, ...] = (1, 4, 16, 60, 300)
+    #: Seconds a webhook receiver gets to answer.
+    WEBHOOK_TIMEOUT = 5.0
     JSON_SORT_KEYS = False
 
     @classmethod
@@ -107,6 +114,7 @@ class Config:
                                            cls.RATE_LIMIT_PER_SECOND)
         cfg.RATE_LIMIT_BURST = _int("LLMLAB_RATE_LIMIT_BURST", cls.RATE_LIMIT_BURST)
         cfg.MAX_RANGE_DAYS = _int("LLMLAB_MAX_RANGE_DAYS", cls.MAX_RANGE_DAYS)
+        cfg.WEBHOOK_ALLOW_PRIVATE = os.environ.get("LLMLAB_WEBHOOK_ALLOW_PRIVATE", "") or False
         return cfg
 
 

@@ -9,7 +9,20 @@ __all__ = ["register"]
 
 def register(app: Flask) -> None:
     """Mount every blueprint on ``app``."""
-    from llmlab_server.api import auth, costs, events, keys, meta, pricing, projects
+    from llmlab_server.api import (
+        alerts,
+        auth,
+        budgets,
+        costs,
+        events,
+        keys,
+        meta,
+        pricing,
+        projects,
+        recommendations,
+        webhooks,
+    )
 
-    for module in (auth, projects, keys, events, costs, pricing, meta):
+    for module in (auth, projects, keys, events, costs, pricing, meta, budgets, alerts,
+                   webhooks, recommendations):
         app.register_blueprint(module.bp)
