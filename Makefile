@@ -19,7 +19,9 @@ demo: install
 	$(BIN)/python examples/cost_engine_tour.py
 
 test: install
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	bash scripts/test_prerequisites.sh
+	LLMLAB_TEST_POSTGRES_URL=$${LLMLAB_TEST_POSTGRES_URL:-postgresql+psycopg2://postgres@127.0.0.1:5432/test} \
+		$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check sdk server tests benchmarks examples scripts
