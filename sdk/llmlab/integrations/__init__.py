@@ -11,7 +11,7 @@ import importlib
 import importlib.metadata
 import logging
 import threading
-from abc import ABC, abstractmethod
+from abc import ABC
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any, ClassVar
@@ -75,9 +75,21 @@ class Integration(ABC):
             wanted = ".".join(map(str, cls.min_version))
             raise DidNotEnable(f"{cls.distribution} {version} is older than {wanted}")
 
-    @abstractmethod
+    def _targets(self) -> list[tuple[Any, str, Any, bool]]:
+        """(class, method name, `CallSpec`, is_async) for each method the default
+        `setup_once` patches."""
+        raise DidNotEnable(f"{type(self).__name__} declares no methods to patch")
+
+    def _wrapper(self, spec: Any, is_async: bool) -> Any:
+        """The wrapt wrapper recording calls described by ``spec``."""
+        from llmlab.integrations._common import async_wrapper, sync_wrapper
+
+        return async_wrapper(spec) if is_async else sync_wrapper(spec)
+
     def setup_once(self) -> None:
         """Patch the library's classes (called once per process, under a lock)."""
+        for owner, name, spec, is_async in self._targets():
+            self.patch(owner, name, self._wrapper(spec, is_async))
 
     def patch(self, owner: Any, name: str, wrapper: Any) -> None:
         """Wrap ``owner.name`` with a wrapt ``wrapper``, remembering how to undo it."""

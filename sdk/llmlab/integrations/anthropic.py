@@ -284,10 +284,6 @@ class AnthropicIntegration(Integration):
                 targets += [(sync_cls, "parse", parse, False), (async_cls, "parse", parse, True)]
         return targets
 
-    def setup_once(self) -> None:
-        """Patch the resource classes, sync and async."""
-        for owner, name, spec, is_async in self._targets():
-            self.patch(owner, name, async_wrapper(spec) if is_async else sync_wrapper(spec))
 
     def wrap_client(self, client: Any) -> bool:
         """Instrument one ``Anthropic`` / ``AsyncAnthropic`` (or Bedrock / Vertex) instance."""

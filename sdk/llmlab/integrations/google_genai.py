@@ -186,10 +186,9 @@ class GoogleGenAIIntegration(Integration):
                 targets.append((owner, private_name if private else public_name, spec, is_async))
         return targets
 
-    def setup_once(self) -> None:
-        """Patch ``Models`` and ``AsyncModels``."""
-        for owner, name, spec, is_async in self._targets():
-            self.patch(owner, name, _wrapper(spec, is_async))
+    def _wrapper(self, spec: Any, is_async: bool) -> Any:
+        """The common wrapper, reading the request through `_view` (model without prefix)."""
+        return _wrapper(spec, is_async)
 
     def wrap_client(self, client: Any) -> bool:
         """Instrument one ``genai.Client`` (its ``models`` and ``aio.models``), or one

@@ -226,10 +226,6 @@ class OpenAIIntegration(Integration):
             (AsyncEmbeddings, "create", embeddings, True),
         ]
 
-    def setup_once(self) -> None:
-        """Patch the resource classes, sync and async."""
-        for owner, name, spec, is_async in self._targets():
-            self.patch(owner, name, async_wrapper(spec) if is_async else sync_wrapper(spec))
 
     def wrap_client(self, client: Any) -> bool:
         """Instrument one ``OpenAI`` / ``AsyncOpenAI`` / Azure client instance."""
