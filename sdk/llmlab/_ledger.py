@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from llmlab._json import dumps
 from llmlab.transport import SendResult, Transport
 
 __all__ = ["LedgerTransport", "read_ledger"]
@@ -30,7 +31,7 @@ class LedgerTransport(Transport):
         by_day: dict[str, list[str]] = {}
         for event in events:
             day = str(event.get("timestamp", ""))[:10] or "undated"
-            by_day.setdefault(day, []).append(json.dumps(event, separators=(",", ":")))
+            by_day.setdefault(day, []).append(dumps(event))
         try:
             with self._lock:
                 self.directory.mkdir(parents=True, exist_ok=True)

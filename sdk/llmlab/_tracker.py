@@ -216,13 +216,12 @@ class Tracker(NonRecordingTracker):
     ) -> dict[str, Any]:
         """Price one call and capture its event; returns the event's wire dict.
 
-        This is the per-call hot path: the event is built directly in its wire form (plain
-        types, money as strings); a `CostEvent` model is made only for those who ask for one
-        (``on_event`` callbacks, ``Scope.events``).
+        This is the per-call hot path: the event is built directly as a wire dict (money as
+        `Decimal` and the time as `datetime` until the worker encodes them, see `llmlab._json`);
+        a `CostEvent` model is made only for those who ask for one (``on_event`` callbacks,
+        ``Scope.events``).
         """
         when = timestamp or datetime.now(UTC)
-        stamp = (when if when.tzinfo is UTC else when.astimezone(UTC)).isoformat(
-            timespec="milliseconds")
         scope = current_scope()
         attrs = scope.attribution() if scope is not None else {
             "project": None, "job_id": None, "user_id": None, "function": None, "tags": {}}
@@ -245,10 +244,15 @@ class Tracker(NonRecordingTracker):
                 breakdown = self.catalogue.cost(requested_model, usage, provider, at=when,
                                                 service_tier=service_tier, region=region,
                                                 project=project)
-            total, priced, cost_dict = breakdown.total, breakdown.priced, breakdown.to_wire()
+            total, priced = breakdown.total, breakdown.priced
+            # Decimals stay Decimals here: the worker's encoder writes them as wire strings.
+            cost_dict = {"input": breakdown.input, "cache_read": breakdown.cache_read,
+                         "cache_write": breakdown.cache_write, "output": breakdown.output,
+                         "reasoning": breakdown.reasoning, "total": total, "currency": "USD",
+                         "priced": priced, "pricing_version": breakdown.pricing_version}
         wire = {
             "schema_version": 1, "id": new_event_id(),
-            "timestamp": stamp[:-6] + "Z",
+            "timestamp": when,
             "provider": provider, "model": model, "requested_model": requested_model,
             "operation": operation, "usage": usage.to_dict(), "cost": cost_dict,
             "latency_ms": latency_ms, "ttfb_ms": ttfb_ms, "stream": stream,

@@ -21,7 +21,6 @@ loop. See ``docs/delivery.md`` for the guarantees and the settings.
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import signal
@@ -36,6 +35,7 @@ from typing import Any
 
 import tenacity
 
+from llmlab._json import dumps
 from llmlab._spool import Spool, SpoolFile
 from llmlab.transport import EventResult, SendResult, Transport
 
@@ -83,7 +83,7 @@ def _encode(event: Any) -> _Item | str:
     if not isinstance(event_id, str) or not event_id:
         return "missing string 'id'"
     try:
-        line = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        line = dumps(event)
     except (TypeError, ValueError) as exc:
         return f"not JSON serialisable: {exc}"
     return _Item(event_id, event, line)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import abc
 import email.utils
 import gzip as _gzip
-import json
 import logging
 import os
 import threading
@@ -32,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
+
+from llmlab._json import dumps
 
 __all__ = [
     "EventResult",
@@ -227,8 +228,7 @@ class HTTPTransport(Transport):
 
     def encode(self, events: Sequence[Event]) -> bytes:
         """The request body (uncompressed)."""
-        return json.dumps({"events": list(events)}, separators=(",", ":"),
-                          ensure_ascii=False).encode()
+        return dumps({"events": list(events)}).encode()
 
     def send_encoded(self, events: list[Event], lines: list[str]) -> SendResult:
         """POST a batch whose events are already encoded (no second JSON encoding)."""

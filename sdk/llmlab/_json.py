@@ -1,0 +1,32 @@
+"""JSON encoding of wire events, done on the delivery worker's thread.
+
+The per-call path leaves money as `Decimal` and the timestamp as an aware `datetime` in the
+event dict; turning them into wire strings (``"0.00475"``, ``"2026-11-22T10:00:00.123Z"``)
+happens here, off the caller's thread.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from llmlab.pricing._engine import money
+
+__all__ = ["dumps", "wire_default"]
+
+
+def wire_default(value: Any) -> Any:
+    """`json.dumps` ``default=`` for the types the per-call path leaves in an event."""
+    if isinstance(value, Decimal):
+        return money(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON of an event (or a batch), Decimals and datetimes in wire form."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                      default=wire_default)
