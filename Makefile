@@ -16,7 +16,7 @@ install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
 
 demo: install
-	$(BIN)/python examples/cost_engine_tour.py
+	$(BIN)/llmlab demo --exit
 
 test: install
 	bash scripts/test_prerequisites.sh

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -296,7 +298,7 @@ def _connect(url: str, *, email: str | None, password: str | None, api_key: str 
             session = anonymous.login(email, password)
     with Client(session["access_token"], url) as user:
         projects = list(user.me().get("projects") or [])
-        slug = project or (projects[0]["slug"] if projects and not signup else "default")
+        slug = project or (projects[0]["slug"] if projects else _slug_for(email))
         chosen = _pick_project(projects, slug)
         created_project = False
         if chosen is None:
@@ -305,7 +307,7 @@ def _connect(url: str, *, email: str | None, password: str | None, api_key: str 
                 raise click.ClickException(
                     f"You have no project {slug!r} (yours: {seen}). `llmlab init --project "
                     f"{slug}` creates it.")
-            chosen = user.create_project(slug, slug if re.fullmatch(r"[a-z0-9_-]+", slug) else None)
+            chosen = _create_project(user, slug, exact=project is not None)
             created_project = True
         cli_key = user.create_key(chosen["id"], name="llmlab-cli", scopes=["admin"])
         ingest = user.create_key(chosen["id"], name="app-ingest", scopes=["ingest"]) if signup else None
@@ -317,6 +319,29 @@ def _connect(url: str, *, email: str | None, password: str | None, api_key: str 
               "cli_key_prefix": cli_key.get("prefix"),
               "ingest_key": ingest["key"] if ingest else None}
     _report_session(result, as_json)
+
+
+def _slug_for(email: str) -> str:
+    """A project slug from the email's local part (``ada.l@x`` → ``ada-l``)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", email.split("@")[0].lower()).strip("-")[:40]
+    return slug or "default"
+
+
+def _create_project(user: Client, slug: str, *, exact: bool) -> dict[str, Any]:
+    """Create the project; slugs are global, so a default one gets a suffix when taken."""
+    valid = re.fullmatch(r"[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?", slug)
+    for attempt in range(5):
+        candidate = slug if attempt == 0 else f"{slug[:57]}-{secrets.token_hex(2)}"
+        try:
+            return dict(user.create_project(slug, candidate if valid else None))
+        except APIError as exc:
+            if exc.status != 409 or exact or not valid:
+                if exc.status == 409:
+                    raise click.ClickException(
+                        f"The project slug {slug!r} is taken on this server (slugs are global). "
+                        "Choose another with --project.") from None
+                raise
+    raise click.ClickException("Could not find a free project slug; pass --project.")
 
 
 def _report_session(result: dict[str, Any], as_json: bool) -> None:
@@ -633,7 +658,7 @@ def export(csv_path: str, model: str | None, provider: str | None, job: str | No
         progress = Progress(SpinnerColumn(), TextColumn("exporting"), BarColumn(),
                             DownloadColumn(), TextColumn("{task.fields[rows]:,} rows"),
                             console=err_console(), transient=True)
-        fh = click.get_binary_stream("stdout") if to_stdout else open(tmp, "wb")  # noqa: SIM115
+        fh = sys.stdout.buffer if to_stdout else open(tmp, "wb")  # noqa: SIM115
         rows = -1  # the header line is not an event
         try:
             with progress:
@@ -706,7 +731,8 @@ def budgets_list(as_json: bool) -> None:
 @click.option("--job", default=None, help="Only spend of this job.")
 @click.option("--user", default=None, help="Only spend of this end user.")
 @click.option("--model", default=None, help="Only spend on this model.")
-@click.option("--tag", default=None, metavar="KEY=VALUE", help="Only spend with this tag.")
+@click.option("--tag", default=None, metavar="KEY[=VALUE]",
+              help="Only spend with this tag (any value, or this value).")
 @tz_option
 @json_option
 def budgets_set(amount: float, period: str, action: str, name: str | None, thresholds: str,
@@ -718,8 +744,6 @@ def budgets_set(amount: float, period: str, action: str, name: str | None, thres
     except ValueError:
         raise click.BadParameter("comma-separated integers, e.g. 50,80,100",
                                  param_hint="--thresholds") from None
-    if tag is not None and "=" not in tag:
-        raise click.BadParameter("KEY=VALUE, e.g. feature=search", param_hint="--tag")
     client, settings = _client()
     with client:
         project_id = _project_id(client, settings)
@@ -728,13 +752,11 @@ def budgets_set(amount: float, period: str, action: str, name: str | None, thres
             if len(projects) != 1:
                 raise click.ClickException("Which project? Pass --project SLUG.")
             project_id = int(projects[0]["id"])
-        scope = {"job": job, "user": user, "model": model,
-                 "tag": dict([tag.split("=", 1)]) if tag else None}
-        body = {"project_id": project_id,
-                "name": name or f"{period} {_scope_text(scope)}",
+        scope = {k: v for k, v in {"job": job, "user": user, "model": model,
+                                   "tag": tag}.items() if v is not None}
+        body = {"project_id": project_id, "name": name or f"{period} {_scope_text(scope)}",
                 "amount": str(Decimal(str(amount))), "period": period, "action": action,
-                "thresholds": levels, "timezone": tz,
-                **{k: v for k, v in scope.items() if v is not None}}
+                "thresholds": levels, "timezone": tz, "scope": scope}
         created = client.create_budget(**body)
     if as_json:
         print_json(created)
@@ -804,9 +826,11 @@ def print_recommendations(console: Console, data: Any) -> None:
             evidence = ", ".join(f"{k}={v}" for k, v in list(evidence.items())[:4])
         rows.append([item.get("title") or item.get("kind") or item.get("type"),
                      money(saving(item), 2), item.get("confidence", ""),
-                     item.get("description") or evidence or ""])
+                     item.get("detail") or item.get("description") or evidence or ""])
     console.print(table("Recommendations", ["recommendation", "saves / month", "confidence",
                                             "why"], rows, right={"saves / month"}))
+    for note in (data.get("notes") or []) if isinstance(data, dict) else []:
+        console.print(f"[dim]note: {note}[/]")
 
 
 # -- pricing ---------------------------------------------------------------------------------

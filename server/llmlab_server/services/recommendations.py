@@ -1,0 +1,357 @@
+"""Savings recommendations from a project's recent spend, each with dollars saved per month.
+
+Everything is measured over a window of whole UTC hours (``days`` long, ending at the next
+full hour) and extrapolated to a 30-day month: ``monthly = saving_in_window x 30 / days``.
+
+* ``cheaper_model`` — for each model used, the cheapest model of the *same provider* with the
+  same or a higher capability tier, priced on the project's actual token mix (uncached input,
+  cache reads, cache writes, output, from the hourly rollups). The tier comes from the name
+  family (`tier_of`: opus > sonnet > haiku; pro > flash > flash-lite; gpt-4/4o/4.1/5 and o1/o3
+  > -mini > -nano; large > medium > small), and a candidate must also keep every capability
+  the model has (tools, vision, audio, PDF), match its reasoning-or-not (a reasoning model bills
+  hidden tokens, which would break the token mix), fit the largest prompt and completion seen,
+  be a plain alias (no dated snapshot, preview or fine-tune) and not be deprecated. The saving
+  is ``actual cost x (1 - candidate price / current price)`` on the mix.
+* ``prompt_caching`` — long prompts (≥ 1,024 input tokens per call on average, ≥ 20 calls)
+  with few cache reads (< 20 % of input) on a model whose cache-read price is lower: assumes
+  half of the uncached input is a repeated prefix (system prompt, documents), read from cache,
+  minus the cache-write premium where the provider charges one (one write per ten reads).
+* ``batch_api`` — jobs (``job_id``, else ``function``) whose calls are tagged
+  ``interactive=false`` or ``batchable`` (high confidence), or that ran ≥ 20 calls, 80 % of
+  them outside business hours (Mon-Fri 08:00-18:00 UTC; low confidence): the catalogue's batch
+  rates (half price where it has none) on the job's token mix.
+* ``failed_calls`` — money spent on calls whose status is ``error`` (billed tokens of calls
+  that produced nothing usable; retries of them are ordinary calls the events cannot tell
+  apart).
+* Output caps are not checked: events do not carry the request's ``max_tokens``, so "completions
+  near the cap" cannot be seen (listed in ``notes``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from sqlalchemy import Integer, case, cast, func, or_, select
+from sqlalchemy.orm import Session
+
+from llmlab.pricing import Catalogue
+from llmlab.pricing._rates import ModelPrice, RateCard
+from llmlab_server.models import CostEventRow, CostRollupHourly, utcnow
+from llmlab_server.schemas import Evidence, Recommendation, Recommendations, TokenMix
+from llmlab_server.services.summaries import usd
+
+__all__ = ["Mix", "cheaper_model", "price_mix", "recommend", "tier_of"]
+
+_E = CostEventRow
+_R = CostRollupHourly
+_CENT = Decimal("0.01")
+_NANO = Decimal(1).scaleb(-9)
+#: Capabilities a replacement must keep.
+_KEEP = frozenset({"tools", "vision", "audio_input", "audio_output", "pdf_input"})
+_CHAT = ("chat", "responses")
+NOTES = [
+    "Output caps not checked: events do not record the request's max_tokens, so completions "
+    "running near the cap cannot be seen.",
+    "Retries are not identified separately: events carry no retry marker; billed failed calls "
+    "are reported as failed_calls.",
+]
+
+_DATED = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|-\d{4})$")
+_OPENAI = re.compile(r"^(?:gpt-(?P<gen>\d(?:\.\d)?)(?P<o>o)?|(?P<oseries>o\d))"
+                     r"(?:-(?P<size>mini|nano|turbo))?$")
+_CLAUDE = re.compile(r"^claude-(?:(?P<a>opus|sonnet|haiku)-[\d.-]*\d|[\d.-]*\d-(?P<b>opus|sonnet|haiku))$")
+_GEMINI = re.compile(r"^gemini-[\d.]+-(?P<size>pro|flash|flash-lite)$")
+_MISTRAL = re.compile(r"^mistral-(?P<size>large|medium|small|tiny)(?:-latest)?$")
+
+
+def tier_of(name: str) -> int | None:
+    """Capability tier from the model's name family: 3 flagship … 0 tiny; None when unknown.
+
+    >>> tier_of("gpt-4"), tier_of("gpt-4o-mini"), tier_of("claude-haiku-4-5")
+    (3, 1, 1)
+    """
+    base = _DATED.sub("", name.rsplit("/", 1)[-1])
+    if m := _OPENAI.match(base):
+        if m.group("gen") and m.group("gen").startswith("3"):
+            return 1  # gpt-3.5-turbo: succeeded by the -mini models
+        return {"mini": 1, "nano": 0}.get(m.group("size") or "", 3)
+    if m := _CLAUDE.match(base):
+        return {"opus": 3, "sonnet": 2, "haiku": 1}[m.group("a") or m.group("b")]
+    if m := _GEMINI.match(base):
+        return {"pro": 3, "flash": 2, "flash-lite": 1}[m.group("size")]
+    if m := _MISTRAL.match(base):
+        return {"large": 3, "medium": 2, "small": 1, "tiny": 0}[m.group("size")]
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Mix:
+    """Token sums of some calls (``input`` includes cache reads and writes)."""
+
+    calls: int
+    input: int
+    output: int
+    cache_read: int
+    cache_write: int
+
+    @property
+    def avg_prompt(self) -> int:
+        """Average input tokens per call."""
+        return self.input // self.calls if self.calls else 0
+
+    def wire(self) -> TokenMix:
+        """The evidence form."""
+        return TokenMix(input=self.input, output=self.output, cache_read=self.cache_read,
+                        cache_write=self.cache_write)
+
+
+def _card(entry: ModelPrice, mix: Mix, tier: str = "standard") -> RateCard:
+    return entry.period_at(None).card(tier, mix.avg_prompt)
+
+
+def price_mix(card: RateCard, mix: Mix) -> Decimal:
+    """USD of ``mix`` at ``card``'s rates."""
+    uncached = max(mix.input - mix.cache_read - mix.cache_write, 0)
+    return (uncached * card.input + mix.cache_read * card.cache_read
+            + mix.cache_write * card.cache_write + mix.output * card.output)
+
+
+def _deprecated(entry: ModelPrice, today: date) -> bool:
+    if not entry.deprecation_date:
+        return False
+    try:
+        return date.fromisoformat(entry.deprecation_date[:10]) <= today
+    except ValueError:
+        return False
+
+
+def _alias(entry: ModelPrice) -> bool:
+    return _DATED.search(entry.name) is None and tier_of(entry.name) is not None
+
+
+def cheaper_model(catalogue: Catalogue, entry: ModelPrice, mix: Mix, max_prompt: int,
+                  max_output: int, today: date) -> tuple[ModelPrice, Decimal] | None:
+    """The cheapest acceptable replacement of ``entry`` on ``mix`` and its price ratio."""
+    tier = tier_of(entry.name)
+    if tier is None or entry.mode not in _CHAT:
+        return None
+    current = price_mix(_card(entry, mix), mix)
+    if current <= 0:
+        return None
+    keep = entry.supports & _KEEP
+    reasoning = "reasoning" in entry.supports
+    best: tuple[ModelPrice, Decimal] | None = None
+    for cand in catalogue.models.values():
+        if (cand.provider != entry.provider or cand.key == entry.key or cand.mode not in _CHAT
+                or not _alias(cand) or (tier_of(cand.name) or -1) < tier
+                or not keep <= cand.supports or ("reasoning" in cand.supports) != reasoning
+                or _deprecated(cand, today)
+                or (cand.max_input_tokens is not None and cand.max_input_tokens < max_prompt)
+                or (cand.max_output_tokens is not None and cand.max_output_tokens < max_output)):
+            continue
+        ratio = price_mix(_card(cand, mix), mix) / current
+        if best is None or ratio < best[1] or (ratio == best[1] and cand.name < best[0].name):
+            best = (cand, ratio)
+    return best
+
+
+# -- queries -----------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class _ModelStats:
+    project_id: int
+    provider: str
+    model: str
+    cost: int
+    errors: int
+    mix: Mix
+    max_prompt: int = 0
+    max_output: int = 0
+
+
+def _model_stats(session: Session, ids: Sequence[int], start: datetime, end: datetime
+                 ) -> list[_ModelStats]:
+    sums = [func.coalesce(func.sum(getattr(_R, c)), 0) for c in (
+        "cost_nanos", "calls", "errors", "input_tokens", "output_tokens", "cache_read_tokens",
+        "cache_write_tokens")]
+    rows = session.execute(
+        select(_R.project_id, _R.provider, _R.model, *sums)
+        .where(_R.project_id.in_(ids), _R.hour >= start, _R.hour < end)
+        .group_by(_R.project_id, _R.provider, _R.model)).all()
+    stats = {(r[0], r[1], r[2]): _ModelStats(
+        r[0], r[1], r[2], int(r[3]), int(r[5]),
+        Mix(int(r[4]), int(r[6]), int(r[7]), int(r[8]), int(r[9]))) for r in rows}
+    peaks = session.execute(
+        select(_E.project_id, _E.provider, _E.model, func.max(_E.input_tokens),
+               func.max(_E.output_tokens))
+        .where(_E.project_id.in_(ids), _E.timestamp >= start, _E.timestamp < end)
+        .group_by(_E.project_id, _E.provider, _E.model)).all()
+    for pid, provider, model, max_in, max_out in peaks:
+        found = stats.get((pid, provider, model))
+        if found is not None:
+            found.max_prompt, found.max_output = int(max_in or 0), int(max_out or 0)
+    return list(stats.values())
+
+
+def _hour_and_weekday(session: Session) -> tuple[Any, Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        return (cast(func.extract("hour", _E.timestamp), Integer),
+                cast(func.extract("dow", _E.timestamp), Integer))
+    return (cast(func.strftime("%H", _E.timestamp), Integer),
+            cast(func.strftime("%w", _E.timestamp), Integer))
+
+
+def _job_stats(session: Session, ids: Sequence[int], start: datetime, end: datetime
+               ) -> list[Any]:
+    hour, weekday = _hour_and_weekday(session)
+    job = func.coalesce(_E.job_id, _E.function).label("job")
+    interactive = _E.tags["interactive"].as_string()
+    batchable = _E.tags["batchable"].as_string()
+    tagged = or_(interactive == "false",
+                 (batchable.is_not(None)) & (batchable.not_in(["false", "0", "no"])))
+    off_hours = or_(weekday.in_([0, 6]), hour < 8, hour >= 18)
+    return list(session.execute(
+        select(_E.project_id, job, _E.provider, _E.model, func.count(),
+               func.coalesce(func.sum(_E.cost_nanos), 0),
+               func.coalesce(func.sum(_E.input_tokens), 0),
+               func.coalesce(func.sum(_E.output_tokens), 0),
+               func.coalesce(func.sum(_E.cache_read_tokens), 0),
+               func.coalesce(func.sum(_E.cache_write_tokens + _E.cache_write_1h_tokens), 0),
+               func.coalesce(func.sum(case((tagged, 1), else_=0)), 0),
+               func.coalesce(func.sum(case((off_hours, 1), else_=0)), 0))
+        .where(_E.project_id.in_(ids), _E.timestamp >= start, _E.timestamp < end,
+               job.is_not(None))
+        .group_by(_E.project_id, job, _E.provider, _E.model)).all())
+
+
+def _failed(session: Session, ids: Sequence[int], start: datetime, end: datetime) -> list[Any]:
+    return list(session.execute(
+        select(_E.project_id, _E.provider, _E.model, func.count(),
+               func.coalesce(func.sum(_E.cost_nanos), 0),
+               func.coalesce(func.sum(_E.input_tokens), 0),
+               func.coalesce(func.sum(_E.output_tokens), 0))
+        .where(_E.project_id.in_(ids), _E.timestamp >= start, _E.timestamp < end,
+               _E.status == "error", _E.cost_nanos > 0)
+        .group_by(_E.project_id, _E.provider, _E.model)).all())
+
+
+# -- assembling --------------------------------------------------------------------------------
+
+def _usd(value: Decimal) -> str:
+    return str(value.quantize(_CENT, rounding=ROUND_HALF_EVEN))
+
+
+def recommend(session: Session, ids: Sequence[int], *, days: int = 30,
+              now: datetime | None = None, catalogue: Catalogue | None = None
+              ) -> Recommendations:
+    """Recommendations for the projects ``ids`` over the last ``days`` days."""
+    now = now or utcnow()
+    catalogue = catalogue or Catalogue.default()
+    end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    start = end - timedelta(days=days)
+    monthly = Decimal(30) / Decimal(days)
+    period = {"start": start.isoformat(), "end": end.isoformat(), "days": days}
+    recs: list[Recommendation] = []
+
+    def add(kind: str, project_id: int, title: str, detail: str, saving_usd: Decimal,
+            confidence: str, model: str | None, provider: str | None, calls: int, cost: int,
+            mix: Mix, details: dict[str, Any]) -> None:
+        per_month = saving_usd * monthly
+        if per_month < _CENT:
+            return
+        recs.append(Recommendation(
+            kind=kind, project_id=project_id, title=title, detail=detail,  # type: ignore[arg-type]
+            monthly_savings=_usd(per_month), confidence=confidence,  # type: ignore[arg-type]
+            evidence=Evidence(model=model, provider=provider, calls=calls, cost=usd(cost),
+                              tokens=mix.wire(), period=period, details=details)))
+
+    today = now.date()
+    for s in _model_stats(session, ids, start, end):
+        entry = catalogue.resolve(s.model, s.provider)
+        if entry is None or not s.mix.calls or s.cost <= 0:
+            continue
+        actual = Decimal(s.cost) * _NANO
+        found = cheaper_model(catalogue, entry, s.mix, s.max_prompt, s.max_output, today)
+        if found is not None and found[1] <= Decimal("0.9"):
+            cand, ratio = found
+            same = tier_of(cand.name) == tier_of(entry.name)
+            confidence = ("high" if s.mix.calls >= 100 and same else
+                          "medium" if s.mix.calls >= 20 else "low")
+            saving = actual * (1 - ratio)
+            add("cheaper_model", s.project_id, f"Switch {s.model} to {cand.name}",
+                f"{cand.name} ({cand.provider}) is in the same capability tier as {s.model}, "
+                f"keeps its capabilities and fits the largest prompt seen ({s.max_prompt:,} "
+                f"tokens); on this project's token mix it costs {ratio:.1%} as much. Check "
+                "quality on your own prompts before switching.",
+                saving, confidence, s.model, s.provider, s.mix.calls, s.cost, s.mix,
+                {"suggested_model": cand.name, "price_ratio": f"{ratio:.4f}",
+                 "current_tier": tier_of(entry.name), "suggested_tier": tier_of(cand.name),
+                 "deprecated_since": entry.deprecation_date
+                 if _deprecated(entry, today) else None})
+        card = _card(entry, s.mix)
+        mix = s.mix
+        if ("prompt_caching" in entry.supports and card.cache_read < card.input
+                and mix.calls >= 20 and mix.avg_prompt >= 1024
+                and mix.cache_read * 5 < mix.input):
+            uncached = max(mix.input - mix.cache_read - mix.cache_write, 0)
+            cacheable = Decimal(uncached) / 2
+            saving = cacheable * (card.input - card.cache_read)
+            if card.cache_write > card.input:
+                saving -= cacheable / 10 * (card.cache_write - card.input)
+            if saving > 0:
+                add("prompt_caching", s.project_id, f"Use prompt caching for {s.model}",
+                    f"Prompts average {mix.avg_prompt:,} input tokens over {mix.calls:,} calls "
+                    f"but only {mix.cache_read / mix.input:.0%} are cache reads. Cached input "
+                    f"costs ${card.cache_read * 1_000_000:.4f}/M instead of "
+                    f"${card.input * 1_000_000:.4f}/M; the estimate assumes half the uncached "
+                    "input is a repeated prefix (put stable content first).",
+                    saving, "medium" if mix.avg_prompt >= 4096 else "low", s.model, s.provider,
+                    mix.calls, s.cost, mix,
+                    {"cache_read_share": f"{mix.cache_read / mix.input:.4f}",
+                     "input_per_million": str(card.input * 1_000_000),
+                     "cache_read_per_million": str(card.cache_read * 1_000_000)})
+
+    for (pid, job, provider, model, calls, cost, inp, out, cread, cwrite, tagged,
+         off) in _job_stats(session, ids, start, end):
+        entry = catalogue.resolve(model, provider)
+        if entry is None or not calls or not cost:
+            continue
+        mix = Mix(int(calls), int(inp), int(out), int(cread), int(cwrite))
+        is_tagged = int(tagged) * 2 > int(calls)
+        observed = int(calls) >= 20 and int(off) * 5 >= int(calls) * 4
+        if not (is_tagged or observed):
+            continue
+        standard = price_mix(_card(entry, mix), mix)
+        if standard <= 0:
+            continue
+        ratio = price_mix(_card(entry, mix, "batch"), mix) / standard
+        saving = Decimal(int(cost)) * _NANO * (1 - ratio)
+        reason = ("its calls are tagged interactive=false or batchable" if is_tagged else
+                  f"{int(off) / int(calls):.0%} of its {int(calls):,} calls ran outside "
+                  "business hours (Mon-Fri 08:00-18:00 UTC)")
+        add("batch_api", pid, f"Run job {job!r} through the {provider} Batch API",
+            f"Job {job!r} on {model} looks non-interactive: {reason}. Batch requests cost "
+            f"{ratio:.0%} of the standard price and complete within 24 hours.",
+            saving, "high" if is_tagged else ("medium" if int(off) * 20 >= int(calls) * 19
+                                             and int(calls) >= 100 else "low"),
+            model, provider, int(calls), int(cost), mix,
+            {"job": job, "tagged_calls": int(tagged), "off_hours_calls": int(off),
+             "batch_price_ratio": f"{ratio:.4f}"})
+
+    for pid, provider, model, calls, cost, inp, out in _failed(session, ids, start, end):
+        mix = Mix(int(calls), int(inp), int(out), 0, 0)
+        add("failed_calls", pid, f"Stop paying for failed {model} calls",
+            f"{int(calls):,} calls to {model} ended in an error but were billed "
+            f"${usd(int(cost))} in the window. Validate inputs before calling, fix the "
+            "failing prompts, and cap retries with backoff.",
+            Decimal(int(cost)) * _NANO, "high" if int(calls) >= 20 else "medium", model,
+            provider, int(calls), int(cost), mix, {"status": "error"})
+
+    recs.sort(key=lambda r: (-Decimal(r.monthly_savings), r.kind, r.title))
+    return Recommendations(start=start, end=end, days=days, recommendations=recs,
+                           notes=list(NOTES))

@@ -1,0 +1,189 @@
+"""Webhooks API: secrets shown once, SSRF refused, signed deliveries, retries, tenancy."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from llmlab_server.services import webhooks
+
+from ..helpers import Api, Tenant, make_event
+
+
+class Receiver:
+    """A local webhook receiver that answers ``statuses`` in turn (then 200)."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.statuses: list[int] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.requests.append((dict(self.headers), body))
+                code = outer.statuses.pop(0) if outer.statuses else 200
+                self.send_response(code)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A running receiver."""
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
+
+
+@pytest.fixture
+def app_config() -> dict[str, object]:
+    """Loopback allowed explicitly (the receiver is local); fast retries."""
+    return {"WEBHOOK_ALLOW_PRIVATE": "127.0.0.0/8,::1/128", "WEBHOOK_RETRY_DELAYS": (0.05, 0.1)}
+
+
+def hook(api: Api, t: Tenant, url: str, status: int = 201) -> Any:
+    """Create a webhook."""
+    return api.data("POST", "/api/webhooks", t.token, {"project_id": t.project_id, "url": url},
+                    status=status)
+
+
+class TestCrud:
+    """Create, list, update, delete; the secret appears once."""
+
+    def test_secret_shown_once(self, api: Api, receiver: Receiver) -> None:
+        """The create answer carries the secret; reads only its prefix."""
+        t = api.tenant()
+        h = hook(api, t, receiver.url)
+        assert h["secret"].startswith("whsec_") and h["secret"][:12] == h["secret_prefix"]
+        got = api.data("GET", f"/api/webhooks/{h['id']}", t.token)
+        assert "secret" not in got and got["url"] == receiver.url
+        assert all("secret" not in w for w in api.data("GET", "/api/webhooks", t.token))
+        assert api.data("PATCH", f"/api/webhooks/{h['id']}", t.token,
+                        {"active": False})["active"] is False
+        api.data("DELETE", f"/api/webhooks/{h['id']}", t.token)
+        assert api.data("GET", "/api/webhooks", t.token) == []
+
+    def test_other_tenants_get_404(self, api: Api, receiver: Receiver) -> None:
+        """Every webhook route answers 404 to another tenant (user or key)."""
+        t, intruder = api.tenant(), api.tenant()
+        h = hook(api, t, receiver.url)
+        for method, path, body in (
+                ("GET", f"/api/webhooks/{h['id']}", None),
+                ("PATCH", f"/api/webhooks/{h['id']}", {"active": False}),
+                ("DELETE", f"/api/webhooks/{h['id']}", None),
+                ("POST", f"/api/webhooks/{h['id']}/test", None),
+                ("GET", f"/api/webhooks?project={t.project_id}", None),
+                ("POST", "/api/webhooks", {"project_id": t.project_id, "url": receiver.url})):
+            for token in (intruder.token, intruder.key):
+                assert api.call(method, path, token, body).status_code == 404, (method, path)
+
+    def test_viewer_cannot_create(self, api: Api, receiver: Receiver) -> None:
+        """Webhooks are admin-only to write."""
+        t = api.tenant()
+        other = api.signup()
+        api.data("POST", f"/api/projects/{t.project_id}/members", t.token,
+                 {"email": other["user"]["email"], "role": "member"}, status=201)
+        assert api.call("POST", "/api/webhooks", other["access_token"],
+                        {"project_id": t.project_id, "url": receiver.url}).status_code == 403
+
+
+class TestSSRF:
+    """Internal addresses are refused at create and at send time."""
+
+    @pytest.mark.parametrize("url", ["http://10.0.0.1/x", "http://169.254.169.254/",
+                                     "http://192.168.1.1/", "http://[fe80::1]/",
+                                     "http://224.0.0.1/", "http://0.0.0.0/"])
+    def test_internal_urls_refused_at_create(self, api: Api, url: str) -> None:
+        """Private, link-local, multicast and unspecified addresses are a 400."""
+        t = api.tenant()
+        response = api.call("POST", "/api/webhooks", t.token,
+                            {"project_id": t.project_id, "url": url})
+        assert response.status_code == 400
+        assert response.get_json()["error"]["code"] == "webhook_url_refused"
+
+    def test_loopback_refused_by_default(self, app: Flask, api: Api) -> None:
+        """Without WEBHOOK_ALLOW_PRIVATE, loopback is refused as well."""
+        app.config["WEBHOOK_ALLOW_PRIVATE"] = False
+        t = api.tenant()
+        response = api.call("POST", "/api/webhooks", t.token,
+                            {"project_id": t.project_id, "url": "http://127.0.0.1:1/"})
+        assert response.status_code == 400
+
+    def test_refused_at_send_time_after_rebinding(self, app: Flask, api: Api,
+                                                  receiver: Receiver) -> None:
+        """A webhook whose address stops being allowed is not contacted at delivery."""
+        t = api.tenant()
+        h = hook(api, t, receiver.url)
+        app.config["WEBHOOK_ALLOW_PRIVATE"] = False  # as if the name now pointed inside
+        api.data("POST", f"/api/webhooks/{h['id']}/test", t.token, status=202)
+        assert webhooks.wait_idle(app)
+        assert receiver.requests == []
+        got = api.data("GET", f"/api/webhooks/{h['id']}", t.token)
+        assert got["last_status"] == "refused"
+
+
+class TestDelivery:
+    """Alerts are POSTed signed, verifiable, and retried with backoff."""
+
+    def test_alert_delivery_is_signed_and_verifiable(self, app: Flask, api: Api,
+                                                     receiver: Receiver) -> None:
+        """A threshold alert reaches the receiver with a valid HMAC signature."""
+        t = api.tenant()
+        secret = hook(api, t, receiver.url)["secret"]
+        api.data("POST", "/api/budgets", t.token, {"project_id": t.project_id,
+                                                   "amount": "0.001", "thresholds": [100]},
+                 status=201)
+        api.track(t.key, [make_event(timestamp=datetime.now(UTC).isoformat())])
+        assert webhooks.wait_idle(app)
+        (headers, body), = receiver.requests
+        assert webhooks.verify(secret, headers["X-LLMLab-Timestamp"], body,
+                               headers["X-LLMLab-Signature"])
+        assert not webhooks.verify(secret, headers["X-LLMLab-Timestamp"], body + b" ",
+                                   headers["X-LLMLab-Signature"])
+        payload = json.loads(body)
+        assert payload["type"] == "budget.threshold"
+        assert payload["alert"]["threshold"] == 100 and payload["project"]["id"] == t.project_id
+
+    def test_failures_are_retried_then_delivered(self, app: Flask, api: Api,
+                                                 receiver: Receiver) -> None:
+        """Two 500s then a 200: three attempts, same delivery id, fresh signatures."""
+        t = api.tenant()
+        h = hook(api, t, receiver.url)
+        receiver.statuses = [500, 503]
+        api.data("POST", f"/api/webhooks/{h['id']}/test", t.token, status=202)
+        assert webhooks.wait_idle(app)
+        assert len(receiver.requests) == 3
+        assert len({r[0]["X-LLMLab-Delivery"] for r in receiver.requests}) == 1
+        assert [r[0]["X-LLMLab-Attempt"] for r in receiver.requests] == ["1", "2", "3"]
+        for headers, body in receiver.requests:
+            assert webhooks.verify(h["secret"], headers["X-LLMLab-Timestamp"], body,
+                                   headers["X-LLMLab-Signature"])
+        assert api.data("GET", f"/api/webhooks/{h['id']}", t.token)["last_status"] == "delivered"
+
+    def test_gives_up_after_the_last_retry(self, app: Flask, api: Api,
+                                           receiver: Receiver) -> None:
+        """Always 500: one attempt plus one per retry delay, then 'failed'."""
+        t = api.tenant()
+        h = hook(api, t, receiver.url)
+        receiver.statuses = [500] * 10
+        api.data("POST", f"/api/webhooks/{h['id']}/test", t.token, status=202)
+        assert webhooks.wait_idle(app)
+        assert len(receiver.requests) == 3
+        got = api.data("GET", f"/api/webhooks/{h['id']}", t.token)
+        assert got["last_status"] == "failed" and got["last_error"] == "HTTP 500"
