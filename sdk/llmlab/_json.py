@@ -26,7 +26,11 @@ def wire_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+# One encoder, built once: json.dumps() with options builds a new one on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                            default=wire_default)
+
+
 def dumps(value: Any) -> str:
     """Compact JSON of an event (or a batch), Decimals and datetimes in wire form."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                      default=wire_default)
+    return _ENCODER.encode(value)
