@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask
 
-from llmlab_server import api, db, errors, metrics, openapi
+from llmlab_server import api, dashboard, db, errors, metrics, openapi
 from llmlab_server.config import Config, finalise
 
 __all__ = ["create_app"]
@@ -39,4 +39,5 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     openapi.init_app(app)
     metrics.init_app(app)
     api.register(app)
+    app.register_blueprint(dashboard.bp)
     return app
