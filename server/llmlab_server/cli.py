@@ -597,8 +597,8 @@ def events(model: str | None, provider: str | None, job: str | None, user: str |
            interval: float, polls: int | None, as_json: bool) -> None:
     """The newest events, filtered; -f follows new ones (JSON lines with --json)."""
     client, settings = _client()
-    filters = {"model": model, "provider": provider, "job": job, "user": user,
-               "status": status_, "start": parse_since(since), "end": until}
+    filters: dict[str, Any] = {"model": model, "provider": provider, "job": job, "user": user,
+                               "status": status_, "start": parse_since(since), "end": until}
     with client:
         filters["project"] = _project_id(client, settings)
         page = client.events(limit=limit, **filters)

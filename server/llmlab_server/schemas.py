@@ -482,7 +482,7 @@ class BudgetCreate(_In):
     timezone: TimeZoneName = Field("UTC", description="IANA zone the period is aligned to")
     thresholds: Annotated[list[Threshold], Field(min_length=1, max_length=10)] = [50, 80, 100]
     action: BudgetAction = "alert"
-    scope: BudgetScopeIn = Field(default_factory=BudgetScopeIn)
+    scope: BudgetScopeIn = Field(default_factory=lambda: BudgetScopeIn.model_validate({}))
 
 
 class BudgetUpdate(_In):

@@ -71,7 +71,7 @@ def evaluate(session: Session, evaluated: Sequence[budget_service.Evaluated],
     for row in rows:  # one by one: RETURNING of a multi-row ON CONFLICT is not portable
         stmt = _insert(session, table).values(**row).on_conflict_do_nothing(  # type: ignore[arg-type]
             index_elements=["budget_id", "kind", "threshold", "period_key"]
-        ).returning(table.c.id)  # type: ignore[attr-defined]
+        ).returning(table.c.id)
         inserted = session.scalar(stmt)
         if inserted is not None:
             new.append(int(inserted))

@@ -103,7 +103,8 @@ def uses_rollups(budget: Budget, period: Period) -> bool:
 def _tag_filter(tag: str) -> ColumnElement[bool]:
     key, sep, value = tag.partition("=")
     column = _E.tags[key].as_string()
-    return column.is_not(None) if not sep else column == value
+    condition: ColumnElement[bool] = column.is_not(None) if not sep else column == value
+    return condition
 
 
 def spend(session: Session, budget: Budget, period: Period) -> tuple[int, str]:
