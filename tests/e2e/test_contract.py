@@ -131,3 +131,24 @@ class TestDeliveryAgainstTheRealServer:
         summary = llmlab.Client(tenant.key, live_server.url).summary(project=tenant.project_id)
         assert summary["totals"]["calls"] == 25
         assert Decimal(summary["totals"]["cost"]) == 25 * Decimal("0.00035")
+
+    def test_replayed_events_are_acknowledged_as_duplicates_and_stored_once(
+            self, live_server: LiveServer, tenant: Tenant) -> None:
+        """Sending the same events again (a retry after a lost answer) counts them as
+        delivered duplicates; the real server stores and sums them once."""
+        from llmlab._worker import Worker
+        from llmlab.testing import make_event
+        from llmlab.transport import HTTPTransport
+
+        events = [make_event(f"dup-{n}", project=tenant.project_slug) for n in range(40)]
+        for attempt in range(2):
+            worker = Worker(HTTPTransport(live_server.url, tenant.key), atexit=False,
+                            handle_sigterm=False, flush_interval=0.05)
+            for event in events:
+                assert worker.submit(dict(event))
+            assert worker.flush(10)
+            stats = worker.stats()
+            worker.shutdown(5)
+            assert (stats["sent"], stats["duplicates"]) == ((40, 0) if attempt == 0 else (0, 40))
+        summary = llmlab.Client(tenant.key, live_server.url).summary(project=tenant.project_id)
+        assert summary["totals"]["calls"] == 40
