@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
@@ -35,7 +35,7 @@ _ERRORS: dict[int, type[APIError]] = {401: AuthenticationError, 403: PermissionD
                                       404: NotFoundError, 429: RateLimitError}
 
 
-def _raise_for(response: httpx.Response, path: str) -> None:
+def _raise_for(response: httpx.Response, path: str) -> NoReturn:
     """Raise the `APIError` subclass an error response (already read) stands for."""
     try:
         body = response.json()
@@ -102,17 +102,7 @@ class Client:
             body = None
         if response.is_success and isinstance(body, dict) and body.get("success", True):
             return body.get("data")
-        error = (body or {}).get("error") if isinstance(body, dict) else None
-        error = error if isinstance(error, dict) else {}
-        message = error.get("message") or f"HTTP {response.status_code} from {path}"
-        kwargs: dict[str, Any] = {"status": response.status_code, "code": error.get("code"),
-                                  "param": error.get("param"),
-                                  "request_id": response.headers.get("x-request-id")}
-        cls = _ERRORS.get(response.status_code, APIError)
-        if cls is RateLimitError:
-            retry = response.headers.get("retry-after")
-            raise RateLimitError(message, retry_after=float(retry) if retry else None, **kwargs)
-        raise cls(message, **kwargs)
+        _raise_for(response, path)
 
     # -- reads -----------------------------------------------------------------------------------
 
