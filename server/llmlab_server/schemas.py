@@ -663,7 +663,7 @@ class Evidence(BaseModel):
 class Recommendation(BaseModel):
     """One way to spend less, with its monthly saving."""
 
-    kind: Literal["cheaper_model", "prompt_caching", "batch_api", "failed_calls"]
+    kind: Literal["cheaper_model", "prompt_caching", "batch_api", "failed_calls", "output_cap"]
     project_id: int
     title: str
     detail: str

@@ -23,8 +23,16 @@ full hour) and extrapolated to a 30-day month: ``monthly = saving_in_window x 30
 * ``failed_calls`` — money spent on calls whose status is ``error`` (billed tokens of calls
   that produced nothing usable; retries of them are ordinary calls the events cannot tell
   apart).
-* Output caps are not checked: events do not carry the request's ``max_tokens``, so "completions
-  near the cap" cannot be seen (listed in ``notes``).
+* ``output_cap`` — output that runs long: for each model with ≥ 50 successful (``ok``) calls,
+  when the mean of the longest tenth of completions is over 3x the median, suggest capping
+  ``max_tokens`` at the 95th percentile of output tokens (the 90th when the 95th is itself
+  over 3x the median; none when the 90th is — long outputs are then normal), rounded up to a
+  hundred. Saving: ``Σ max(0, output_tokens - cap)`` over the window's successful calls at the
+  model's catalogue output rate (``output_tokens`` includes reasoning tokens, which the cap
+  also limits), at least $0.05 a month. The percentiles come from the ``output_tokens`` of
+  the model's most recent ``OUTPUT_SAMPLE`` successful calls (one column, a bounded query on
+  the (project, model, time) index, sorted in Python, so SQLite and PostgreSQL agree); the
+  count, maximum and excess over the cap are exact SQL aggregates over every call.
 """
 
 from __future__ import annotations
@@ -45,7 +53,8 @@ from llmlab_server.models import CostEventRow, CostRollupHourly, utcnow
 from llmlab_server.schemas import Evidence, Recommendation, Recommendations, TokenMix
 from llmlab_server.services.summaries import usd
 
-__all__ = ["Mix", "cheaper_model", "price_mix", "recommend", "tier_of"]
+__all__ = ["OUTPUT_SAMPLE", "Mix", "cheaper_model", "output_cap", "percentile", "price_mix",
+           "recommend", "tier_of", "top_decile_mean"]
 
 _E = CostEventRow
 _R = CostRollupHourly
@@ -54,9 +63,11 @@ _NANO = Decimal(1).scaleb(-9)
 #: Capabilities a replacement must keep.
 _KEEP = frozenset({"tools", "vision", "audio_input", "audio_output", "pdf_input"})
 _CHAT = ("chat", "responses")
+#: Successful calls per model whose output tokens are read to find the percentiles.
+OUTPUT_SAMPLE = 20_000
+_CAP_MIN_CALLS = 50
+_CAP_MIN_MONTHLY = Decimal("0.05")
 NOTES = [
-    "Output caps not checked: events do not record the request's max_tokens, so completions "
-    "running near the cap cannot be seen.",
     "Retries are not identified separately: events carry no retry marker; billed failed calls "
     "are reported as failed_calls.",
 ]
@@ -160,6 +171,40 @@ def cheaper_model(catalogue: Catalogue, entry: ModelPrice, mix: Mix, max_prompt:
     return best
 
 
+def percentile(ordered: Sequence[int], pct: int) -> int:
+    """Nearest-rank ``pct``-th percentile (1-100) of the non-empty ascending ``ordered``.
+
+    >>> percentile([10, 20, 30, 40], 50), percentile([10, 20, 30, 40], 95)
+    (20, 40)
+    """
+    return ordered[max(-(-len(ordered) * pct // 100) - 1, 0)]
+
+
+def top_decile_mean(ordered: Sequence[int]) -> Decimal:
+    """Mean of the largest tenth (rounded up) of the non-empty ascending ``ordered``."""
+    top = ordered[len(ordered) * 9 // 10:]
+    return Decimal(sum(top)) / len(top)
+
+
+def output_cap(ordered: Sequence[int]) -> int | None:
+    """The suggested output cap for ascending output token counts; None when output is not long.
+
+    Long means the mean of the top tenth exceeds 3x the median. The cap is the 95th percentile,
+    or the 90th when the 95th is also over 3x the median, rounded up to a multiple of 100; None
+    when the 90th is over 3x the median (long completions are then a tenth or more of the calls).
+    """
+    if not ordered:
+        return None
+    median = percentile(ordered, 50)
+    if top_decile_mean(ordered) <= 3 * median:
+        return None
+    p90, p95 = percentile(ordered, 90), percentile(ordered, 95)
+    if p90 > 3 * median:
+        return None
+    cap = -(-(p95 if p95 <= 3 * median else p90) // 100) * 100
+    return max(cap, 100)
+
+
 # -- queries -----------------------------------------------------------------------------------
 
 @dataclass(slots=True)
@@ -238,6 +283,48 @@ def _failed(session: Session, ids: Sequence[int], start: datetime, end: datetime
         .where(_E.project_id.in_(ids), _E.timestamp >= start, _E.timestamp < end,
                _E.status == "error", _E.cost_nanos > 0)
         .group_by(_E.project_id, _E.provider, _E.model)).all())
+
+
+def _ok_stats(session: Session, ids: Sequence[int], start: datetime, end: datetime
+              ) -> list[Any]:
+    """Per model: successful calls, their cost, token sums and longest output (≥ 50 calls)."""
+    return list(session.execute(
+        select(_E.project_id, _E.provider, _E.model, func.count(),
+               func.coalesce(func.sum(_E.cost_nanos), 0),
+               func.coalesce(func.sum(_E.input_tokens), 0),
+               func.coalesce(func.sum(_E.output_tokens), 0),
+               func.coalesce(func.sum(_E.cache_read_tokens), 0),
+               func.coalesce(func.sum(_E.cache_write_tokens + _E.cache_write_1h_tokens), 0),
+               func.coalesce(func.sum(_E.reasoning_tokens), 0),
+               func.coalesce(func.max(_E.output_tokens), 0))
+        .where(_E.project_id.in_(ids), _E.timestamp >= start, _E.timestamp < end,
+               _E.status == "ok")
+        .group_by(_E.project_id, _E.provider, _E.model)
+        .having(func.count() >= _CAP_MIN_CALLS)).all())
+
+
+def _one_model(pid: int, provider: str, model: str, start: datetime, end: datetime) -> Any:
+    return (_E.project_id == pid, _E.model == model, _E.provider == provider,
+            _E.timestamp >= start, _E.timestamp < end, _E.status == "ok")
+
+
+def _output_sample(session: Session, pid: int, provider: str, model: str, start: datetime,
+                   end: datetime) -> list[int]:
+    """Output tokens of the model's latest ``OUTPUT_SAMPLE`` successful calls, ascending."""
+    return sorted(int(v) for v in session.scalars(
+        select(_E.output_tokens).where(*_one_model(pid, provider, model, start, end))
+        .order_by(_E.timestamp.desc()).limit(OUTPUT_SAMPLE)))
+
+
+def _over_cap(session: Session, pid: int, provider: str, model: str, start: datetime,
+              end: datetime, cap: int) -> tuple[int, int]:
+    """Successful calls whose output exceeds ``cap``, and their output tokens beyond it."""
+    over = _E.output_tokens > cap
+    calls, excess = session.execute(
+        select(func.coalesce(func.sum(case((over, 1), else_=0)), 0),
+               func.coalesce(func.sum(case((over, _E.output_tokens - cap), else_=0)), 0))
+        .where(*_one_model(pid, provider, model, start, end))).one()
+    return int(calls), int(excess)
 
 
 # -- assembling --------------------------------------------------------------------------------
@@ -342,6 +429,40 @@ def recommend(session: Session, ids: Sequence[int], *, days: int = 30,
             model, provider, int(calls), int(cost), mix,
             {"job": job, "tagged_calls": int(tagged), "off_hours_calls": int(off),
              "batch_price_ratio": f"{ratio:.4f}"})
+
+    for (pid, provider, model, calls, cost, inp, out, cread, cwrite, reasoning,
+         longest) in _ok_stats(session, ids, start, end):
+        entry = catalogue.resolve(model, provider)
+        if entry is None:
+            continue
+        mix = Mix(int(calls), int(inp), int(out), int(cread), int(cwrite))
+        card = _card(entry, mix)
+        sample = _output_sample(session, pid, provider, model, start, end)
+        cap = output_cap(sample)
+        if cap is None or card.output <= 0:
+            continue
+        truncated, excess = _over_cap(session, pid, provider, model, start, end, cap)
+        saving = excess * card.output
+        if saving * monthly < _CAP_MIN_MONTHLY:
+            continue
+        median, p90, p95 = (percentile(sample, q) for q in (50, 90, 95))
+        add("output_cap", pid, f"Cap {model} output at {cap:,} tokens",
+            f"Half of the {int(calls):,} successful {model} calls produce at most {median:,} "
+            f"output tokens and 95 % at most {p95:,}, but the longest reach {int(longest):,}. "
+            f"Setting max_tokens (max_completion_tokens / max_output_tokens) to {cap:,} would "
+            f"have cut {excess:,} output tokens from {truncated:,} calls. A cap truncates the "
+            "answer rather than shortening it, and reasoning tokens count against it too (a "
+            "reasoning model may then return little or no visible text): check that those long "
+            "completions are runaway output, or ask for brevity in the prompt instead.",
+            saving, "medium" if int(calls) >= 500 else "low", model, provider, int(calls),
+            int(cost), mix,
+            {"suggested_max_tokens": cap, "median_output_tokens": median,
+             "p90_output_tokens": p90, "p95_output_tokens": p95,
+             "max_output_tokens": int(longest),
+             "top_decile_mean_output_tokens": round(top_decile_mean(sample)),
+             "calls_over_cap": truncated, "excess_output_tokens": excess,
+             "reasoning_tokens": int(reasoning), "sampled_calls": len(sample),
+             "output_per_million": str(card.output * 1_000_000)})
 
     for pid, provider, model, calls, cost, inp, out in _failed(session, ids, start, end):
         mix = Mix(int(calls), int(inp), int(out), 0, 0)

@@ -1,4 +1,4 @@
-"""Recommendations API: the seed example, batch, caching, failed calls, tenancy."""
+"""Recommendations API: the seed example, batch, caching, failed calls, output caps, tenancy."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class TestSeedExample:
         assert ev["period"]["days"] == 30 and ev["details"]["suggested_model"] == "gpt-4.1"
         titles = [r["title"] for r in data["recommendations"]]
         assert "Switch gpt-3.5-turbo to gpt-4o-mini" in titles
-        assert any("max_tokens" in n for n in data["notes"])
+        assert not any("max_tokens" in n for n in data["notes"])
 
     def test_window_extrapolates_to_a_month(self, api: Api) -> None:
         """The same spend seen in a 10-day window is three times as much per month."""
@@ -83,7 +83,7 @@ class TestSeedExample:
 
 
 class TestOtherKinds:
-    """Batch API, prompt caching and failed calls on constructed histories."""
+    """Batch API, prompt caching, failed calls and output caps on constructed histories."""
 
     def test_tagged_non_interactive_job_gets_batch(self, api: Api) -> None:
         """A job tagged interactive=false saves half its gpt-4o cost with the Batch API."""
@@ -138,6 +138,50 @@ class TestOtherKinds:
         (rec,) = [r for r in recs(api, t)["recommendations"] if r["kind"] == "failed_calls"]
         assert rec["evidence"]["calls"] == 30 and rec["evidence"]["cost"] == "0.105"
         assert rec["monthly_savings"] == "0.10" and rec["confidence"] == "high"
+
+    def test_long_tail_of_output_gets_a_cap(self, api: Api) -> None:
+        """5 % of 200 gpt-4o calls at 8,000 output tokens and the rest ~300 get a priced cap."""
+        t = api.tenant()
+        outputs = [8_000 if i % 20 == 0 else 250 + (i * 7) % 101 for i in range(200)]
+        ingest(api, t, [make_event(timestamp=ago(1 + i * 0.5),
+                                   usage={"input_tokens": 500, "output_tokens": out})
+                        for i, out in enumerate(outputs)]
+               + [make_event(timestamp=ago(2), status="error",
+                             usage={"input_tokens": 500, "output_tokens": 9_000})])
+        (rec,) = [r for r in recs(api, t)["recommendations"] if r["kind"] == "output_cap"]
+        # Independently: nearest-rank p95 of the outputs, rounded up to a hundred, is the cap.
+        ordered = sorted(outputs)
+        p95 = ordered[190 - 1]
+        cap = -(-p95 // 100) * 100
+        assert (p95, cap) == (350, 400)
+        # 10 calls x 7,600 tokens beyond the cap at gpt-4o's $10/M output, over a 30-day window.
+        excess = sum(max(0, out - cap) for out in outputs)
+        expected = (excess * per_token("gpt-4o")[1]).quantize(Decimal("0.01"))
+        assert excess == 76_000 and rec["monthly_savings"] == str(expected) == "0.76"
+        assert rec["title"] == f"Cap gpt-4o output at {cap:,} tokens"
+        assert rec["confidence"] == "low" and "truncates" in rec["detail"]
+        ev = rec["evidence"]
+        assert (ev["model"], ev["calls"], ev["period"]["days"]) == ("gpt-4o", 200, 30)
+        assert ev["details"]["median_output_tokens"] == ordered[100 - 1]
+        assert ev["details"]["p90_output_tokens"] == ordered[180 - 1]
+        assert ev["details"]["max_output_tokens"] == 8_000
+        assert ev["details"]["suggested_max_tokens"] == cap
+        assert ev["details"]["calls_over_cap"] == 10
+
+    def test_uniform_output_gets_no_cap(self, api: Api) -> None:
+        """200 gpt-4o calls of 250-350 output tokens get no output cap."""
+        t = api.tenant()
+        ingest(api, t, [make_event(timestamp=ago(1 + i * 0.5), usage={
+            "input_tokens": 500, "output_tokens": 250 + (i * 7) % 101}) for i in range(200)])
+        assert not [r for r in recs(api, t)["recommendations"] if r["kind"] == "output_cap"]
+
+    def test_common_long_output_gets_no_cap(self, api: Api) -> None:
+        """When a fifth of the calls run long, long output is normal and gets no cap."""
+        t = api.tenant()
+        ingest(api, t, [make_event(timestamp=ago(1 + i * 0.5), usage={
+            "input_tokens": 500, "output_tokens": 8_000 if i % 5 == 0 else 300})
+            for i in range(200)])
+        assert not [r for r in recs(api, t)["recommendations"] if r["kind"] == "output_cap"]
 
     def test_old_spend_is_outside_the_window(self, api: Api) -> None:
         """Calls older than the window produce nothing."""

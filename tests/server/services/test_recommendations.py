@@ -1,4 +1,4 @@
-"""Capability tiers and replacement choice from the pricing catalogue."""
+"""Capability tiers, replacement choice from the pricing catalogue, output caps."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from llmlab.pricing import Catalogue
-from llmlab_server.services.recommendations import Mix, cheaper_model, tier_of
+from llmlab_server.services.recommendations import Mix, cheaper_model, output_cap, percentile, tier_of
 
 TODAY = date(2026, 11, 22)
 MIX = Mix(calls=100, input=1_000_000, output=100_000, cache_read=0, cache_write=0)
@@ -59,3 +59,26 @@ class TestCheaperModel:
             if found is not None:
                 dep = found[0].deprecation_date
                 assert dep is None or date.fromisoformat(dep[:10]) > TODAY
+
+
+class TestOutputCap:
+    """Percentiles and the cap from a distribution of output tokens."""
+
+    def test_nearest_rank_percentiles(self) -> None:
+        """Percentiles are nearest-rank: the smallest value with pct % of values at or below."""
+        values = list(range(1, 101))
+        assert [percentile(values, q) for q in (1, 50, 90, 95, 100)] == [1, 50, 90, 95, 100]
+        assert percentile([7], 50) == 7
+
+    def test_rare_long_outputs_are_capped_at_p95(self) -> None:
+        """5 % of calls at 8,000 tokens and the rest at 300 give a cap of 300."""
+        assert output_cap(sorted([8_000] * 5 + [300] * 95)) == 300
+
+    def test_p90_is_used_when_p95_is_in_the_tail(self) -> None:
+        """8 % long calls put the 95th percentile in the tail, so the cap is the 90th, rounded up."""
+        assert output_cap(sorted([8_000] * 8 + [250] * 92)) == 300
+
+    @pytest.mark.parametrize("values", [[300] * 100, [8_000] * 20 + [300] * 80, []])
+    def test_no_cap(self, values: list[int]) -> None:
+        """Uniform output, common long output and no calls give no cap."""
+        assert output_cap(sorted(values)) is None
