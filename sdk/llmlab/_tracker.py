@@ -245,22 +245,30 @@ class Tracker(NonRecordingTracker):
                                                 service_tier=service_tier, region=region,
                                                 project=project)
             total, priced = breakdown.total, breakdown.priced
-            # Decimals stay Decimals here: the worker's encoder writes them as wire strings.
-            cost_dict = {"input": breakdown.input, "cache_read": breakdown.cache_read,
-                         "cache_write": breakdown.cache_write, "output": breakdown.output,
-                         "reasoning": breakdown.reasoning, "total": total, "currency": "USD",
-                         "priced": priced, "pricing_version": breakdown.pricing_version}
-        wire = {
-            "schema_version": 1, "id": new_event_id(),
-            "timestamp": when,
-            "provider": provider, "model": model, "requested_model": requested_model,
-            "operation": operation, "usage": usage.to_dict(), "cost": cost_dict,
-            "latency_ms": latency_ms, "ttfb_ms": ttfb_ms, "stream": stream,
-            "estimated": estimated, "status": status, "error_type": error_type,
-            "service_tier": service_tier, "project": project, "job_id": attrs["job_id"],
-            "user_id": attrs["user_id"], "function": attrs["function"], "tags": attrs["tags"],
-            "environment": self.options.environment, "sdk": _SDK,
+            # Decimals stay Decimals here (the worker's encoder writes them as wire strings),
+            # and zero components are left out (the wire format defaults them to "0").
+            cost_dict = {"total": total, "currency": "USD", "priced": priced,
+                         "pricing_version": breakdown.pricing_version}
+            for name in ("input", "cache_read", "cache_write", "output", "reasoning"):
+                amount = getattr(breakdown, name)
+                if amount:
+                    cost_dict[name] = amount
+        wire: dict[str, Any] = {
+            "schema_version": 1, "id": new_event_id(), "timestamp": when, "provider": provider,
+            "model": model, "operation": operation, "usage": usage.to_sparse_dict(),
+            "cost": cost_dict, "stream": stream, "status": status, "tags": attrs["tags"],
+            "sdk": _SDK,
         }
+        # Fields that are None or False are left out: the schema defaults them, and every
+        # key not sent is one the worker does not encode.
+        for key, value in (("requested_model", requested_model), ("latency_ms", latency_ms),
+                           ("ttfb_ms", ttfb_ms), ("estimated", estimated),
+                           ("error_type", error_type), ("service_tier", service_tier),
+                           ("project", project), ("job_id", attrs["job_id"]),
+                           ("user_id", attrs["user_id"]), ("function", attrs["function"]),
+                           ("environment", self.options.environment)):
+            if value:
+                wire[key] = value
         self.capture(wire, total, priced)
         if self._guard is not None:
             self._guard.record({"project": project, "job": attrs["job_id"],

@@ -97,6 +97,10 @@ class Usage:
                 "image_input_tokens": self.image_input_tokens,
                 "image_output_tokens": self.image_output_tokens}
 
+    def to_sparse_dict(self) -> dict[str, int]:
+        """The wire form without zero counts (the wire format defaults them to 0)."""
+        return {name: value for name in _FIELDS if (value := getattr(self, name))}
+
     def __add__(self, other: Usage) -> Usage:
         if not isinstance(other, Usage):
             return NotImplemented
