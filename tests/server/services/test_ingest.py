@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from llmlab_server import db
 from llmlab_server.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
-from llmlab_server.models import CostRollupHourly, Project
+from llmlab_server.models import CostEventRow, CostRollupHourly, Project
 from llmlab_server.services.ingest import decode_batch, ingest, to_nanos
 
 from ..helpers import make_event
@@ -96,3 +96,132 @@ class TestIngest:
             result = ingest(session, project, items)
             assert [r.index for r in result.results] == [0, 1, 2, 3]
             assert (result.accepted, result.rejected) == (2, 2)
+
+
+def _project(session, slug: str) -> Project:  # type: ignore[no-untyped-def]
+    project = Project(name=slug, slug=slug)
+    session.add(project)
+    session.commit()
+    return project
+
+
+class TestIngestFastPaths:
+    """The batch validation, COPY (PostgreSQL) and per-row insert (SQLite) paths."""
+
+    def test_duplicates_within_a_valid_batch(self, app: Flask) -> None:
+        """The same id twice in one all-valid batch: the first is stored, counted once."""
+        with app.app_context():
+            session = db.session()
+            project = _project(session, "dup")
+            first = make_event(id="same-id")
+            items = [first, make_event(), make_event(id="same-id", model="gpt-4o-mini")]
+            result = ingest(session, project, items)
+            assert [r.status for r in result.results] == ["accepted", "accepted", "duplicate"]
+            assert [r.id for r in result.results] == ["same-id", items[1]["id"], "same-id"]
+            row = session.scalars(select(CostEventRow).where(
+                CostEventRow.event_id == "same-id")).one()
+            assert row.model == "gpt-4o"
+            rollup = session.scalars(select(CostRollupHourly)).one()
+            assert rollup.calls == 2
+
+    def test_invalid_events_fall_back_to_per_event_results(self, app: Flask) -> None:
+        """A batch with invalid events still stores the valid ones, each with its own result."""
+        with app.app_context():
+            session = db.session()
+            project = _project(session, "mixed")
+            good = [make_event() for _ in range(3)]
+            items = [good[0], {"id": "bad", "provider": "openai"}, good[1], 42,
+                     make_event(usage={"input_tokens": -1}), good[2], good[0]]
+            result = ingest(session, project, items)
+            assert [r.status for r in result.results] == [
+                "accepted", "rejected", "accepted", "rejected", "rejected", "accepted",
+                "duplicate"]
+            assert (result.accepted, result.duplicates, result.rejected) == (3, 1, 3)
+            assert result.results[1].id == "bad" and result.results[3].id is None
+            assert result.results[1].error is not None
+            assert result.results[1].error.code == "invalid_event"
+            assert "timestamp" in result.results[1].error.message
+            stored = set(session.scalars(select(CostEventRow.event_id)))
+            assert stored == {e["id"] for e in good}
+            assert session.scalars(select(CostRollupHourly)).one().calls == 3
+
+    def test_partly_stored_batch(self, app: Flask) -> None:
+        """Resending a batch with new events in it stores and rolls up only the new ones."""
+        with app.app_context():
+            session = db.session()
+            project = _project(session, "partly")
+            old = [make_event() for _ in range(3)]
+            ingest(session, project, old)
+            new = [make_event(), make_event()]
+            result = ingest(session, project, [old[0], new[0], old[1], new[1], old[2]])
+            assert [r.status for r in result.results] == [
+                "duplicate", "accepted", "duplicate", "accepted", "duplicate"]
+            assert session.scalars(select(CostRollupHourly)).one().calls == 5
+            assert len(list(session.scalars(select(CostEventRow.id)))) == 5
+            again = ingest(session, project, old + new)
+            assert (again.accepted, again.duplicates) == (0, 5)
+            assert session.scalars(select(CostRollupHourly)).one().calls == 5
+
+    def test_values_survive_storage_exactly(self, app: Flask) -> None:
+        """Text with tabs, newlines, backslashes and non-ASCII, NULLs, floats, booleans and
+        timestamps come back exactly as sent (COPY's text escaping, SQLite's formats)."""
+        with app.app_context():
+            session = db.session()
+            project = _project(session, "exact")
+            tricky = "tab\there\nnew\\line\r\\N é 🙂 'q' \"d\""
+            event = make_event(
+                model="gpt-4o", function=tricky, job_id="\\N", user_id="u\\tx",
+                tags={"feature": tricky, "empty": ""}, latency_ms=0.1 + 0.2, ttfb_ms=None,
+                stream=True, estimated=True, status="error", error_type="Timeout",
+                timestamp="2026-11-02T12:15:00.123456+02:00", environment=None,
+                sdk={"name": "llmlab-python", "version": "1.0"},
+                usage={"input_tokens": 2000, "output_tokens": 500, "cache_read_tokens": 1000,
+                       "reasoning_tokens": 100},
+                cost={"input": "0.0025", "cache_read": "0.00125", "output": "0.004",
+                      "total": "0.00775"})
+            plain = make_event(timestamp="2026-11-02T10:00:00Z")
+            ingest(session, project, [event, plain])
+            session.expire_all()
+            row = session.scalars(select(CostEventRow).where(
+                CostEventRow.event_id == event["id"])).one()
+            assert row.function == tricky and row.job_id == "\\N" and row.user_id == "u\\tx"
+            assert row.tags == {"feature": tricky, "empty": ""}
+            assert row.latency_ms == 0.1 + 0.2 and row.ttfb_ms is None
+            assert (row.stream, row.estimated, row.status) == (True, True, "error")
+            assert row.environment is None and row.sdk_name == "llmlab-python"
+            assert row.timestamp.isoformat() == "2026-11-02T10:15:00.123456+00:00"
+            assert (row.cost_nanos, row.cost_input_nanos, row.cost_output_nanos) == (
+                7_750_000, 2_500_000, 4_000_000)
+            assert row.priced is True and row.server_priced is False
+            assert row.reasoning_tokens == 100
+            # Whole-second timestamps compare like ones SQLAlchemy wrote (SQLite keeps text).
+            at = row.timestamp.replace(hour=10, minute=0, second=0, microsecond=0)
+            hits = list(session.scalars(select(CostEventRow.event_id).where(
+                CostEventRow.timestamp >= at, CostEventRow.timestamp <= at)))
+            assert hits == [plain["id"]]
+
+    def test_ids_follow_batch_order(self, app: Flask) -> None:
+        """Rows get ascending ids in batch order (event listings break time ties by id)."""
+        with app.app_context():
+            session = db.session()
+            project = _project(session, "order")
+            items = [make_event() for _ in range(20)]
+            ingest(session, project, items)
+            stored = list(session.scalars(select(CostEventRow.event_id).order_by(
+                CostEventRow.id)))
+            assert stored == [e["id"] for e in items]
+
+    def test_a_failed_batch_leaves_nothing_behind(self, app: Flask) -> None:
+        """When storing fails the transaction rolls back and the next batch is unaffected."""
+        with app.app_context():
+            session = db.session()
+            project = _project(session, "fail")
+            ghost = Project(id=987_654, name="gone", slug="gone")  # never stored: FK fails
+            with pytest.raises(Exception):  # noqa: B017 (IntegrityError, per driver)
+                ingest(session, ghost, [make_event()])
+            session.rollback()
+            items = [make_event(), make_event()]
+            result = ingest(session, project, items)
+            assert result.accepted == 2
+            assert set(session.scalars(select(CostEventRow.event_id))) == {
+                e["id"] for e in items}
