@@ -66,6 +66,8 @@ _ROLLUP_SUMS = ("cost_nanos", "calls", "errors", "input_tokens", "output_tokens"
 
 def to_nanos(amount: Decimal) -> int:
     """USD as integer nano-USD, rounded half-even."""
+    if not amount:
+        return 0  # most components of most events: skip the Decimal arithmetic
     return int(amount.quantize(_NANO, rounding=ROUND_HALF_EVEN).scaleb(9))
 
 
@@ -128,7 +130,11 @@ class _Priced:
 
 def _server_price(event: CostEvent, project: Project) -> CostBreakdown | None:
     try:
-        usage = Usage(**event.usage.model_dump())
+        u = event.usage  # the wire schema validated the counts: read them, don't re-dump
+        usage = Usage(u.input_tokens, u.output_tokens, u.cache_read_tokens,
+                      u.cache_write_tokens, u.cache_write_1h_tokens, u.reasoning_tokens,
+                      u.audio_input_tokens, u.audio_output_tokens, u.image_input_tokens,
+                      u.image_output_tokens)
         result = price(event.model, usage, event.provider, at=event.timestamp,
                        service_tier=event.service_tier, project=project.slug)
     except Exception:  # an engine failure must not lose the event: store it unpriced
