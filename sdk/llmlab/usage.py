@@ -151,13 +151,15 @@ _FIELD_NAMES = frozenset(_FIELDS)
 
 def _as_mapping(obj: Any) -> Mapping[str, Any]:
     """A read-only key view of a dict, a pydantic model, a dataclass or a protobuf message."""
-    if isinstance(obj, Mapping):
+    if type(obj) is dict:
         return obj
     if hasattr(obj, "__pydantic_fields_set__"):  # openai, anthropic, google-genai usage types
         # Reading __dict__ is ten times faster than model_dump(); fields this SDK version does
         # not declare (newer server responses) live in __pydantic_extra__.
         extra = getattr(obj, "__pydantic_extra__", None)
         return {**obj.__dict__, **extra} if extra else obj.__dict__
+    if isinstance(obj, Mapping):
+        return obj
     dump = getattr(obj, "model_dump", None)
     if callable(dump):  # other pydantic-like models
         result = dump()

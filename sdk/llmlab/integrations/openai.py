@@ -52,7 +52,8 @@ def _provider(resource: Any) -> str:
     client = getattr(resource, "_client", None)
     if client is None:
         return "openai"
-    base_url = getattr(client, "base_url", None)
+    # openai's `base_url` property runs an import on every access; read what it returns.
+    base_url = getattr(client, "_base_url", None) or getattr(client, "base_url", None)
     cached = _PROVIDER_BY_URL.get(id(base_url))
     if cached is not None and cached[0] is base_url:
         return cached[1]
