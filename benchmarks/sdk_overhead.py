@@ -1,14 +1,14 @@
 """Latency llmlab adds to a provider call, and to each streamed chunk.
 
-    python benchmarks/sdk_overhead.py [--calls 3000] [--chunks 200]
+    python benchmarks/sdk_overhead.py [--calls 4000] [--chunks 200] [--langfuse-python PATH]
 
 The same openai client runs against an in-process ``httpx2.MockTransport`` that returns a
-canned Chat Completions response (no network, so the difference is llmlab's own work):
-bare, then with ``llmlab.init()`` (events go through the real worker to a transport that only
-counts them).
-Calls alternate in blocks so machine noise hits both sides alike; medians of the calling
-thread's CPU time are compared.
-Langfuse's OpenAI integration is measured the same way when it is importable.
+canned Chat Completions response (no network, so the difference is llmlab's own work). After
+``llmlab.init()`` patches the client classes, bare calls (the SDK's original ``create`` on
+the same client) and instrumented calls alternate one by one, so machine noise hits both
+sides alike; medians of the calling thread's CPU time are compared. Events go through the
+real worker to a transport that only counts them. Langfuse's OpenAI integration is measured
+the same way, in its own interpreter, when one is given.
 """
 
 from __future__ import annotations
@@ -81,67 +81,66 @@ def make_client(chunks: int) -> openai.OpenAI:
                          http_client=http, max_retries=0)
 
 
-def timed(fn: Callable[[], Any], n: int) -> list[float]:
-    """Per-call CPU seconds of the calling thread over ``n`` runs.
+def measure(calls: int, chunks: int, setup: Callable[[], None],
+            teardown: Callable[[], None]) -> dict[str, float]:
+    """Median bare and instrumented times of a plain call and of a stream.
 
-    Thread CPU time, not wall time: on a shared machine other processes would otherwise
-    dominate a 20 us difference. Work llmlab hands to its background worker is not the
-    caller's latency and is (rightly) not counted here.
+    ``setup`` patches the openai classes (llmlab or another tool). A bare call runs the SDK's
+    original ``create`` on the same client, so bare and instrumented calls can alternate one
+    by one: machine noise and drift hit both sides alike. Times are the calling thread's CPU
+    time: on a shared machine wall time would let other processes dominate a 20 us
+    difference, and work handed to a background thread is not the caller's latency.
     """
-    out = []
-    clock = time.thread_time
-    for _ in range(n):
-        start = clock()
-        fn()
-        out.append(clock() - start)
-    return out
-
-
-def measure(calls: int, chunks: int, setup: Callable[[], None], teardown: Callable[[], None],
-            patch_once: bool = False) -> dict[str, float]:
-    """Median bare and instrumented times for a plain call and a stream, interleaved in blocks
-    (or, with ``patch_once`` for tools that cannot be undone, all bare runs first)."""
     client = make_client(chunks)
+    resource = client.chat.completions
+    original = type(resource).__dict__["create"]  # read before anything patches the class
     messages = [{"role": "user", "content": "hi"}]
+    stream_kwargs = {"stream": True, "stream_options": {"include_usage": True}}
+    clock = time.thread_time
 
-    def plain() -> None:
+    def bare_plain() -> None:
+        original(resource, model="gpt-4o", messages=messages)
+
+    def instrumented_plain() -> None:
         client.chat.completions.create(model="gpt-4o", messages=messages)
 
-    def stream() -> None:
-        for _ in client.chat.completions.create(model="gpt-4o", messages=messages, stream=True,
-                                                stream_options={"include_usage": True}):
+    def bare_stream() -> None:
+        for _ in original(resource, model="gpt-4o", messages=messages, **stream_kwargs):
             pass
 
-    bare_plain: list[float] = []
-    inst_plain: list[float] = []
-    bare_stream: list[float] = []
-    inst_stream: list[float] = []
-    block = 100
-    timed(plain, 200)
-    rounds = max(1, calls // block)
-    if patch_once:
-        for _ in range(rounds):
-            bare_plain += timed(plain, block)
-            bare_stream += timed(stream, max(1, block // 10))
-        setup()
-        client = make_client(chunks)  # a client made after patching
-        for _ in range(rounds):
-            inst_plain += timed(plain, block)
-            inst_stream += timed(stream, max(1, block // 10))
-    else:
-        for _ in range(rounds):
-            bare_plain += timed(plain, block)
-            bare_stream += timed(stream, max(1, block // 10))
-            setup()
-            inst_plain += timed(plain, block)
-            inst_stream += timed(stream, max(1, block // 10))
-            teardown()
+    def instrumented_stream() -> None:
+        for _ in client.chat.completions.create(model="gpt-4o", messages=messages,
+                                                **stream_kwargs):
+            pass
+
+    def alternate(bare: Callable[[], None], instrumented: Callable[[], None],
+                  n: int) -> tuple[list[float], list[float]]:
+        times: tuple[list[float], list[float]] = ([], [])
+        for i in range(n):
+            order = ((0, bare), (1, instrumented)) if i % 2 else ((1, instrumented), (0, bare))
+            for side, fn in order:
+                start = clock()
+                fn()
+                times[side].append(clock() - start)
+        return times
+
+    setup()
+    try:
+        alternate(bare_plain, instrumented_plain, 200)  # warm both paths
+        bare_p, inst_p = alternate(bare_plain, instrumented_plain, calls)
+        bare_s, inst_s = alternate(bare_stream, instrumented_stream, max(20, calls // 10))
+    finally:
+        teardown()
     med = statistics.median
+    # Each instrumented call is paired with the bare call next to it; the median of the
+    # pairwise differences is the median added latency, robust to drift and to interrupts.
+    per_call = med(i - b for i, b in zip(inst_p, bare_p, strict=True))
+    per_stream = med(i - b for i, b in zip(inst_s, bare_s, strict=True))
     return {
-        "bare_call_us": med(bare_plain) * 1e6, "instrumented_call_us": med(inst_plain) * 1e6,
-        "added_per_call_us": (med(inst_plain) - med(bare_plain)) * 1e6,
-        "added_per_chunk_us": (med(inst_stream) - med(bare_stream)
-                               - (med(inst_plain) - med(bare_plain))) * 1e6 / chunks,
+        "bare_call_us": med(bare_p) * 1e6, "instrumented_call_us": med(inst_p) * 1e6,
+        "added_per_call_us": per_call * 1e6,
+        "added_per_call_diff_of_medians_us": (med(inst_p) - med(bare_p)) * 1e6,
+        "added_per_chunk_us": (per_stream - per_call) * 1e6 / chunks,
     }
 
 
@@ -168,15 +167,15 @@ def measure_own_path(n: int = 20000) -> float:
     resource = Resource()
     for _ in range(1000):
         wrapper(provider_call, resource, (), kwargs)
-    start = time.perf_counter()
+    start = time.thread_time()
     for _ in range(n):
         wrapper(provider_call, resource, (), kwargs)
-    return (time.perf_counter() - start) / n * 1e6
+    return (time.thread_time() - start) / n * 1e6
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=3000)
+    parser.add_argument("--calls", type=int, default=4000)
     parser.add_argument("--chunks", type=int, default=200)
     parser.add_argument("--langfuse-python", help="a Python interpreter with langfuse installed")
     args = parser.parse_args()
@@ -193,10 +192,14 @@ def main() -> int:
     result = measure(args.calls, args.chunks, setup, teardown)
     print(f"bare call (median):            {result['bare_call_us']:8.1f} us")
     print(f"instrumented call (median):    {result['instrumented_call_us']:8.1f} us")
-    print(f"llmlab added per call:         {result['added_per_call_us']:8.1f} us")
+    print(f"llmlab added per call:         {result['added_per_call_us']:8.1f} us "
+          f"(median of paired differences; difference of medians "
+          f"{result['added_per_call_diff_of_medians_us']:.1f} us)")
     print(f"llmlab added per stream chunk: {result['added_per_chunk_us']:8.2f} us")
     print(f"events delivered to transport: {transport.events}")
-    setup()
+    # The tight loop outruns the worker, which prices what it queues: room for all of it.
+    llmlab.init(transport=transport, auto_instrument=["openai"], ledger=False,
+                queue_size=100_000)
     own = measure_own_path()
     teardown()
     print(f"llmlab's own per-call path:    {own:8.1f} us (wrapper + usage + cost + event + queue)")
@@ -216,15 +219,11 @@ os.environ.update(LANGFUSE_PUBLIC_KEY="pk-lf-bench", LANGFUSE_SECRET_KEY="sk-lf-
                   LANGFUSE_HOST="http://127.0.0.1:9")  # nothing listens: exports fail quietly
 sys.path.insert(0, sys.argv[1])
 import sdk_overhead as bench
-state = {}
 
 def setup():
-    if "patched" not in state:
-        import langfuse.openai  # noqa: F401 - patches the openai module on import
-        state["patched"] = True
+    import langfuse.openai  # noqa: F401 - patches the openai classes on import
 
-print(json.dumps(bench.measure(int(sys.argv[2]), int(sys.argv[3]), setup, lambda: None,
-                               patch_once=True)))
+print(json.dumps(bench.measure(int(sys.argv[2]), int(sys.argv[3]), setup, lambda: None)))
 """
 
 

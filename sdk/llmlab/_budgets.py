@@ -160,6 +160,10 @@ class BudgetGuard:
         """The last known budgets."""
         return list(self._budgets)
 
+    def has_budgets(self) -> bool:
+        """Whether the server reported any budget at the last refresh (cheap: per call)."""
+        return bool(self._budgets)
+
     # -- the per-call path -------------------------------------------------------------------
 
     def _pending(self, budget: Budget) -> Decimal:

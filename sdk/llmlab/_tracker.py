@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -67,6 +68,12 @@ def capture_internal_exceptions() -> _CaptureInternalExceptions:
     return _CAPTURE
 
 
+def log_internal_error() -> None:
+    """Log the exception being handled as one of llmlab's own (swallowed) failures."""
+    logger.error("llmlab: internal error (ignored; your call is unaffected)", exc_info=True,
+                 extra={INTERNAL_ERROR: True})
+
+
 def _run_callback(callback: Callable[[Any], None], value: Any) -> None:
     """Call a user callback; its failure is the user's bug, logged and never raised."""
     try:
@@ -108,6 +115,13 @@ class NonRecordingTracker:
     def record_usage(self, **_: Any) -> dict[str, Any] | None:
         """Do nothing (llmlab is not initialised)."""
         return None
+
+    def record_call(self, *_: Any) -> None:
+        """Do nothing (llmlab is not initialised)."""
+
+    def enforces_budgets(self) -> bool:
+        """Whether a server budget may refuse calls (never before `init()`)."""
+        return False
 
     def capture(self, wire: dict[str, Any]) -> None:
         """Do nothing (llmlab is not initialised)."""
@@ -194,12 +208,35 @@ class Tracker(NonRecordingTracker):
 
     # -- the per-call path (hot) -------------------------------------------------------------
 
+    def record_call(self, provider: str, model: str, usage: Usage | Callable[[], Usage],
+                    requested_model: str | None, operation: str, latency_ms: float,
+                    ttfb_ms: float | None, stream: bool, status: str, error_type: str | None,
+                    estimated: bool, extra: dict[str, Any]) -> None:
+        """Record one instrumented provider call (``extra``: ``service_tier``, ``region``).
+
+        ``usage`` may be a `Usage` or a zero-argument callable returning one, so reading the
+        provider's usage object can wait. When nothing in the calling thread needs the priced
+        event now (no enclosing scope, no ``on_event`` callback, no budget to enforce), the
+        call goes to the worker as it is and is priced there: the caller pays for a queue
+        append, not for pricing and building the event.
+        """
+        if current_scope() is None and not self.options.on_event and not self.enforces_budgets():
+            if self._worker is not None:
+                self._worker.submit(_DeferredEvent(self, time.time(), (
+                    provider, model, usage, requested_model, operation, latency_ms, ttfb_ms,
+                    stream, status, error_type, estimated, extra)))
+            return
+        self.record_usage(provider=provider, model=model, usage=usage,
+                          requested_model=requested_model, operation=operation,
+                          latency_ms=latency_ms, ttfb_ms=ttfb_ms, stream=stream, status=status,
+                          error_type=error_type, estimated=estimated, **extra)
+
     def record_usage(  # type: ignore[override]
         self,
         *,
         provider: str,
         model: str,
-        usage: Usage,
+        usage: Usage | Callable[[], Usage],
         requested_model: str | None = None,
         operation: str = "chat.completions",
         latency_ms: float | None = None,
@@ -214,23 +251,76 @@ class Tracker(NonRecordingTracker):
         cost: Mapping[str, Any] | None = None,
         attribution: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Price one call and capture its event; returns the event's wire dict.
+        """Price one call and capture its event now; returns the event's wire dict.
 
-        This is the per-call hot path: the event is built directly as a wire dict (money as
-        `Decimal` and the time as `datetime` until the worker encodes them, see `llmlab._json`);
-        a `CostEvent` model is made only for those who ask for one (``on_event`` callbacks,
-        ``Scope.events``).
+        The event is built directly as a wire dict (money as `Decimal` and the time as
+        `datetime` until the worker encodes them, see `llmlab._json`); a `CostEvent` model is
+        made only for those who ask for one (``on_event`` callbacks, ``Scope.events``).
         """
         when = timestamp or datetime.now(UTC)
         scope = current_scope()
-        attrs = scope.attribution() if scope is not None else {
-            "project": None, "job_id": None, "user_id": None, "function": None, "tags": {}}
+        attrs = scope.attribution() if scope is not None else _no_attribution()
         if attribution:
             for key, value in attribution.items():
                 if key == "tags":
                     attrs["tags"] = {**attrs["tags"], **value}
                 elif value is not None:
                     attrs[key] = value
+        wire, total, priced = self._wire(
+            when, attrs, provider=provider, model=model, usage=usage,
+            requested_model=requested_model, operation=operation, latency_ms=latency_ms,
+            ttfb_ms=ttfb_ms, stream=stream, status=status, error_type=error_type,
+            estimated=estimated, service_tier=service_tier, region=region, cost=cost)
+        self.capture(wire, total, priced)
+        self._count_for_budgets(wire, attrs, total)
+        return wire
+
+    def build_deferred(self, when: float, call: tuple[Any, ...]) -> dict[str, Any] | None:
+        """The wire event of a call `record_call` deferred (runs on the worker thread);
+        None when it could not be built (logged as an internal error)."""
+        with capture_internal_exceptions():
+            (provider, model, usage, requested_model, operation, latency_ms, ttfb_ms, stream,
+             status, error_type, estimated, extra) = call
+            attrs = _no_attribution()
+            wire, total, _ = self._wire(
+                datetime.fromtimestamp(when, UTC), attrs, provider=provider, model=model,
+                usage=usage, requested_model=requested_model, operation=operation,
+                latency_ms=latency_ms, ttfb_ms=ttfb_ms, stream=stream, status=status,
+                error_type=error_type, estimated=estimated, **extra)
+            self._count_for_budgets(wire, attrs, total)
+            return wire
+        return None
+
+    def _count_for_budgets(self, wire: dict[str, Any], attrs: Mapping[str, Any],
+                           total: Decimal) -> None:
+        if self._guard is not None:
+            self._guard.record({"project": wire.get("project"), "job": attrs["job_id"],
+                                "user": attrs["user_id"], "tags": attrs["tags"],
+                                "model": wire["model"]}, total)
+
+    def _wire(
+        self,
+        when: datetime,
+        attrs: dict[str, Any],
+        *,
+        provider: str,
+        model: str,
+        usage: Usage | Callable[[], Usage],
+        requested_model: str | None = None,
+        operation: str = "chat.completions",
+        latency_ms: float | None = None,
+        ttfb_ms: float | None = None,
+        stream: bool = False,
+        status: str = "ok",
+        error_type: str | None = None,
+        estimated: bool = False,
+        service_tier: str | None = None,
+        region: str | None = None,
+        cost: Mapping[str, Any] | None = None,
+    ) -> tuple[dict[str, Any], Decimal, bool]:
+        """The priced wire event of one call, its total and whether it was priced."""
+        if not isinstance(usage, Usage):
+            usage = usage()
         project = attrs["project"] or self.options.project
         if cost is not None:
             wire_cost = EventCost.model_validate(cost)
@@ -269,12 +359,7 @@ class Tracker(NonRecordingTracker):
                            ("environment", self.options.environment)):
             if value:
                 wire[key] = value
-        self.capture(wire, total, priced)
-        if self._guard is not None:
-            self._guard.record({"project": project, "job": attrs["job_id"],
-                                "user": attrs["user_id"], "tags": attrs["tags"],
-                                "model": model}, total)
-        return wire
+        return wire, total, priced
 
     def capture(self, wire: dict[str, Any], total: Decimal = Decimal(0),
                 priced: bool = True) -> None:
@@ -287,12 +372,16 @@ class Tracker(NonRecordingTracker):
         if self._worker is not None:
             self._worker.submit(wire)
 
+    def enforces_budgets(self) -> bool:
+        """Whether the server has budgets this process checks calls against."""
+        return self._guard is not None and self._guard.has_budgets()
+
     def check_budget(self, provider: str, model: str, estimate: Callable[[], Decimal]) -> None:
         """Raise `BudgetExceededError` if the call's worst case would break a limit."""
         scope = current_scope()
         if scope is not None and _has_max_cost(scope):
             scope.check(estimate())
-        if self._guard is not None and self._guard.budgets:
+        if self.enforces_budgets():
             attrs = scope.attribution() if scope is not None else {}
             self._guard.check({"project": attrs.get("project") or self.options.project,
                                "job": attrs.get("job_id"), "user": attrs.get("user_id"),
@@ -327,6 +416,25 @@ class Tracker(NonRecordingTracker):
         if self._worker is None:
             return super().stats()
         return dict(self._worker.stats())
+
+
+def _no_attribution() -> dict[str, Any]:
+    return {"project": None, "job_id": None, "user_id": None, "function": None, "tags": {}}
+
+
+class _DeferredEvent:
+    """A recorded call that the worker prices and builds (see `Tracker.record_call`)."""
+
+    __slots__ = ("call", "tracker", "when")
+
+    def __init__(self, tracker: Tracker, when: float, call: tuple[Any, ...]) -> None:
+        self.tracker = tracker
+        self.when = when
+        self.call = call
+
+    def to_wire(self) -> dict[str, Any] | None:
+        """The wire event, or None when it could not be built (logged)."""
+        return self.tracker.build_deferred(self.when, self.call)
 
 
 _TRACKER: NonRecordingTracker = NonRecordingTracker()

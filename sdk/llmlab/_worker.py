@@ -76,9 +76,21 @@ class _Item:
 
 
 def _encode(event: Any) -> _Item | str:
-    """The encoded event, or why it can never be sent."""
+    """The encoded event, or why it can never be sent.
+
+    An event is a wire dict, or an object whose ``to_wire()`` builds one here, on the worker
+    thread (the tracker defers pricing calls this way) and returns None when it cannot.
+    """
     if not isinstance(event, dict):
-        return f"not a dict: {type(event).__name__}"
+        to_wire = getattr(event, "to_wire", None)
+        if to_wire is None:
+            return f"not a dict: {type(event).__name__}"
+        try:
+            event = to_wire()
+        except Exception as exc:  # to_wire() logs its own failures; this is a last guard
+            return f"its wire form could not be built: {exc!r}"
+        if not isinstance(event, dict):
+            return "its wire form could not be built (see the error logged above)"
     event_id = event.get("id")
     if not isinstance(event_id, str) or not event_id:
         return "missing string 'id'"
@@ -182,8 +194,9 @@ class Worker:
 
     # -- the caller's side: never blocks, never raises ---------------------------------------------
 
-    def submit(self, event: dict[str, Any]) -> bool:
-        """Queue one wire event; False (and counted) when it was not accepted. Never raises."""
+    def submit(self, event: Any) -> bool:
+        """Queue one wire event (a dict, or an object with ``to_wire()``); False (and counted)
+        when it was not accepted. Never raises."""
         try:
             with self._lock:
                 if self._closed:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +17,7 @@ import llmlab
 from llmlab._tracker import INTERNAL_ERROR
 from llmlab.schema import CostEvent
 from llmlab.testing import FakeProvider
+from llmlab.transport import InMemoryTransport
 
 
 class _SwallowedErrors(logging.Handler):
@@ -28,13 +31,17 @@ class _SwallowedErrors(logging.Handler):
 
 
 @pytest.fixture(autouse=True)
-def fail_on_swallowed_errors() -> Iterator[None]:
-    """Fail the test if llmlab swallowed an internal error during it."""
+def fail_on_swallowed_errors() -> Iterator[list[logging.LogRecord]]:
+    """Fail the test if llmlab swallowed an internal error during it.
+
+    A test that provokes one on purpose requests this fixture, checks the records it
+    yields, and clears them.
+    """
     handler = _SwallowedErrors()
     logger = logging.getLogger("llmlab")
     logger.addHandler(handler)
     try:
-        yield
+        yield handler.records
     finally:
         logger.removeHandler(handler)
     if handler.records:
@@ -58,12 +65,55 @@ def fake(fake_provider_server: FakeProvider) -> FakeProvider:
     return fake_provider_server
 
 
-@pytest.fixture
-def events() -> Iterator[list[CostEvent]]:
-    """llmlab initialised offline (no server, no ledger) with every integration patched in;
-    yields the list of recorded events."""
-    recorded: list[CostEvent] = []
-    llmlab.init(ledger=False, on_event=recorded.append, auto_instrument=True)
+class _Delivered(list[CostEvent]):
+    """The events a transport received through the worker; every read flushes first, so a
+    test reads them exactly as it reads the events given to ``on_event``."""
+
+    def __init__(self, transport: InMemoryTransport) -> None:
+        super().__init__()
+        self._transport = transport
+
+    def _sync(self) -> None:
+        assert llmlab.flush(timeout=10), "the worker did not deliver in time"
+        delivered = [CostEvent.model_validate(e) for batch in self._transport.batches
+                     for e in batch]
+        super().clear()
+        super().extend(delivered)
+
+    def __len__(self) -> int:
+        self._sync()
+        return super().__len__()
+
+    def __iter__(self) -> Iterator[CostEvent]:
+        self._sync()
+        return super().__iter__()
+
+    def __getitem__(self, index: Any) -> Any:
+        self._sync()
+        return super().__getitem__(index)
+
+    def __eq__(self, other: object) -> bool:
+        self._sync()
+        return super().__eq__(other)
+
+    def __repr__(self) -> str:
+        self._sync()
+        return super().__repr__()
+
+
+@pytest.fixture(params=["immediate", "deferred"])
+def events(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[CostEvent]]:
+    """llmlab initialised offline with every integration patched in; yields the recorded
+    events. Every test using it runs twice: "immediate" collects them with an ``on_event``
+    callback (so each call is priced on the calling thread), "deferred" through the worker
+    into an in-memory transport (each call outside a scope is priced on the worker)."""
+    if request.param == "immediate":
+        recorded: list[CostEvent] = []
+        llmlab.init(ledger=False, on_event=recorded.append, auto_instrument=True, home=tmp_path)
+    else:
+        transport = InMemoryTransport()
+        recorded = _Delivered(transport)
+        llmlab.init(ledger=False, transport=transport, auto_instrument=True, home=tmp_path)
     try:
         yield recorded
     finally:

@@ -11,30 +11,38 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
 import wrapt
 
 from llmlab._estimate import worst_case_cost
+from llmlab._scope import current_scope
 from llmlab._tracker import (
     INTERNAL_ERROR,
     NonRecordingTracker,
     capture_internal_exceptions,
     get_tracker,
+    log_internal_error,
 )
+from llmlab.errors import BudgetExceededError
 from llmlab.usage import Usage
 
-__all__ = ["AsyncStreamProxy", "Call", "CallSpec", "StreamState", "SyncStreamProxy",
+__all__ = ["AsyncStreamProxy", "Call", "CallSpec", "StreamState", "SyncStreamProxy", "UsageSource",
            "async_wrapper", "sync_wrapper"]
 
 logger = logging.getLogger("llmlab")
+_perf_counter = time.perf_counter
 
 #: Set while an instrumented call runs: an instrumented call inside it (a wrapped client under
 #: a patched class, `parse` calling `create`) is the same billed call and is not recorded again.
 _IN_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("llmlab_in_call", default=False)
+
+
+#: A call's usage, or a function that reads it from the response when the event is built.
+UsageSource = Usage | Callable[[], Usage]
 
 
 class StreamState(Protocol):
@@ -43,7 +51,7 @@ class StreamState(Protocol):
     def on_chunk(self, chunk: Any) -> bool:
         """Observe one chunk; return False to hide it from the caller (an injected usage chunk)."""
 
-    def result(self) -> tuple[str | None, Usage | None, int]:
+    def result(self) -> tuple[str | None, UsageSource | None, int]:
         """(model reported, usage if the provider reported it, characters of output seen).
 
         A state may also define ``extra() -> dict`` with ``service_tier`` / ``region`` read
@@ -58,7 +66,7 @@ class CallSpec:
     provider: Callable[[Any], str]
     operation: str
     #: (model, usage, extra) from a non-stream result; extra may hold service_tier/region.
-    read_result: Callable[[Any], tuple[str | None, Usage | None, dict[str, Any]]]
+    read_result: Callable[[Any], tuple[str | None, UsageSource | None, dict[str, Any]]]
     #: Whether the request asks for a stream.
     is_stream: Callable[[dict[str, Any]], bool] = lambda kwargs: bool(kwargs.get("stream"))
     new_stream_state: Callable[[Call], StreamState] | None = None
@@ -67,7 +75,6 @@ class CallSpec:
     #: Wraps a result that is neither a plain response nor a bare stream (raw responses).
     adapt_result: Callable[[Any, Call], Any] | None = None
     model_kwarg: str = "model"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Call:
@@ -83,36 +90,42 @@ class Call:
         self.requested_model = requested_model
         self.operation = operation
         self.kwargs = kwargs
-        self.started = time.perf_counter()
+        self.started = _perf_counter()
         self.ttfb_ms: float | None = None
         self._done = False
 
     def elapsed_ms(self) -> float:
         """Milliseconds since the call started (microsecond resolution)."""
-        return int((time.perf_counter() - self.started) * 1_000_000) / 1000
+        return int((_perf_counter() - self.started) * 1_000_000) / 1000
 
     def mark_first_chunk(self) -> None:
         """Remember the time to the first streamed chunk."""
         if self.ttfb_ms is None:
             self.ttfb_ms = self.elapsed_ms()
 
-    def finish(self, model: str | None, usage: Usage | None, *, stream: bool = False,
-               estimated_output_chars: int = 0, status: str = "ok",
+    def finish(self, model: str | None, usage: UsageSource | None, *,
+               stream: bool = False, estimated_output_chars: int = 0, status: str = "ok",
                error_type: str | None = None, **extra: Any) -> None:
-        """Record the call's event (once; later calls are ignored)."""
+        """Record the call's event (once; later calls are ignored).
+
+        ``usage`` may be a callable that reads it from the provider's response later (on
+        the worker thread when nothing needs the priced event now).
+        """
         if self._done:
             return
         self._done = True
-        with capture_internal_exceptions():
+        try:
+            latency_ms = int((_perf_counter() - self.started) * 1_000_000) / 1000
             estimated = False
             if usage is None:
                 usage = self._estimate(estimated_output_chars) if status != "error" else Usage()
                 estimated = status != "error"
-            self.tracker.record_usage(
-                provider=self.provider, model=model or self.requested_model or "unknown",
-                requested_model=self.requested_model, operation=self.operation, usage=usage,
-                latency_ms=self.elapsed_ms(), ttfb_ms=self.ttfb_ms, stream=stream,
-                status=status, error_type=error_type, estimated=estimated, **extra)
+            self.tracker.record_call(
+                self.provider, model or self.requested_model or "unknown", usage,
+                self.requested_model, self.operation, latency_ms, self.ttfb_ms, stream, status,
+                error_type, estimated, extra)
+        except Exception:
+            log_internal_error()
 
     def fail(self, exc: BaseException, *, stream: bool = False) -> None:
         """Record a failed call (no usage was billed that we can see)."""
@@ -126,15 +139,16 @@ class Call:
 
 
 def _begin(spec: CallSpec, instance: Any, kwargs: dict[str, Any]) -> Call | None:
-    """Start recording a call, or None when it must pass through untouched."""
-    if _IN_CALL.get():
-        return None
+    """Start recording a call, or None when it must pass through untouched.
+
+    Raises `BudgetExceededError` (on purpose) when the call's worst case would break a
+    ``max_cost`` scope or a blocking budget.
+    """
     tracker = get_tracker()
     provider = spec.provider(instance)
     model = kwargs.get(spec.model_kwarg)
     model_name = model if isinstance(model, str) else None
-    # Budgets are checked outside capture_internal_exceptions: refusing is the point.
-    if model_name:
+    if model_name and (current_scope() is not None or tracker.enforces_budgets()):
         tracker.check_budget(provider, model_name,
                              _once(lambda: _worst_case(tracker, provider, model_name, kwargs)))
     if not tracker.active:
@@ -179,31 +193,42 @@ def _handle_result(spec: CallSpec, call: Call, result: Any, stream: bool) -> Any
     return result
 
 
+# The wrappers below are the per-call hot path: they use try/except (free in Python 3.11
+# when nothing is raised) instead of `capture_internal_exceptions()` blocks.
+
 def sync_wrapper(spec: CallSpec) -> Callable[[Callable[..., Any], Any, tuple[Any, ...],
                                               dict[str, Any]], Any]:
     """A wrapt wrapper recording a synchronous provider method."""
+    is_stream, prepare = spec.is_stream, spec.prepare
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
+        if _IN_CALL.get():  # the same billed call, seen again one layer down
+            return wrapped(*args, **kwargs)
         call = None
-        with capture_internal_exceptions():
+        try:
             call = _begin(spec, instance, kwargs)
-            if call is not None and spec.prepare is not None:
-                kwargs = spec.prepare(instance, kwargs)
+            if call is not None and prepare is not None:
+                kwargs = prepare(instance, kwargs)
+        except BudgetExceededError:
+            raise
+        except Exception:
+            log_internal_error()
         if call is None:
             return wrapped(*args, **kwargs)
         token = _IN_CALL.set(True)
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            call.fail(exc, stream=spec.is_stream(kwargs))
+            call.fail(exc, stream=is_stream(kwargs))
             raise
         finally:
             _IN_CALL.reset(token)
-        adapted = result
-        with capture_internal_exceptions():
-            adapted = _handle_result(spec, call, result, spec.is_stream(kwargs))
-        return adapted
+        try:
+            return _handle_result(spec, call, result, is_stream(kwargs))
+        except Exception:
+            log_internal_error()
+            return result
 
     return wrapper
 
@@ -211,30 +236,117 @@ def sync_wrapper(spec: CallSpec) -> Callable[[Callable[..., Any], Any, tuple[Any
 def async_wrapper(spec: CallSpec) -> Callable[[Callable[..., Awaitable[Any]], Any,
                                                tuple[Any, ...], dict[str, Any]], Any]:
     """A wrapt wrapper recording an async provider method."""
+    is_stream, prepare = spec.is_stream, spec.prepare
 
     async def wrapper(wrapped: Callable[..., Awaitable[Any]], instance: Any,
                       args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if _IN_CALL.get():
+            return await wrapped(*args, **kwargs)
         call = None
-        with capture_internal_exceptions():
+        try:
             call = _begin(spec, instance, kwargs)
-            if call is not None and spec.prepare is not None:
-                kwargs = spec.prepare(instance, kwargs)
+            if call is not None and prepare is not None:
+                kwargs = prepare(instance, kwargs)
+        except BudgetExceededError:
+            raise
+        except Exception:
+            log_internal_error()
         if call is None:
             return await wrapped(*args, **kwargs)
         token = _IN_CALL.set(True)
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            call.fail(exc, stream=spec.is_stream(kwargs))
+            call.fail(exc, stream=is_stream(kwargs))
             raise
         finally:
             _IN_CALL.reset(token)
-        adapted = result
-        with capture_internal_exceptions():
-            adapted = _handle_result(spec, call, result, spec.is_stream(kwargs))
-        return adapted
+        try:
+            return _handle_result(spec, call, result, is_stream(kwargs))
+        except Exception:
+            log_internal_error()
+            return result
 
     return wrapper
+
+
+def _finish_stream(call: Call, state: StreamState, *, early: bool = False,
+                   error: BaseException | None = None) -> None:
+    """Record a stream's call from what its chunks said (once: `Call.finish` guards it)."""
+    with capture_internal_exceptions():
+        model, usage, chars = state.result()
+        if error is not None:
+            if usage is None:
+                call.fail(error, stream=True)
+            else:  # a stream that broke after reporting usage: those tokens were billed
+                call.finish(model, usage, stream=True, status="error",
+                            error_type=type(error).__name__)
+            return
+        extra_of = getattr(state, "extra", None)
+        extra = extra_of() if callable(extra_of) else {}
+        call.finish(model, usage, stream=True, estimated_output_chars=chars,
+                    status="cancelled" if early and usage is None else "ok", **extra)
+
+
+class _StreamRecord:
+    """A stream's call and what its chunks said; records the call when the stream ends, and
+    at the latest when the last of the proxy and its chunk generator is freed."""
+
+    __slots__ = ("call", "state")
+
+    def __init__(self, call: Call, state: StreamState) -> None:
+        self.call = call
+        self.state = state
+
+    def finish(self, *, early: bool = False, error: BaseException | None = None) -> None:
+        _finish_stream(self.call, self.state, early=early, error=error)
+
+    def observe(self, chunk: Any) -> bool:
+        """Whether the caller sees ``chunk``, after the stream state has read it."""
+        call = self.call
+        if call.ttfb_ms is None:
+            call.ttfb_ms = call.elapsed_ms()
+        try:
+            return bool(self.state.on_chunk(chunk))
+        except Exception:
+            log_internal_error()
+            return True
+
+    def __del__(self) -> None:
+        # A stream dropped without being exhausted or closed is still recorded.
+        self.finish(early=True)
+
+
+def _recorded_chunks(iterator: Iterator[Any], record: _StreamRecord) -> Iterator[Any]:
+    """The provider's chunks, read on the way through; the call is recorded when they end.
+
+    Per chunk this is a generator step and one `StreamState.on_chunk` call. It holds no
+    reference to the proxy, so a proxy and its generator never keep each other alive.
+    """
+    call, state = record.call, record.state
+    on_chunk = state.on_chunk
+    while True:
+        try:
+            chunk = next(iterator)
+        except StopIteration:
+            record.finish()
+            return
+        except BaseException as exc:
+            record.finish(error=exc)
+            raise
+        if call.ttfb_ms is None:
+            call.ttfb_ms = call.elapsed_ms()
+        try:
+            visible = on_chunk(chunk)
+        except Exception:
+            log_internal_error()
+            visible = True
+        if visible:
+            try:
+                yield chunk
+            except GeneratorExit:  # the consumer stopped early (closed or dropped us)
+                record.finish(early=True)
+                raise
 
 
 class _StreamProxyBase(wrapt.ObjectProxy[Any]):
@@ -243,57 +355,32 @@ class _StreamProxyBase(wrapt.ObjectProxy[Any]):
     def __init__(self, wrapped: Any, call: Call, state: StreamState) -> None:
         super().__init__(wrapped)
         self._self_call = call
-        self._self_state = state
+        self._self_record = _StreamRecord(call, state)
         self._self_iterator: Any = None
 
     def _self_observe(self, chunk: Any) -> bool:
-        self._self_call.mark_first_chunk()
-        visible = True
-        with capture_internal_exceptions():
-            visible = self._self_state.on_chunk(chunk)
-        return visible
+        return self._self_record.observe(chunk)
 
     def _self_finish(self, *, early: bool = False, error: BaseException | None = None) -> None:
-        with capture_internal_exceptions():
-            model, usage, chars = self._self_state.result()
-            if error is not None:
-                if usage is None:
-                    self._self_call.fail(error, stream=True)
-                else:  # a stream that broke after reporting usage: those tokens were billed
-                    self._self_call.finish(model, usage, stream=True, status="error",
-                                           error_type=type(error).__name__)
-                return
-            extra_of = getattr(self._self_state, "extra", None)
-            extra = extra_of() if callable(extra_of) else {}
-            self._self_call.finish(model, usage, stream=True, estimated_output_chars=chars,
-                                   status="cancelled" if early and usage is None else "ok",
-                                   **extra)
-
-    def __del__(self) -> None:
-        # A stream dropped without being exhausted or closed is still recorded.
-        self._self_finish(early=True)
+        self._self_record.finish(early=early, error=error)
 
 
 class SyncStreamProxy(_StreamProxyBase):
-    """Wraps a provider stream; records the call when it ends, however it ends."""
+    """Wraps a provider stream; records the call when it ends, however it ends.
 
-    def __iter__(self) -> SyncStreamProxy:
-        return self
+    Iterating it runs one generator, `_recorded_chunks` (the provider SDKs' streams iterate
+    through a generator too); ``next()`` on the proxy steps the same generator.
+    """
+
+    def __iter__(self) -> Iterator[Any]:
+        chunks = self._self_iterator
+        if chunks is None:
+            chunks = self._self_iterator = _recorded_chunks(iter(self.__wrapped__),
+                                                            self._self_record)
+        return chunks  # type: ignore[no-any-return]
 
     def __next__(self) -> Any:
-        if self._self_iterator is None:
-            self._self_iterator = iter(self.__wrapped__)
-        while True:
-            try:
-                chunk = next(self._self_iterator)
-            except StopIteration:
-                self._self_finish()
-                raise
-            except BaseException as exc:
-                self._self_finish(error=exc)
-                raise
-            if self._self_observe(chunk):
-                return chunk
+        return next(self.__iter__())
 
     def close(self) -> Any:
         """Close the underlying stream; a stream closed early is recorded with what was seen."""
@@ -320,11 +407,12 @@ class AsyncStreamProxy(_StreamProxyBase):
         return self
 
     async def __anext__(self) -> Any:
-        if self._self_iterator is None:
-            self._self_iterator = self.__wrapped__.__aiter__()
+        iterator = self._self_iterator
+        if iterator is None:
+            iterator = self._self_iterator = self.__wrapped__.__aiter__()
         while True:
             try:
-                chunk = await self._self_iterator.__anext__()
+                chunk = await iterator.__anext__()
             except StopAsyncIteration:
                 self._self_finish()
                 raise

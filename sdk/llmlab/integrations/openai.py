@@ -14,6 +14,7 @@ usage-only chunk, so the caller iterates exactly what it would have without llml
 from __future__ import annotations
 
 import inspect
+from functools import partial
 from typing import Any, ClassVar
 
 from llmlab import _consts
@@ -22,6 +23,7 @@ from llmlab.integrations import DidNotEnable, Integration
 from llmlab.integrations._common import (
     Call,
     CallSpec,
+    UsageSource,
     _handle_result,
     async_wrapper,
     sync_wrapper,
@@ -68,15 +70,22 @@ def _provider(resource: Any) -> str:
     return provider
 
 
-def _usage(obj: Any) -> Usage | None:
+def _usage(obj: Any) -> UsageSource | None:
+    """The object's usage, read when the event is built (see `Call.finish`)."""
     usage = getattr(obj, "usage", None)
-    return Usage.from_any(usage) if usage is not None else None
+    return partial(Usage.from_any, usage) if usage is not None else None
 
 
-def _read(result: Any) -> tuple[str | None, Usage | None, dict[str, Any]]:
+def _read(result: Any) -> tuple[str | None, UsageSource | None, dict[str, Any]]:
     tier = getattr(result, "service_tier", None)
     return getattr(result, "model", None), _usage(result), (
         {"service_tier": tier} if isinstance(tier, str) else {})
+
+
+def _tool_call_chars(tool_calls: Any) -> int:
+    """Characters of function-call arguments in a chunk's tool-call deltas."""
+    return sum(len(getattr(getattr(call, "function", None), "arguments", None) or "")
+               for call in tool_calls)
 
 
 class _ChatStream:
@@ -85,27 +94,47 @@ class _ChatStream:
     def __init__(self, hide_usage_chunk: bool) -> None:
         self.hide_usage_chunk = hide_usage_chunk
         self.model: str | None = None
-        self.usage: Usage | None = None
+        self.usage: UsageSource | None = None
         self.chars = 0
 
     def on_chunk(self, chunk: Any) -> bool:
+        # Per streamed token: plain attribute reads of the SDK's chunk models; anything
+        # shaped otherwise takes the careful path.
+        try:
+            model, usage, choices = chunk.model, chunk.usage, chunk.choices
+            chars = 0
+            for choice in choices or ():
+                delta = choice.delta
+                content = delta.content
+                if content:
+                    chars += len(content)
+                if delta.tool_calls:
+                    chars += _tool_call_chars(delta.tool_calls)
+        except AttributeError:
+            return self._on_other_chunk(chunk)
+        if model:
+            self.model = model
+        if usage is not None:
+            self.usage = partial(Usage.from_any, usage)
+        self.chars += chars
+        # The usage-only chunk llmlab asked for has no choices: the caller never sees it.
+        return not (self.hide_usage_chunk and usage is not None and not choices)
+
+    def _on_other_chunk(self, chunk: Any) -> bool:
         self.model = getattr(chunk, "model", None) or self.model
         usage = getattr(chunk, "usage", None)
         if usage is not None:
-            self.usage = Usage.from_any(usage)
+            self.usage = partial(Usage.from_any, usage)
         choices = getattr(chunk, "choices", None) or ()
         for choice in choices:
             delta = getattr(choice, "delta", None)
             content = getattr(delta, "content", None)
             if content:
                 self.chars += len(content)
-            for tool_call in getattr(delta, "tool_calls", None) or ():
-                function = getattr(tool_call, "function", None)
-                self.chars += len(getattr(function, "arguments", None) or "")
-        # The usage-only chunk llmlab asked for has no choices: the caller never sees it.
+            self.chars += _tool_call_chars(getattr(delta, "tool_calls", None) or ())
         return not (self.hide_usage_chunk and usage is not None and not choices)
 
-    def result(self) -> tuple[str | None, Usage | None, int]:
+    def result(self) -> tuple[str | None, UsageSource | None, int]:
         return self.model, self.usage, self.chars
 
 
@@ -114,7 +143,7 @@ class _ResponsesStream:
 
     def __init__(self) -> None:
         self.model: str | None = None
-        self.usage: Usage | None = None
+        self.usage: UsageSource | None = None
         self.chars = 0
 
     def on_chunk(self, event: Any) -> bool:
@@ -130,7 +159,7 @@ class _ResponsesStream:
                 self.usage = _usage(response)
         return True
 
-    def result(self) -> tuple[str | None, Usage | None, int]:
+    def result(self) -> tuple[str | None, UsageSource | None, int]:
         return self.model, self.usage, self.chars
 
 
@@ -188,7 +217,13 @@ def _adapt_raw(result: Any, call: Call, spec: CallSpec) -> Any:
 def _spec(operation: str, *, stream_state: Any = None, prepare: Any = None) -> CallSpec:
     spec = CallSpec(provider=_provider, operation=operation, read_result=_read,
                     new_stream_state=stream_state, prepare=prepare)
-    spec.adapt_result = lambda result, call: _adapt_raw(result, call, spec)
+
+    def adapt(result: Any, call: Call) -> Any:
+        if type(result).__name__ not in _RAW_RESPONSE_TYPES:
+            return None  # the common case, decided without another call
+        return _adapt_raw(result, call, spec)
+
+    spec.adapt_result = adapt
     return spec
 
 

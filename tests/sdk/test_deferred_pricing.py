@@ -1,0 +1,129 @@
+"""Where a call is priced: on the worker when nothing in the calling thread needs the price,
+on the calling thread when a scope, an ``on_event`` callback or a budget does."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+import llmlab
+from llmlab.pricing import Catalogue
+from llmlab.testing import FakeProvider, FakeUsage
+from llmlab.transport import InMemoryTransport
+
+MESSAGES = [{"role": "user", "content": "hello"}]
+USAGE = FakeUsage(input_tokens=1200, output_tokens=300, cached_tokens=1000, reasoning_tokens=120)
+GPT_4O_COST = Decimal("0.00475")  # 200 x 2.5e-6 + 1000 x 1.25e-6 + 300 x 1e-5
+
+
+class ThreadNotingCatalogue(Catalogue):
+    """The bundled catalogue, noting which thread priced each call."""
+
+    def __init__(self) -> None:
+        bundled = Catalogue.bundled()
+        super().__init__({"pricing_version": bundled.pricing_version, "source": bundled.source,
+                          "models": bundled._raw})
+        self.threads: list[int] = []
+
+    def cost(self, *args: Any, **kwargs: Any) -> Any:
+        self.threads.append(threading.get_ident())
+        return super().cost(*args, **kwargs)
+
+
+@pytest.fixture
+def catalogue() -> ThreadNotingCatalogue:
+    return ThreadNotingCatalogue()
+
+
+@pytest.fixture
+def transport(catalogue: ThreadNotingCatalogue, tmp_path: Path) -> Any:
+    transport = InMemoryTransport()
+    llmlab.init(ledger=False, transport=transport, catalogue=catalogue, home=tmp_path,
+                auto_instrument=["openai"])
+    yield transport
+    llmlab.shutdown()
+    llmlab.uninstrument()
+
+
+def chat(fake: FakeProvider, **kwargs: Any) -> Any:
+    client = openai.OpenAI(api_key="sk-test", base_url=fake.openai_base_url, max_retries=0)
+    return client.chat.completions.create(model="gpt-4o", messages=MESSAGES, **kwargs)
+
+
+def delivered(transport: InMemoryTransport) -> list[dict[str, Any]]:
+    assert llmlab.flush(timeout=10)
+    return [event for batch in transport.batches for event in batch]
+
+
+def test_a_call_outside_any_scope_is_priced_on_the_worker(
+        fake: FakeProvider, transport: InMemoryTransport,
+        catalogue: ThreadNotingCatalogue) -> None:
+    fake.configure("openai", usage=USAGE)
+    chat(fake)
+    stream = list(chat(fake, stream=True))
+    assert stream
+    events = delivered(transport)
+    assert [Decimal(e["cost"]["total"]) for e in events] == [GPT_4O_COST, GPT_4O_COST]
+    assert len(catalogue.threads) == 2
+    assert threading.get_ident() not in catalogue.threads
+
+
+def test_a_call_in_a_scope_is_priced_at_once(
+        fake: FakeProvider, transport: InMemoryTransport,
+        catalogue: ThreadNotingCatalogue) -> None:
+    fake.configure("openai", usage=USAGE)
+    with llmlab.track(job="nightly") as scope:
+        chat(fake)
+        assert scope.cost == GPT_4O_COST  # no flush needed: the scope knows already
+    assert catalogue.threads == [threading.get_ident()]
+    [event] = delivered(transport)
+    assert event["job_id"] == "nightly" and Decimal(event["cost"]["total"]) == GPT_4O_COST
+
+
+def test_an_on_event_callback_gets_the_event_on_the_calling_thread(
+        fake: FakeProvider, tmp_path: Path) -> None:
+    fake.configure("openai", usage=USAGE)
+    seen: list[int] = []
+    llmlab.init(ledger=False, transport=InMemoryTransport(), home=tmp_path,
+                auto_instrument=["openai"], on_event=lambda e: seen.append(threading.get_ident()))
+    try:
+        chat(fake)
+    finally:
+        llmlab.shutdown()
+        llmlab.uninstrument()
+    assert seen == [threading.get_ident()]
+
+
+def test_deferred_and_immediate_events_are_the_same(
+        fake: FakeProvider, transport: InMemoryTransport) -> None:
+    """Apart from id, time and latency, a call priced later is the call priced now."""
+    fake.configure("openai", usage=USAGE)
+    chat(fake, service_tier="flex")
+    with llmlab.track():
+        chat(fake, service_tier="flex")
+    later, now = delivered(transport)
+    volatile = ("id", "timestamp", "latency_ms", "ttfb_ms")
+    assert {k: v for k, v in later.items() if k not in volatile} == {
+        k: v for k, v in now.items() if k not in volatile}
+    assert later["cost"]["total"] == now["cost"]["total"]
+
+
+def test_usage_the_worker_cannot_read_is_logged_and_rejected_never_raised(
+        fake: FakeProvider, transport: InMemoryTransport,
+        fail_on_swallowed_errors: list[logging.LogRecord]) -> None:
+    # More cached than prompt tokens: the usage adapter refuses it when the event is built.
+    fake.configure("openai", usage=FakeUsage(input_tokens=10, output_tokens=5,
+                                             cached_tokens=50))
+    response = chat(fake)
+    assert response.usage is not None and response.usage.prompt_tokens == 10
+    assert delivered(transport) == []
+    assert llmlab.stats()["rejected"] == 1
+    [record] = fail_on_swallowed_errors
+    assert "exceed input_tokens" in str(record.exc_info[1] if record.exc_info else "")
+    fail_on_swallowed_errors.clear()
