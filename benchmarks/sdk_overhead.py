@@ -154,7 +154,7 @@ def measure_own_path(n: int = 20000) -> float:
 
     completion = ChatCompletion.model_validate(COMPLETION)
     spec = integration._spec("chat.completions", stream_state=integration._chat_state,
-                             prepare=integration._prepare_chat)
+                             prepare_stream=integration._prepare_chat_stream)
     wrapper = sync_wrapper(spec)
     kwargs = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 

@@ -11,16 +11,16 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from llmlab import _consts
 from llmlab._paths import home_dir
+from llmlab._scope import _CURRENT as _CURRENT_SCOPE
 from llmlab._scope import Scope, add_to_scopes, current_scope
 from llmlab.errors import BudgetExceededError
 from llmlab.pricing import Catalogue
@@ -111,13 +111,19 @@ class NonRecordingTracker:
 
     active = False
     options = Options()
+    #: Server budgets checked before each call (`BudgetGuard`), when there are any.
+    budget_guard: Any = None
 
     def record_usage(self, **_: Any) -> dict[str, Any] | None:
         """Do nothing (llmlab is not initialised)."""
         return None
 
-    def record_call(self, *_: Any) -> None:
+    def record_call(self, call: RecordedCall) -> None:
         """Do nothing (llmlab is not initialised)."""
+
+    def build_deferred(self, call: RecordedCall) -> dict[str, Any] | None:
+        """Nothing to build (llmlab is not initialised)."""
+        return None
 
     def enforces_budgets(self) -> bool:
         """Whether a server budget may refuse calls (never before `init()`)."""
@@ -164,7 +170,7 @@ class Tracker(NonRecordingTracker):
         self.options = options
         self.catalogue = options.catalogue or Catalogue.default()
         self._worker = self._make_worker(options)
-        self._guard = self._make_guard(options)
+        self.budget_guard = self._make_guard(options)
         self._pid = os.getpid()
 
     @staticmethod
@@ -208,28 +214,21 @@ class Tracker(NonRecordingTracker):
 
     # -- the per-call path (hot) -------------------------------------------------------------
 
-    def record_call(self, provider: str, model: str, usage: Usage | Callable[[], Usage],
-                    requested_model: str | None, operation: str, latency_ms: float,
-                    ttfb_ms: float | None, stream: bool, status: str, error_type: str | None,
-                    estimated: bool, extra: dict[str, Any]) -> None:
-        """Record one instrumented provider call (``extra``: ``service_tier``, ``region``).
+    def record_call(self, call: RecordedCall) -> None:
+        """Record one finished provider call.
 
-        ``usage`` may be a `Usage` or a zero-argument callable returning one, so reading the
-        provider's usage object can wait. When nothing in the calling thread needs the priced
-        event now (no enclosing scope, no ``on_event`` callback, no budget to enforce), the
-        call goes to the worker as it is and is priced there: the caller pays for a queue
-        append, not for pricing and building the event.
+        When nothing in the calling thread needs the priced event now (no enclosing scope,
+        no ``on_event`` callback, no budget to enforce), the call goes to the worker as it is
+        and is priced and built there (``call.to_wire()``): the caller pays for a queue
+        append, not for reading usage, pricing and building the event.
         """
-        if current_scope() is None and not self.options.on_event and not self.enforces_budgets():
+        guard = self.budget_guard
+        if _CURRENT_SCOPE.get() is None and not self.options.on_event and (
+                guard is None or not guard.has_budgets()):
             if self._worker is not None:
-                self._worker.submit(_DeferredEvent(self, time.time(), (
-                    provider, model, usage, requested_model, operation, latency_ms, ttfb_ms,
-                    stream, status, error_type, estimated, extra)))
+                self._worker.submit(call)
             return
-        self.record_usage(provider=provider, model=model, usage=usage,
-                          requested_model=requested_model, operation=operation,
-                          latency_ms=latency_ms, ttfb_ms=ttfb_ms, stream=stream, status=status,
-                          error_type=error_type, estimated=estimated, **extra)
+        self.record_usage(timestamp=datetime.fromtimestamp(call.when, UTC), **_fields(call))
 
     def record_usage(  # type: ignore[override]
         self,
@@ -275,26 +274,21 @@ class Tracker(NonRecordingTracker):
         self._count_for_budgets(wire, attrs, total)
         return wire
 
-    def build_deferred(self, when: float, call: tuple[Any, ...]) -> dict[str, Any] | None:
+    def build_deferred(self, call: RecordedCall) -> dict[str, Any] | None:
         """The wire event of a call `record_call` deferred (runs on the worker thread);
         None when it could not be built (logged as an internal error)."""
         with capture_internal_exceptions():
-            (provider, model, usage, requested_model, operation, latency_ms, ttfb_ms, stream,
-             status, error_type, estimated, extra) = call
             attrs = _no_attribution()
-            wire, total, _ = self._wire(
-                datetime.fromtimestamp(when, UTC), attrs, provider=provider, model=model,
-                usage=usage, requested_model=requested_model, operation=operation,
-                latency_ms=latency_ms, ttfb_ms=ttfb_ms, stream=stream, status=status,
-                error_type=error_type, estimated=estimated, **extra)
+            wire, total, _ = self._wire(datetime.fromtimestamp(call.when, UTC), attrs,
+                                        **_fields(call))
             self._count_for_budgets(wire, attrs, total)
             return wire
         return None
 
     def _count_for_budgets(self, wire: dict[str, Any], attrs: Mapping[str, Any],
                            total: Decimal) -> None:
-        if self._guard is not None:
-            self._guard.record({"project": wire.get("project"), "job": attrs["job_id"],
+        if self.budget_guard is not None:
+            self.budget_guard.record({"project": wire.get("project"), "job": attrs["job_id"],
                                 "user": attrs["user_id"], "tags": attrs["tags"],
                                 "model": wire["model"]}, total)
 
@@ -374,7 +368,7 @@ class Tracker(NonRecordingTracker):
 
     def enforces_budgets(self) -> bool:
         """Whether the server has budgets this process checks calls against."""
-        return self._guard is not None and self._guard.has_budgets()
+        return self.budget_guard is not None and self.budget_guard.has_budgets()
 
     def check_budget(self, provider: str, model: str, estimate: Callable[[], Decimal]) -> None:
         """Raise `BudgetExceededError` if the call's worst case would break a limit."""
@@ -383,7 +377,7 @@ class Tracker(NonRecordingTracker):
             scope.check(estimate())
         if self.enforces_budgets():
             attrs = scope.attribution() if scope is not None else {}
-            self._guard.check({"project": attrs.get("project") or self.options.project,
+            self.budget_guard.check({"project": attrs.get("project") or self.options.project,
                                "job": attrs.get("job_id"), "user": attrs.get("user_id"),
                                "tags": attrs.get("tags") or {}, "model": model}, estimate)
 
@@ -406,8 +400,8 @@ class Tracker(NonRecordingTracker):
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Flush, then stop the worker; later events are dropped until the next `init()`."""
-        if self._guard is not None:
-            self._guard.stop()
+        if self.budget_guard is not None:
+            self.budget_guard.stop()
         if self._worker is not None:
             self._worker.shutdown(self.options.flush_timeout if timeout is None else timeout)
 
@@ -422,19 +416,35 @@ def _no_attribution() -> dict[str, Any]:
     return {"project": None, "job_id": None, "user_id": None, "function": None, "tags": {}}
 
 
-class _DeferredEvent:
-    """A recorded call that the worker prices and builds (see `Tracker.record_call`)."""
+class RecordedCall(Protocol):
+    """A finished provider call, as `Call` in ``llmlab.integrations._common`` holds it."""
 
-    __slots__ = ("call", "tracker", "when")
+    provider: str
+    model: str
+    usage: Usage | Callable[[], Usage]
+    requested_model: str | None
+    operation: str
+    latency_ms: float
+    ttfb_ms: float | None
+    stream: bool
+    status: str
+    error_type: str | None
+    estimated: bool
+    #: ``service_tier`` and ``region`` when the provider's response said.
+    extra: dict[str, Any]
+    #: The wall-clock time the call finished (``time.time()``).
+    when: float
 
-    def __init__(self, tracker: Tracker, when: float, call: tuple[Any, ...]) -> None:
-        self.tracker = tracker
-        self.when = when
-        self.call = call
+    def to_wire(self) -> dict[str, Any] | None: ...
 
-    def to_wire(self) -> dict[str, Any] | None:
-        """The wire event, or None when it could not be built (logged)."""
-        return self.tracker.build_deferred(self.when, self.call)
+
+def _fields(call: RecordedCall) -> dict[str, Any]:
+    """`record_usage` keywords of a recorded call."""
+    return {"provider": call.provider, "model": call.model, "usage": call.usage,
+            "requested_model": call.requested_model, "operation": call.operation,
+            "latency_ms": call.latency_ms, "ttfb_ms": call.ttfb_ms, "stream": call.stream,
+            "status": call.status, "error_type": call.error_type, "estimated": call.estimated,
+            **call.extra}
 
 
 _TRACKER: NonRecordingTracker = NonRecordingTracker()

@@ -149,6 +149,8 @@ class Worker:
         # Spill the oldest queued events to disk while a batch is backing off, before the queue
         # is full, so a long outage costs disk, not memory and not dropped events.
         self._high_water = min(self.queue_size, max(self.batch_size, self.queue_size // 2))
+        # submit() appends without the lock only while the queue stays below both thresholds.
+        self._quiet_limit = min(self.batch_size, self._high_water) - 1
         self._closed = False
         self._atexit = atexit
         self._sigterm_previous: Any = None
@@ -185,8 +187,9 @@ class Worker:
         self._held_logged = False
         self._drop_logged = 0
         self._loud_rejections = _LOUD_REJECTIONS
-        # Counters (written under the lock, or only by the worker thread).
-        self._submitted = 0
+        # Counters (written under the lock, or only by the worker thread). Events ever
+        # submitted = ``_taken`` + ``len(_queue)``: submit() may append without the lock.
+        self._taken = 0  # events taken out of the queue (net of those put back)
         self._settled = 0  # live events that left memory: delivered, rejected, spooled or dropped
         self._lost = 0  # live events spooled or dropped (not delivered)
         self._c = dict.fromkeys(("sent", "duplicates", "rejected", "dropped", "retried",
@@ -197,6 +200,35 @@ class Worker:
     def submit(self, event: Any) -> bool:
         """Queue one wire event (a dict, or an object with ``to_wire()``); False (and counted)
         when it was not accepted. Never raises."""
+        try:
+            queue = self._queue
+            # The common case takes no lock (this runs on every provider call): a non-empty
+            # queue below every threshold the worker is woken at, so a plain append (atomic)
+            # is all there is to do. A shutdown racing the append is settled in `_appended`.
+            if 0 < len(queue) < self._quiet_limit and not self._closed:
+                queue.append(event)
+                return self._appended(event)
+            return self._submit_locked(event)
+        except Exception:
+            logger.debug("llmlab: submit failed", exc_info=True)
+            return False
+
+    def _appended(self, event: Any) -> bool:
+        """After a lock-free append: True, unless a shutdown closed the queue meanwhile and
+        the event missed its final drain (then it is taken back and counted as dropped)."""
+        if not self._closed:
+            return True
+        with self._lock:
+            if self._shutdown_done:
+                try:
+                    self._queue.remove(event)
+                except ValueError:
+                    return True  # the shutdown took it
+                self._c["dropped"] += 1
+                return False
+            return True  # the shutdown has not drained yet: it will take it
+
+    def _submit_locked(self, event: Any) -> bool:
         try:
             with self._lock:
                 if self._closed:
@@ -210,13 +242,12 @@ class Worker:
                     full = True
                 else:
                     queue.append(event)
-                    self._submitted += 1
                     size += 1
                     full = False
                     # Wake the worker only at the thresholds it waits for, not on every event.
-                    if size == 1 or size == self.batch_size:
+                    if size == 1 or size >= self.batch_size:
                         self._cond.notify()
-                    elif size == self._high_water:
+                    if size >= self._high_water:
                         self._spill_cond.notify()
             if full:
                 if dropped == 1 or dropped % 10_000 == 0:
@@ -239,7 +270,7 @@ class Worker:
         try:
             deadline = time.monotonic() + max(0.0, timeout)
             with self._cond:
-                target, lost = self._submitted, self._lost
+                target, lost = self._taken + len(self._queue), self._lost
                 if self._settled >= target:
                     return True
                 self._flush_waiters += 1
@@ -276,8 +307,8 @@ class Worker:
         deadline = start + max(0.0, timeout)
         with self._cond:
             if self._shutdown_done or self._stopping:
-                return self._settled >= self._submitted
-            target, lost = self._submitted, self._lost
+                return self._settled >= self._taken + len(self._queue)
+            target, lost = self._taken + len(self._queue), self._lost
             self._closed = True
             self._stopping = True
             # Keep a slice of the deadline for handing leftovers to the spool ourselves.
@@ -289,6 +320,7 @@ class Worker:
         with self._cond:
             # The thread is stuck (black-holed request) or gone: take over what it still holds.
             leftovers = list(self._queue)
+            self._taken += len(leftovers)
             if self._inflight is not None and thread is not None and thread.is_alive():
                 leftovers = self._inflight + leftovers
                 self._inflight = None
@@ -393,6 +425,7 @@ class Worker:
                     wait = _IDLE_WAIT
                 self._cond.wait(max(0.001, min(wait, _IDLE_WAIT)))
             batch = [self._queue.popleft() for _ in range(min(size, self.batch_size))]
+            self._taken += len(batch)
             self._first_seen = None
             self._inflight = batch
             self._inflight_since = now
@@ -408,6 +441,7 @@ class Worker:
             if items and size + len(item.line) + 1 > self.batch_bytes:
                 with self._cond:  # over the byte budget: the rest goes back, in order
                     self._queue.extendleft(reversed(raw[index:]))
+                    self._taken -= len(raw) - index
                     if self._inflight is raw:
                         del raw[index:]
                 break
@@ -576,6 +610,7 @@ class Worker:
                     self._spill_cond.wait(min(wait, _IDLE_WAIT))
                 count = min(self.batch_size * 10, len(self._queue) - self._high_water // 2)
                 chunk = [self._queue.popleft() for _ in range(max(1, count))]
+                self._taken += len(chunk)
             items = [self._item_or_reject(e) for e in chunk]
             try:
                 self._park([i for i in items if i is not None], live=True)
@@ -630,6 +665,7 @@ class Worker:
             if not self._closed:
                 room = max(0, self.queue_size - len(self._queue))
                 self._queue.extendleft(reversed([i.event for i in items[:room]]))
+                self._taken -= len(items[:room])
                 items = items[room:]
             if items:
                 self._c["dropped"] += len(items)

@@ -56,7 +56,7 @@ class TestGuard:
             try:
                 llmlab.init(tenant.key, live_server.url, project=tenant.project_slug,
                             budget_refresh_interval=0.2)
-                guard = get_tracker()._guard  # type: ignore[attr-defined]
+                guard = get_tracker().budget_guard
                 assert guard is not None and guard.refresh()
                 assert guard.budgets[0].spent == Decimal("1.05")
                 client = openai.OpenAI(api_key="sk-test", base_url=fp.openai_base_url,

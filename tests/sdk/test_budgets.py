@@ -113,7 +113,7 @@ class TestGuardWithServer:
         llmlab.init(api_key="llm_test", base_url=status.url, project="support-bot",
                     auto_instrument=["openai"], budget_refresh_interval=60)
         try:
-            guard = get_tracker()._guard  # type: ignore[attr-defined]
+            guard = get_tracker().budget_guard
             assert wait_for(lambda: bool(guard.budgets))  # fetched in the background
             client = openai.OpenAI(api_key="k", base_url=fake.openai_base_url, max_retries=0)
             client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=100)

@@ -432,6 +432,50 @@ class TestFlushAndShutdown:
         assert worker.stats()["dropped"] == 1
         assert worker.shutdown(1) is True
 
+    def test_submits_racing_shutdown_are_all_accounted_for(self, spool_dir: Path,
+                                                           make_worker: MakeWorker) -> None:
+        """Threads submitting while shutdown() runs: each event submit() accepted is delivered
+        or spooled, each it refused is counted as dropped, none vanishes."""
+        transport = InMemoryTransport()
+        worker = make_worker(transport=transport, flush_interval=30, batch_size=1000)
+        batches = [make_events(3000, f"r{n}") for n in range(3)]
+        accepted: list[list[str]] = [[] for _ in batches]
+        started = threading.Barrier(len(batches) + 1)
+
+        def submit_all(n: int) -> None:
+            started.wait()
+            accepted[n] = [e["id"] for e in batches[n] if worker.submit(e)]
+
+        threads = [threading.Thread(target=submit_all, args=(n,)) for n in range(len(batches))]
+        for thread in threads:
+            thread.start()
+        started.wait()
+        time.sleep(0.002)
+        worker.shutdown(5)
+        for thread in threads:
+            thread.join()
+        delivered = {e["id"] for batch in transport.batches for e in batch}
+        spooled: set[str] = set()
+        while (claimed := Spool(spool_dir).claim()) is not None:
+            spooled |= {e["id"] for e in claimed.events}
+        ok = {event_id for ids in accepted for event_id in ids}
+        refused = sum(len(b) for b in batches) - len(ok)
+        assert ok <= delivered | spooled
+        assert worker.stats()["dropped"] == refused
+        assert not worker.stats()["queued"]
+
+    def test_an_append_that_missed_the_final_drain_is_taken_back(
+            self, make_worker: MakeWorker) -> None:
+        """The lock-free append of submit() lost the race with shutdown()'s final drain: the
+        event is taken back out of the queue and counted as dropped, never left behind."""
+        worker = make_worker(transport=InMemoryTransport())
+        assert worker.submit(make_event())
+        assert worker.shutdown(1)
+        late = make_event()
+        worker._queue.append(late)  # what submit() did after its check, before seeing _closed
+        assert worker._appended(late) is False
+        assert late not in worker._queue and worker.stats()["dropped"] == 1
+
     def test_shutdown_delivers_what_is_queued(self, server: CaptureServer,
                                               make_worker: MakeWorker) -> None:
         """shutdown() sends queued events before stopping when the server is up."""

@@ -18,13 +18,13 @@ from typing import Any, Protocol
 
 import wrapt
 
+from llmlab import _tracker
 from llmlab._estimate import worst_case_cost
-from llmlab._scope import current_scope
+from llmlab._scope import _CURRENT as _CURRENT_SCOPE
 from llmlab._tracker import (
     INTERNAL_ERROR,
     NonRecordingTracker,
     capture_internal_exceptions,
-    get_tracker,
     log_internal_error,
 )
 from llmlab.errors import BudgetExceededError
@@ -35,6 +35,7 @@ __all__ = ["AsyncStreamProxy", "Call", "CallSpec", "StreamState", "SyncStreamPro
 
 logger = logging.getLogger("llmlab")
 _perf_counter = time.perf_counter
+_RELEASED: dict[str, Any] = {}
 
 #: Set while an instrumented call runs: an instrumented call inside it (a wrapped client under
 #: a patched class, `parse` calling `create`) is the same billed call and is not recorded again.
@@ -59,6 +60,11 @@ class StreamState(Protocol):
         """
 
 
+def stream_kwarg(kwargs: dict[str, Any]) -> bool:
+    """Whether a request asks for a stream with ``stream=True`` (the usual way)."""
+    return bool(kwargs.get("stream"))
+
+
 @dataclass
 class CallSpec:
     """How to read one kind of provider call."""
@@ -68,20 +74,25 @@ class CallSpec:
     #: (model, usage, extra) from a non-stream result; extra may hold service_tier/region.
     read_result: Callable[[Any], tuple[str | None, UsageSource | None, dict[str, Any]]]
     #: Whether the request asks for a stream.
-    is_stream: Callable[[dict[str, Any]], bool] = lambda kwargs: bool(kwargs.get("stream"))
+    is_stream: Callable[[dict[str, Any]], bool] = stream_kwarg
     new_stream_state: Callable[[Call], StreamState] | None = None
-    #: Changes to the request before it is sent (e.g. ask for stream usage); returns kwargs.
-    prepare: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None
+    #: Changes to a streamed request before it is sent (ask for stream usage); returns kwargs.
+    prepare_stream: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None
     #: Wraps a result that is neither a plain response nor a bare stream (raw responses).
     adapt_result: Callable[[Any, Call], Any] | None = None
     model_kwarg: str = "model"
 
 
 class Call:
-    """One provider call in flight: timing, identity and recording exactly once."""
+    """One provider call: its timing and identity while it runs, then its record.
 
-    __slots__ = ("_done", "kwargs", "operation", "provider", "requested_model", "started",
-                 "tracker", "ttfb_ms")
+    `finish` fills in the outcome and hands the call itself to the tracker (once); when the
+    event is built later on the worker thread, `to_wire` builds it from these fields.
+    """
+
+    __slots__ = ("_done", "error_type", "estimated", "extra", "kwargs", "latency_ms", "model",
+                 "operation", "provider", "requested_model", "started", "status", "stream",
+                 "tracker", "ttfb_ms", "usage", "when")
 
     def __init__(self, tracker: NonRecordingTracker, provider: str, requested_model: str | None,
                  operation: str, kwargs: dict[str, Any]) -> None:
@@ -106,7 +117,7 @@ class Call:
     def finish(self, model: str | None, usage: UsageSource | None, *,
                stream: bool = False, estimated_output_chars: int = 0, status: str = "ok",
                error_type: str | None = None, **extra: Any) -> None:
-        """Record the call's event (once; later calls are ignored).
+        """Record the call (once; later calls are ignored).
 
         ``usage`` may be a callable that reads it from the provider's response later (on
         the worker thread when nothing needs the priced event now).
@@ -115,17 +126,26 @@ class Call:
             return
         self._done = True
         try:
-            latency_ms = int((_perf_counter() - self.started) * 1_000_000) / 1000
-            estimated = False
+            self.latency_ms = int((_perf_counter() - self.started) * 1_000_000) / 1000
+            self.when = time.time()
+            self.estimated = False
             if usage is None:
                 usage = self._estimate(estimated_output_chars) if status != "error" else Usage()
-                estimated = status != "error"
-            self.tracker.record_call(
-                self.provider, model or self.requested_model or "unknown", usage,
-                self.requested_model, self.operation, latency_ms, self.ttfb_ms, stream, status,
-                error_type, estimated, extra)
+                self.estimated = status != "error"
+            self.model = model or self.requested_model or "unknown"
+            self.usage = usage
+            self.stream = stream
+            self.status = status
+            self.error_type = error_type
+            self.extra = extra
+            self.kwargs = _RELEASED  # a large request is not kept alive by a queued record
+            self.tracker.record_call(self)
         except Exception:
             log_internal_error()
+
+    def to_wire(self) -> dict[str, Any] | None:
+        """The call's wire event (on the worker thread); None when it cannot be built."""
+        return self.tracker.build_deferred(self)
 
     def fail(self, exc: BaseException, *, stream: bool = False) -> None:
         """Record a failed call (no usage was billed that we can see)."""
@@ -144,11 +164,13 @@ def _begin(spec: CallSpec, instance: Any, kwargs: dict[str, Any]) -> Call | None
     Raises `BudgetExceededError` (on purpose) when the call's worst case would break a
     ``max_cost`` scope or a blocking budget.
     """
-    tracker = get_tracker()
+    tracker = _tracker._TRACKER  # get_tracker(), without a call on the hot path
     provider = spec.provider(instance)
     model = kwargs.get(spec.model_kwarg)
     model_name = model if isinstance(model, str) else None
-    if model_name and (current_scope() is not None or tracker.enforces_budgets()):
+    guard = tracker.budget_guard
+    if model_name and (_CURRENT_SCOPE.get() is not None
+                       or (guard is not None and guard.has_budgets())):
         tracker.check_budget(provider, model_name,
                              _once(lambda: _worst_case(tracker, provider, model_name, kwargs)))
     if not tracker.active:
@@ -199,17 +221,20 @@ def _handle_result(spec: CallSpec, call: Call, result: Any, stream: bool) -> Any
 def sync_wrapper(spec: CallSpec) -> Callable[[Callable[..., Any], Any, tuple[Any, ...],
                                               dict[str, Any]], Any]:
     """A wrapt wrapper recording a synchronous provider method."""
-    is_stream, prepare = spec.is_stream, spec.prepare
+    is_stream, prepare_stream = spec.is_stream, spec.prepare_stream
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
         if _IN_CALL.get():  # the same billed call, seen again one layer down
             return wrapped(*args, **kwargs)
         call = None
+        stream = False
         try:
             call = _begin(spec, instance, kwargs)
-            if call is not None and prepare is not None:
-                kwargs = prepare(instance, kwargs)
+            stream = (bool(kwargs.get("stream")) if is_stream is stream_kwarg
+                      else is_stream(kwargs))
+            if stream and call is not None and prepare_stream is not None:
+                kwargs = prepare_stream(instance, kwargs)
         except BudgetExceededError:
             raise
         except Exception:
@@ -220,12 +245,12 @@ def sync_wrapper(spec: CallSpec) -> Callable[[Callable[..., Any], Any, tuple[Any
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            call.fail(exc, stream=is_stream(kwargs))
+            call.fail(exc, stream=stream)
             raise
         finally:
             _IN_CALL.reset(token)
         try:
-            return _handle_result(spec, call, result, is_stream(kwargs))
+            return _handle_result(spec, call, result, stream)
         except Exception:
             log_internal_error()
             return result
@@ -236,17 +261,20 @@ def sync_wrapper(spec: CallSpec) -> Callable[[Callable[..., Any], Any, tuple[Any
 def async_wrapper(spec: CallSpec) -> Callable[[Callable[..., Awaitable[Any]], Any,
                                                tuple[Any, ...], dict[str, Any]], Any]:
     """A wrapt wrapper recording an async provider method."""
-    is_stream, prepare = spec.is_stream, spec.prepare
+    is_stream, prepare_stream = spec.is_stream, spec.prepare_stream
 
     async def wrapper(wrapped: Callable[..., Awaitable[Any]], instance: Any,
                       args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if _IN_CALL.get():
             return await wrapped(*args, **kwargs)
         call = None
+        stream = False
         try:
             call = _begin(spec, instance, kwargs)
-            if call is not None and prepare is not None:
-                kwargs = prepare(instance, kwargs)
+            stream = (bool(kwargs.get("stream")) if is_stream is stream_kwarg
+                      else is_stream(kwargs))
+            if stream and call is not None and prepare_stream is not None:
+                kwargs = prepare_stream(instance, kwargs)
         except BudgetExceededError:
             raise
         except Exception:
@@ -257,12 +285,12 @@ def async_wrapper(spec: CallSpec) -> Callable[[Callable[..., Awaitable[Any]], An
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            call.fail(exc, stream=is_stream(kwargs))
+            call.fail(exc, stream=stream)
             raise
         finally:
             _IN_CALL.reset(token)
         try:
-            return _handle_result(spec, call, result, is_stream(kwargs))
+            return _handle_result(spec, call, result, stream)
         except Exception:
             log_internal_error()
             return result

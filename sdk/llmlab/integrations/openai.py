@@ -33,6 +33,7 @@ from llmlab.usage import Usage
 __all__ = ["OpenAIIntegration", "provider_for_base_url"]
 
 _RAW_RESPONSE_TYPES = frozenset({"LegacyAPIResponse", "APIResponse", "AsyncAPIResponse"})
+_NO_EXTRA: dict[str, Any] = {}  # read-only: `Call.finish` takes it as **extra
 #: Hosts where llmlab may add ``stream_options.include_usage`` to a streamed chat request.
 _INJECT_USAGE_PROVIDERS = frozenset({"openai", "azure"})
 
@@ -78,8 +79,10 @@ def _usage(obj: Any) -> UsageSource | None:
 
 def _read(result: Any) -> tuple[str | None, UsageSource | None, dict[str, Any]]:
     tier = getattr(result, "service_tier", None)
-    return getattr(result, "model", None), _usage(result), (
-        {"service_tier": tier} if isinstance(tier, str) else {})
+    usage = getattr(result, "usage", None)
+    return (getattr(result, "model", None),
+            partial(Usage.from_any, usage) if usage is not None else None,
+            {"service_tier": tier} if isinstance(tier, str) else _NO_EXTRA)
 
 
 def _tool_call_chars(tool_calls: Any) -> int:
@@ -173,8 +176,8 @@ def _injects_usage(provider: str, kwargs: dict[str, Any]) -> bool:
     return provider in _INJECT_USAGE_PROVIDERS
 
 
-def _prepare_chat(instance: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-    if kwargs.get("stream") and _injects_usage(_provider(instance), kwargs):
+def _prepare_chat_stream(instance: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    if _injects_usage(_provider(instance), kwargs):
         options = kwargs.get("stream_options")
         kwargs = {**kwargs, "stream_options": {**(options if isinstance(options, dict) else {}),
                                                "include_usage": True}}
@@ -214,9 +217,9 @@ def _adapt_raw(result: Any, call: Call, spec: CallSpec) -> Any:
     return result
 
 
-def _spec(operation: str, *, stream_state: Any = None, prepare: Any = None) -> CallSpec:
+def _spec(operation: str, *, stream_state: Any = None, prepare_stream: Any = None) -> CallSpec:
     spec = CallSpec(provider=_provider, operation=operation, read_result=_read,
-                    new_stream_state=stream_state, prepare=prepare)
+                    new_stream_state=stream_state, prepare_stream=prepare_stream)
 
     def adapt(result: Any, call: Call) -> Any:
         if type(result).__name__ not in _RAW_RESPONSE_TYPES:
@@ -246,7 +249,8 @@ class OpenAIIntegration(Integration):
             from openai.resources.responses import AsyncResponses, Responses
         except ImportError as exc:
             raise DidNotEnable(f"openai layout not recognised: {exc}") from exc
-        chat = _spec("chat.completions", stream_state=_chat_state, prepare=_prepare_chat)
+        chat = _spec("chat.completions", stream_state=_chat_state,
+                     prepare_stream=_prepare_chat_stream)
         chat_parse = _spec("chat.completions.parse")
         responses = _spec("responses", stream_state=lambda call: _ResponsesStream())
         responses_parse = _spec("responses.parse")
