@@ -7,11 +7,13 @@ batch sent twice is stored once and counted once.
 
 How, for speed (see "Server ingest" in docs/performance.md):
 
-* The whole batch is validated in one pydantic call (``TypeAdapter(list[CostEvent])``); only
-  when that fails are the events validated one by one, to give each its own result.
-* On PostgreSQL the new rows are streamed with ``COPY`` into a per-connection temporary table
-  (``ON COMMIT DELETE ROWS``) and moved with one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING
-  RETURNING event_id``: no 27,000-parameter statement to send, parse and plan.
+* Each event is validated with one ``CostEvent.model_validate`` call, which gives it its own
+  result (and measured faster than one ``TypeAdapter(list[CostEvent])`` call for the batch).
+* Results are built with ``model_construct`` (their values were just checked).
+* On PostgreSQL the new rows are streamed as ``COPY`` CSV (written by the C ``csv`` module)
+  into a per-connection temporary table (``ON COMMIT DELETE ROWS``) and moved with one
+  ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING event_id``: no 27,000-parameter
+  statement to send, parse and plan.
 * On SQLite the rows go through the driver's ``executemany`` of one ``INSERT ... ON CONFLICT DO
   NOTHING`` per row inside the batch's write transaction, and an event counts as new when its
   row is there afterwards with this batch's ``received_at`` -- see `_insert_sqlite`.
@@ -19,6 +21,7 @@ How, for speed (see "Server ingest" in docs/performance.md):
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import json
@@ -29,7 +32,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Literal
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -53,11 +56,13 @@ __all__ = ["decode_batch", "ingest", "to_nanos"]
 _NANO = Decimal(1).scaleb(-9)
 _EVENTS: Table = CostEventRow.__table__  # type: ignore[assignment]
 _ROLLUPS: Table = CostRollupHourly.__table__  # type: ignore[assignment]
-_BATCH: TypeAdapter[list[CostEvent]] = TypeAdapter(list[CostEvent])
 #: The columns an ingest writes (all but the surrogate key), in ``_row``'s order.
 _COLUMNS = tuple(c.name for c in _EVENTS.columns if c.name != "id")
+_COLUMN_LIST = ", ".join(f'"{c}"' for c in _COLUMNS)
 _STAGE = "llmlab_ingest_stage"  # a temporary table: pg_temp, never shadows cost_events
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+#: Positions in a COPY row (the batch ordinal first, then ``_COLUMNS``).
+_TIME_FIELDS = tuple(1 + _COLUMNS.index(name) for name in ("timestamp", "received_at"))
+_TAGS_FIELD = 1 + _COLUMNS.index("tags")
 _ROLLUP_KEY = ("project_id", "hour", "provider", "model")
 _ROLLUP_SUMS = ("cost_nanos", "calls", "errors", "input_tokens", "output_tokens",
                 "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "latency_ms_sum",
@@ -227,15 +232,17 @@ def _rollups(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _validated(items: Sequence[Any]) -> list[CostEvent | ValidationError]:
-    """Each item as a `CostEvent`, or the error that rejects it."""
-    try:  # the common case, a valid batch: one call into pydantic-core for all of it
-        return list(_BATCH.validate_python(items))
-    except ValidationError:
-        pass
+    """Each item as a `CostEvent`, or the error that rejects it.
+
+    One ``model_validate`` per item: measured faster than validating the whole list through
+    a ``TypeAdapter(list[CostEvent])`` (7 against 12 us an event), and each item gets its own
+    result either way.
+    """
+    validate = CostEvent.model_validate
     out: list[CostEvent | ValidationError] = []
-    for item in items:  # some are invalid: validate each on its own for its own result
+    for item in items:
         try:
-            out.append(CostEvent.model_validate(item))
+            out.append(validate(item))
         except ValidationError as exc:
             out.append(exc)
     return out
@@ -282,7 +289,8 @@ def ingest(session: Session, project: Project, items: Sequence[Any]) -> TrackRes
     for event_id, index in indexes.items():
         status: Literal["accepted", "duplicate"] = (
             "accepted" if event_id in inserted else "duplicate")
-        results[index] = EventResult(index=index, id=event_id, status=status)
+        # Built from values just checked: model_construct skips re-validating 500 of them.
+        results[index] = EventResult.model_construct(index=index, id=event_id, status=status)
     final = [r for r in results if r is not None]
     return TrackResult(
         accepted=sum(r.status == "accepted" for r in final),
@@ -290,47 +298,37 @@ def ingest(session: Session, project: Project, items: Sequence[Any]) -> TrackRes
         rejected=sum(r.status == "rejected" for r in final), results=final)
 
 
-def _copy_field(value: Any) -> str:
-    """One value in PostgreSQL's COPY text format."""
-    if value is None:
-        return "\\N"
-    kind = type(value)
-    if kind is str:
-        return value.translate(_COPY_ESCAPES)  # type: ignore[no-any-return]
-    if kind is bool:
-        return "t" if value else "f"
-    if kind is int:
-        return str(value)
-    if kind is float:
-        return repr(value)
-    if kind is datetime:  # aware UTC in the row; the columns hold naive UTC
-        return value.replace(tzinfo=None).isoformat(" ")  # type: ignore[no-any-return]
-    if kind is dict:
-        return json.dumps(value).translate(_COPY_ESCAPES)
-    raise TypeError(f"cannot COPY a {kind.__name__}")
+def _copy_rows(rows: Sequence[dict[str, Any]]) -> io.StringIO:
+    """``rows`` as PostgreSQL COPY CSV, each led by its position in the batch.
+
+    Written by the `csv` module (C code, about twice as fast as formatting each value in
+    Python). In CSV an empty unquoted field is NULL: None is written so, and no text value
+    is ever empty (every text field of the wire schema has ``min_length=1``; a test keeps
+    it so). Times become naive UTC, as the columns hold them, and tags JSON text.
+    """
+    buffer = io.StringIO()
+    write_row = csv.writer(buffer, lineterminator="\n").writerow
+    dumps = json.dumps
+    for ordinal, row in enumerate(rows):
+        values = [ordinal, *map(row.__getitem__, _COLUMNS)]
+        for index in _TIME_FIELDS:  # aware UTC in the row
+            values[index] = values[index].replace(tzinfo=None)
+        values[_TAGS_FIELD] = dumps(values[_TAGS_FIELD])
+        write_row(values)
+    buffer.seek(0)
+    return buffer
 
 
 def _insert_postgres(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
     """Store ``rows`` (ids unique among them); the event ids that were not stored before.
 
-    COPY into a temporary staging table, then one INSERT ... SELECT in batch order with the
-    same ON CONFLICT DO NOTHING as a plain insert: idempotency and its concurrency behaviour are
-    the unique index's, exactly as before. The staging table lives as long as the connection and
-    is emptied at every commit or rollback of a transaction that used it.
+    COPY into a temporary staging table, then one INSERT ... SELECT in batch order with
+    ON CONFLICT DO NOTHING: idempotency and its concurrency behaviour are the unique
+    index's (a row another transaction is inserting is waited for, then skipped). The
+    staging table lives as long as the connection and is emptied at every commit or
+    rollback of a transaction that used it. (Measured and dropped: looking the batch's ids
+    up first and COPYing the new rows straight into ``cost_events`` was slower.)
     """
-    columns = ", ".join(f'"{c}"' for c in _COLUMNS)
-    buffer = io.StringIO()
-    write = buffer.write
-    escapes, field = _COPY_ESCAPES, _copy_field
-    for ordinal, row in enumerate(rows):
-        write(f"{ordinal}\t")
-        # _copy_field inlined for the common kinds: this loop runs ~27,000 times a batch.
-        write("\t".join([
-            str(v) if (kind := type(v)) is int else v.translate(escapes) if kind is str
-            else "\\N" if v is None else ("t" if v else "f") if kind is bool else field(v)
-            for v in map(row.__getitem__, _COLUMNS)]))
-        write("\n")
-    buffer.seek(0)
     dbapi = session.connection().connection.dbapi_connection
     assert dbapi is not None
     cur = dbapi.cursor()
@@ -338,11 +336,12 @@ def _insert_postgres(session: Session, rows: Sequence[dict[str, Any]]) -> set[st
         # Created in this transaction if missing (also after a rollback dropped it); a no-op
         # otherwise. Temporary tables live in pg_temp, so the name cannot hit a real table.
         cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ON COMMIT DELETE ROWS AS "
-                    f"SELECT 0 AS ordinal, {columns} FROM cost_events WITH NO DATA")
-        cur.copy_expert(f"COPY {_STAGE} (ordinal, {columns}) FROM STDIN", buffer)
-        cur.execute(f"INSERT INTO cost_events ({columns}) SELECT {columns} FROM {_STAGE} "
-                    "ORDER BY ordinal ON CONFLICT (project_id, event_id) DO NOTHING "
-                    "RETURNING event_id")
+                    f"SELECT 0 AS ordinal, {_COLUMN_LIST} FROM cost_events WITH NO DATA")
+        cur.copy_expert(f"COPY {_STAGE} (ordinal, {_COLUMN_LIST}) FROM STDIN "
+                        "WITH (FORMAT csv)", _copy_rows(rows))
+        cur.execute(f"INSERT INTO cost_events ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} "
+                    f"FROM {_STAGE} ORDER BY ordinal "
+                    "ON CONFLICT (project_id, event_id) DO NOTHING RETURNING event_id")
         return {r[0] for r in cur.fetchall()}
     finally:
         cur.close()

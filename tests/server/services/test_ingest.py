@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
+from llmlab.schema import CostEvent
 from llmlab_server import db
 from llmlab_server.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from llmlab_server.models import CostEventRow, CostRollupHourly, Project
-from llmlab_server.services.ingest import decode_batch, ingest, to_nanos
+from llmlab_server.services.ingest import _row, decode_batch, ingest, to_nanos
 
 from ..helpers import make_event
 
@@ -98,6 +102,17 @@ class TestIngest:
             assert (result.accepted, result.rejected) == (2, 2)
 
 
+def ingest_row(event: dict[str, Any], project: Project) -> dict[str, Any]:
+    """The stored row of one event, as the ingest service writes it."""
+    return _row(CostEvent.model_validate(event), project, datetime.now(UTC))
+
+
+def _ingest_in_new_session(app: Flask, project_id: int, items: list[Any]) -> Any:
+    with app.app_context():
+        session = db.session()
+        return ingest(session, session.get(Project, project_id), items)
+
+
 def _project(session, slug: str) -> Project:  # type: ignore[no-untyped-def]
     project = Project(name=slug, slug=slug)
     session.add(project)
@@ -163,12 +178,12 @@ class TestIngestFastPaths:
             assert session.scalars(select(CostRollupHourly)).one().calls == 5
 
     def test_values_survive_storage_exactly(self, app: Flask) -> None:
-        """Text with tabs, newlines, backslashes and non-ASCII, NULLs, floats, booleans and
-        timestamps come back exactly as sent (COPY's text escaping, SQLite's formats)."""
+        """Text with tabs, newlines, commas, quotes, backslashes and non-ASCII, NULLs, floats,
+        booleans and timestamps come back exactly as sent (COPY's CSV, SQLite's formats)."""
         with app.app_context():
             session = db.session()
             project = _project(session, "exact")
-            tricky = "tab\there\nnew\\line\r\\N é 🙂 'q' \"d\""
+            tricky = "tab\there\nnew\\line\r\\N é 🙂 'q' \"d\", \"\"e\","
             event = make_event(
                 model="gpt-4o", function=tricky, job_id="\\N", user_id="u\\tx",
                 tags={"feature": tricky, "empty": ""}, latency_ms=0.1 + 0.2, ttfb_ms=None,
@@ -211,6 +226,32 @@ class TestIngestFastPaths:
                 CostEventRow.id)))
             assert stored == [e["id"] for e in items]
 
+    def test_an_id_stored_concurrently_is_a_duplicate_not_an_error(self, app: Flask) -> None:
+        """Another request is storing one of this batch's ids: this batch waits for it (on
+        the unique index in PostgreSQL, for the write lock in SQLite), and that id is then a
+        duplicate, not an error and not counted twice."""
+        with app.app_context():
+            session = db.session()
+            project = _project(session, "race")
+            items = [make_event() for _ in range(5)]
+            engine = session.get_bind()
+            with engine.connect() as other:
+                # The other request: the third event, inserted and not yet committed.
+                other.execute(insert(CostEventRow), [ingest_row(items[2], project)])
+                result: list[Any] = []
+                racing = threading.Thread(target=lambda: result.append(
+                    _ingest_in_new_session(app, project.id, items)))
+                racing.start()
+                racing.join(0.5)
+                assert racing.is_alive(), "the batch should wait for the other transaction"
+                other.commit()
+                racing.join(10)
+            [outcome] = result
+            assert [r.status for r in outcome.results] == [
+                "accepted", "accepted", "duplicate", "accepted", "accepted"]
+            assert session.scalars(select(CostRollupHourly.calls)).one() == 4
+            assert len(set(session.scalars(select(CostEventRow.event_id)))) == 5
+
     def test_a_failed_batch_leaves_nothing_behind(self, app: Flask) -> None:
         """When storing fails the transaction rolls back and the next batch is unaffected."""
         with app.app_context():
@@ -225,3 +266,41 @@ class TestIngestFastPaths:
             assert result.accepted == 2
             assert set(session.scalars(select(CostEventRow.event_id))) == {
                 e["id"] for e in items}
+
+
+def test_no_text_field_of_an_event_can_be_empty() -> None:
+    """PostgreSQL ingest writes COPY CSV, where an empty unquoted field is NULL: that is only
+    exact while no text value can be empty, which the wire schema's min_length keeps so."""
+    from typing import Annotated, Union, get_args, get_origin
+
+    from pydantic import BaseModel
+
+    from llmlab.schema import CostEvent
+
+    def min_lengths(annotation: Any, metadata: list[Any]) -> list[int] | None:
+        """The min_length constraints of a text annotation; None when it is not text."""
+        if annotation is str:
+            return [m.min_length for m in metadata if getattr(m, "min_length", None)]
+        if get_origin(annotation) is Annotated:
+            base, *extra = get_args(annotation)
+            return min_lengths(base, [*metadata, *extra])
+        if get_origin(annotation) in (Union, type(int | None)):
+            found = [min_lengths(a, metadata) for a in get_args(annotation)]
+            texts = [f for f in found if f is not None]
+            return texts[0] if texts else None
+        return None
+
+    def text_fields(model: type[BaseModel], prefix: str = "") -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for name, field in model.model_fields.items():
+            for arg in (field.annotation, *get_args(field.annotation)):
+                if isinstance(arg, type) and issubclass(arg, BaseModel):
+                    out |= text_fields(arg, f"{prefix}{name}.")
+            lengths = min_lengths(field.annotation, list(field.metadata))
+            if lengths is not None:
+                out[prefix + name] = lengths
+        return out
+
+    fields = text_fields(CostEvent)
+    assert set(fields) >= {"id", "model", "job_id", "environment", "cost.pricing_version"}
+    assert {name for name, lengths in fields.items() if not lengths or min(lengths) < 1} == set()
