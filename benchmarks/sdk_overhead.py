@@ -202,7 +202,7 @@ def main() -> int:
                 queue_size=100_000)
     own = measure_own_path()
     teardown()
-    print(f"llmlab's own per-call path:    {own:8.1f} us (wrapper + usage + cost + event + queue)")
+    print(f"llmlab's own per-call path:    {own:8.1f} us (wrapper + record + queue; pricing runs on the worker)")
     if args.langfuse_python:
         langfuse = measure_langfuse(args.langfuse_python, args.calls, args.chunks)
         if langfuse is not None:

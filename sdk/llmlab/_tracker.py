@@ -289,8 +289,8 @@ class Tracker(NonRecordingTracker):
                            total: Decimal) -> None:
         if self.budget_guard is not None:
             self.budget_guard.record({"project": wire.get("project"), "job": attrs["job_id"],
-                                "user": attrs["user_id"], "tags": attrs["tags"],
-                                "model": wire["model"]}, total)
+                                      "user": attrs["user_id"], "tags": attrs["tags"],
+                                      "model": wire["model"]}, total)
 
     def _wire(
         self,
@@ -377,9 +377,10 @@ class Tracker(NonRecordingTracker):
             scope.check(estimate())
         if self.enforces_budgets():
             attrs = scope.attribution() if scope is not None else {}
-            self.budget_guard.check({"project": attrs.get("project") or self.options.project,
-                               "job": attrs.get("job_id"), "user": attrs.get("user_id"),
-                               "tags": attrs.get("tags") or {}, "model": model}, estimate)
+            self.budget_guard.check(
+                {"project": attrs.get("project") or self.options.project,
+                 "job": attrs.get("job_id"), "user": attrs.get("user_id"),
+                 "tags": attrs.get("tags") or {}, "model": model}, estimate)
 
     def scope_finished(self, scope: Scope, failed: bool) -> None:
         """Log the scope's job summary, tell the callbacks, flush in serverless mode."""
