@@ -125,10 +125,6 @@ class NonRecordingTracker:
         """Nothing to build (llmlab is not initialised)."""
         return None
 
-    def enforces_budgets(self) -> bool:
-        """Whether a server budget may refuse calls (never before `init()`)."""
-        return False
-
     def capture(self, wire: dict[str, Any]) -> None:
         """Do nothing (llmlab is not initialised)."""
 

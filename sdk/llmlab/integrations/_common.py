@@ -158,24 +158,38 @@ class Call:
                      output_tokens=tokens_for_chars(output_chars))
 
 
-def _begin(spec: CallSpec, instance: Any, kwargs: dict[str, Any]) -> Call | None:
-    """Start recording a call, or None when it must pass through untouched.
+def _begin(spec: CallSpec, instance: Any,
+           kwargs: dict[str, Any]) -> tuple[Call | None, bool, dict[str, Any]]:
+    """Start recording a call: (the call, or None to pass it through untouched; whether it
+    streams; the request's keywords as they will be sent).
 
     Raises `BudgetExceededError` (on purpose) when the call's worst case would break a
-    ``max_cost`` scope or a blocking budget.
+    ``max_cost`` scope or a blocking budget; llmlab's own failures are logged and swallowed.
     """
-    tracker = _tracker._TRACKER  # get_tracker(), without a call on the hot path
-    provider = spec.provider(instance)
-    model = kwargs.get(spec.model_kwarg)
-    model_name = model if isinstance(model, str) else None
-    guard = tracker.budget_guard
-    if model_name and (_CURRENT_SCOPE.get() is not None
-                       or (guard is not None and guard.has_budgets())):
-        tracker.check_budget(provider, model_name,
-                             _once(lambda: _worst_case(tracker, provider, model_name, kwargs)))
-    if not tracker.active:
-        return None
-    return Call(tracker, provider, model_name, spec.operation, kwargs)
+    call = None
+    stream = False
+    try:
+        tracker = _tracker._TRACKER  # get_tracker(), without a call on the hot path
+        provider = spec.provider(instance)
+        model = kwargs.get(spec.model_kwarg)
+        model_name = model if isinstance(model, str) else None
+        guard = tracker.budget_guard
+        if model_name and (_CURRENT_SCOPE.get() is not None
+                           or (guard is not None and guard.has_budgets())):
+            tracker.check_budget(provider, model_name, _once(
+                lambda: _worst_case(tracker, provider, model_name, kwargs)))
+        if tracker.active:
+            call = Call(tracker, provider, model_name, spec.operation, kwargs)
+            is_stream = spec.is_stream
+            stream = bool(kwargs.get("stream")) if is_stream is stream_kwarg else is_stream(
+                kwargs)
+            if stream and spec.prepare_stream is not None:
+                kwargs = spec.prepare_stream(instance, kwargs)
+    except BudgetExceededError:
+        raise
+    except Exception:
+        log_internal_error()
+    return call, stream, kwargs
 
 
 def _once(compute: Callable[[], Decimal]) -> Callable[[], Decimal]:
@@ -221,24 +235,12 @@ def _handle_result(spec: CallSpec, call: Call, result: Any, stream: bool) -> Any
 def sync_wrapper(spec: CallSpec) -> Callable[[Callable[..., Any], Any, tuple[Any, ...],
                                               dict[str, Any]], Any]:
     """A wrapt wrapper recording a synchronous provider method."""
-    is_stream, prepare_stream = spec.is_stream, spec.prepare_stream
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
         if _IN_CALL.get():  # the same billed call, seen again one layer down
             return wrapped(*args, **kwargs)
-        call = None
-        stream = False
-        try:
-            call = _begin(spec, instance, kwargs)
-            stream = (bool(kwargs.get("stream")) if is_stream is stream_kwarg
-                      else is_stream(kwargs))
-            if stream and call is not None and prepare_stream is not None:
-                kwargs = prepare_stream(instance, kwargs)
-        except BudgetExceededError:
-            raise
-        except Exception:
-            log_internal_error()
+        call, stream, kwargs = _begin(spec, instance, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
         token = _IN_CALL.set(True)
@@ -261,24 +263,12 @@ def sync_wrapper(spec: CallSpec) -> Callable[[Callable[..., Any], Any, tuple[Any
 def async_wrapper(spec: CallSpec) -> Callable[[Callable[..., Awaitable[Any]], Any,
                                                tuple[Any, ...], dict[str, Any]], Any]:
     """A wrapt wrapper recording an async provider method."""
-    is_stream, prepare_stream = spec.is_stream, spec.prepare_stream
 
     async def wrapper(wrapped: Callable[..., Awaitable[Any]], instance: Any,
                       args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if _IN_CALL.get():
             return await wrapped(*args, **kwargs)
-        call = None
-        stream = False
-        try:
-            call = _begin(spec, instance, kwargs)
-            stream = (bool(kwargs.get("stream")) if is_stream is stream_kwarg
-                      else is_stream(kwargs))
-            if stream and call is not None and prepare_stream is not None:
-                kwargs = prepare_stream(instance, kwargs)
-        except BudgetExceededError:
-            raise
-        except Exception:
-            log_internal_error()
+        call, stream, kwargs = _begin(spec, instance, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
         token = _IN_CALL.set(True)
