@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -181,9 +183,11 @@ def main() -> int:
     args = parser.parse_args()
 
     transport = CountingTransport()
+    # Events left at shutdown are spooled: keep them out of the user's ~/.llmlab.
+    home = tempfile.mkdtemp(prefix="llmlab-bench-")
 
     def setup() -> None:
-        llmlab.init(transport=transport, auto_instrument=["openai"], ledger=False)
+        llmlab.init(transport=transport, auto_instrument=["openai"], ledger=False, home=home)
 
     def teardown() -> None:
         llmlab.shutdown()
@@ -198,11 +202,12 @@ def main() -> int:
     print(f"llmlab added per stream chunk: {result['added_per_chunk_us']:8.2f} us")
     print(f"events delivered to transport: {transport.events}")
     # The tight loop outruns the worker, which prices what it queues: room for all of it.
-    llmlab.init(transport=transport, auto_instrument=["openai"], ledger=False,
+    llmlab.init(transport=transport, auto_instrument=["openai"], ledger=False, home=home,
                 queue_size=100_000)
     own = measure_own_path()
     teardown()
-    print(f"llmlab's own per-call path:    {own:8.1f} us (wrapper + record + queue; pricing runs on the worker)")
+    print(f"llmlab's own per-call path:    {own:8.1f} us "
+          "(wrapper + record + queue; pricing runs on the worker)")
     if args.langfuse_python:
         langfuse = measure_langfuse(args.langfuse_python, args.calls, args.chunks)
         if langfuse is not None:
@@ -210,6 +215,7 @@ def main() -> int:
             print(f"langfuse added per chunk:      {langfuse['added_per_chunk_us']:8.2f} us")
     else:
         print("langfuse not measured: pass --langfuse-python PATH (a Python with langfuse)")
+    shutil.rmtree(home, ignore_errors=True)
     return 0
 
 

@@ -113,6 +113,8 @@ class NonRecordingTracker:
     options = Options()
     #: Server budgets checked before each call (`BudgetGuard`), when there are any.
     budget_guard: Any = None
+    #: The delivery `Worker` events are queued to, when there is one.
+    worker: Any = None
 
     def record_usage(self, **_: Any) -> dict[str, Any] | None:
         """Do nothing (llmlab is not initialised)."""
@@ -165,7 +167,7 @@ class Tracker(NonRecordingTracker):
     def __init__(self, options: Options) -> None:
         self.options = options
         self.catalogue = options.catalogue or Catalogue.default()
-        self._worker = self._make_worker(options)
+        self.worker = self._make_worker(options)
         self.budget_guard = self._make_guard(options)
         self._pid = os.getpid()
 
@@ -215,14 +217,14 @@ class Tracker(NonRecordingTracker):
 
         When nothing in the calling thread needs the priced event now (no enclosing scope,
         no ``on_event`` callback, no budget to enforce), the call goes to the worker as it is
-        and is priced and built there (``call.to_wire()``): the caller pays for a queue
+        and is priced and built there (`build_deferred`): the caller pays for a queue
         append, not for reading usage, pricing and building the event.
         """
         guard = self.budget_guard
         if _CURRENT_SCOPE.get() is None and not self.options.on_event and (
                 guard is None or not guard.has_budgets()):
-            if self._worker is not None:
-                self._worker.submit(call)
+            if self.worker is not None:
+                self.worker.submit((_build_deferred, self, call))
             return
         self.record_usage(timestamp=datetime.fromtimestamp(call.when, UTC), **_fields(call))
 
@@ -231,7 +233,7 @@ class Tracker(NonRecordingTracker):
         *,
         provider: str,
         model: str,
-        usage: Usage | Callable[[], Usage],
+        usage: Usage | Any,
         requested_model: str | None = None,
         operation: str = "chat.completions",
         latency_ms: float | None = None,
@@ -295,7 +297,7 @@ class Tracker(NonRecordingTracker):
         *,
         provider: str,
         model: str,
-        usage: Usage | Callable[[], Usage],
+        usage: Usage | Any,
         requested_model: str | None = None,
         operation: str = "chat.completions",
         latency_ms: float | None = None,
@@ -309,8 +311,8 @@ class Tracker(NonRecordingTracker):
         cost: Mapping[str, Any] | None = None,
     ) -> tuple[dict[str, Any], Decimal, bool]:
         """The priced wire event of one call, its total and whether it was priced."""
-        if not isinstance(usage, Usage):
-            usage = usage()
+        if not isinstance(usage, Usage):  # a provider's usage object, normalised only now
+            usage = Usage.from_any(usage)
         project = attrs["project"] or self.options.project
         if cost is not None:
             wire_cost = EventCost.model_validate(cost)
@@ -359,8 +361,8 @@ class Tracker(NonRecordingTracker):
             event = CostEvent.model_validate(wire)
             for callback in self.options.on_event:
                 _run_callback(callback, event)
-        if self._worker is not None:
-            self._worker.submit(wire)
+        if self.worker is not None:
+            self.worker.submit(wire)
 
     def enforces_budgets(self) -> bool:
         """Whether the server has budgets this process checks calls against."""
@@ -391,22 +393,22 @@ class Tracker(NonRecordingTracker):
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait up to ``timeout`` seconds until every queued event is delivered or spooled."""
-        if self._worker is None:
+        if self.worker is None:
             return True
-        return bool(self._worker.flush(self.options.flush_timeout if timeout is None else timeout))
+        return bool(self.worker.flush(self.options.flush_timeout if timeout is None else timeout))
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Flush, then stop the worker; later events are dropped until the next `init()`."""
         if self.budget_guard is not None:
             self.budget_guard.stop()
-        if self._worker is not None:
-            self._worker.shutdown(self.options.flush_timeout if timeout is None else timeout)
+        if self.worker is not None:
+            self.worker.shutdown(self.options.flush_timeout if timeout is None else timeout)
 
     def stats(self) -> dict[str, int]:
         """Delivery counters: queued, sent, retried, spooled, rejected, dropped."""
-        if self._worker is None:
+        if self.worker is None:
             return super().stats()
-        return dict(self._worker.stats())
+        return dict(self.worker.stats())
 
 
 def _no_attribution() -> dict[str, Any]:
@@ -418,7 +420,7 @@ class RecordedCall(Protocol):
 
     provider: str
     model: str
-    usage: Usage | Callable[[], Usage]
+    usage: Usage | Any
     requested_model: str | None
     operation: str
     latency_ms: float
@@ -432,7 +434,11 @@ class RecordedCall(Protocol):
     #: The wall-clock time the call finished (``time.time()``).
     when: float
 
-    def to_wire(self) -> dict[str, Any] | None: ...
+
+def _build_deferred(record: tuple[Any, ...]) -> dict[str, Any] | None:
+    """The worker's builder of a deferred ``(_build_deferred, tracker, call)`` record."""
+    _, tracker, call = record
+    return tracker.build_deferred(call)  # type: ignore[no-any-return]
 
 
 def _fields(call: RecordedCall) -> dict[str, Any]:

@@ -78,19 +78,20 @@ class _Item:
 def _encode(event: Any) -> _Item | str:
     """The encoded event, or why it can never be sent.
 
-    An event is a wire dict, or an object whose ``to_wire()`` builds one here, on the worker
-    thread (the tracker defers pricing calls this way) and returns None when it cannot.
+    An event is a wire dict, or a *deferred event*: a tuple whose first item, called with the
+    tuple, builds the wire dict here, on the worker thread, and returns None when it cannot
+    (the tracker defers pricing calls this way: a tuple is the cheapest record to make on
+    the calling thread).
     """
-    if not isinstance(event, dict):
-        to_wire = getattr(event, "to_wire", None)
-        if to_wire is None:
-            return f"not a dict: {type(event).__name__}"
+    if type(event) is tuple and event and callable(event[0]):
         try:
-            event = to_wire()
-        except Exception as exc:  # to_wire() logs its own failures; this is a last guard
+            event = event[0](event)
+        except Exception as exc:  # builders log their own failures; this is a last guard
             return f"its wire form could not be built: {exc!r}"
         if not isinstance(event, dict):
             return "its wire form could not be built (see the error logged above)"
+    elif not isinstance(event, dict):
+        return f"not a dict: {type(event).__name__}"
     event_id = event.get("id")
     if not isinstance(event_id, str) or not event_id:
         return "missing string 'id'"
@@ -198,8 +199,8 @@ class Worker:
     # -- the caller's side: never blocks, never raises ---------------------------------------------
 
     def submit(self, event: Any) -> bool:
-        """Queue one wire event (a dict, or an object with ``to_wire()``); False (and counted)
-        when it was not accepted. Never raises."""
+        """Queue one wire event (a dict, or a deferred event, see `_encode`); False (and
+        counted) when it was not accepted. Never raises."""
         try:
             queue = self._queue
             # The common case takes no lock (this runs on every provider call): a non-empty
@@ -207,17 +208,15 @@ class Worker:
             # is all there is to do. A shutdown racing the append is settled in `_appended`.
             if 0 < len(queue) < self._quiet_limit and not self._closed:
                 queue.append(event)
-                return self._appended(event)
+                return True if not self._closed else self._appended(event)
             return self._submit_locked(event)
         except Exception:
             logger.debug("llmlab: submit failed", exc_info=True)
             return False
 
     def _appended(self, event: Any) -> bool:
-        """After a lock-free append: True, unless a shutdown closed the queue meanwhile and
-        the event missed its final drain (then it is taken back and counted as dropped)."""
-        if not self._closed:
-            return True
+        """After a lock-free append that a shutdown raced: True, unless the event missed the
+        shutdown's final drain (then it is taken back and counted as dropped)."""
         with self._lock:
             if self._shutdown_done:
                 try:

@@ -4,11 +4,13 @@ on the calling thread when a scope, an ``on_event`` callback or a budget does.""
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import openai
 import pytest
 
@@ -127,3 +129,75 @@ def test_usage_the_worker_cannot_read_is_logged_and_rejected_never_raised(
     [record] = fail_on_swallowed_errors
     assert "exceed input_tokens" in str(record.exc_info[1] if record.exc_info else "")
     fail_on_swallowed_errors.clear()
+
+
+def _llmlab_functions_called(run: Any) -> set[str]:
+    """Names of the llmlab functions the calling thread entered while ``run()`` ran."""
+    names: set[str] = set()
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call" and "/llmlab/" in frame.f_code.co_filename:
+            names.add(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        run()
+    finally:
+        sys.setprofile(None)
+    return names
+
+
+def test_a_plain_call_outside_any_scope_takes_the_fast_path(
+        fake: FakeProvider, transport: InMemoryTransport) -> None:
+    """No `Call` is made on the calling thread: the call is queued as a tuple and built on
+    the worker; in a scope the full path records it at once."""
+    fake.configure("openai", usage=USAGE)
+    fast = _llmlab_functions_called(lambda: chat(fake))
+    assert "_finish_plain" in fast and "_begin" not in fast and "__init__" not in fast
+    with llmlab.track():
+        full = _llmlab_functions_called(lambda: chat(fake))
+    assert "_begin" in full and "_finish_plain" not in full
+    assert [Decimal(e["cost"]["total"]) for e in delivered(transport)] == [GPT_4O_COST] * 2
+
+
+def _client_without_usage() -> openai.OpenAI:
+    """An OpenAI-compatible server that leaves ``usage`` out of its answers."""
+    body = {"id": "c1", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": "Hello!"}}]}
+    http = httpx2.Client(transport=httpx2.MockTransport(
+        lambda request: httpx2.Response(200, json=body)))
+    return openai.OpenAI(api_key="sk-test", base_url="https://api.openai.com/v1",
+                         http_client=http, max_retries=0)
+
+
+def test_a_response_without_usage_is_estimated_from_the_request_on_both_paths(
+        transport: InMemoryTransport) -> None:
+    """The estimate needs the request, which the caller may change once the call returns,
+    so the fast path hands such a call to the full path before returning."""
+    client = _client_without_usage()
+    messages = [{"role": "user", "content": "word " * 200}]
+    client.chat.completions.create(model="gpt-4o", messages=messages)
+    with llmlab.track():
+        client.chat.completions.create(model="gpt-4o", messages=messages)
+    messages.clear()  # what a caller may do next; the estimates were taken before
+    later, now = delivered(transport)
+    assert later["estimated"] is True and later["usage"] == now["usage"]
+    assert later["usage"]["input_tokens"] > 200  # 200 words, taken before the clear()
+    assert later["cost"]["total"] == now["cost"]["total"]
+
+
+def test_calls_on_many_threads_are_each_recorded_once(
+        fake: FakeProvider, transport: InMemoryTransport) -> None:
+    """The once-only guard of a sync call is per thread: calls running at the same time on
+    other threads are neither hidden nor counted twice."""
+    fake.configure("openai", usage=USAGE, first_byte_delay=0.02)
+    threads = [threading.Thread(target=lambda: [chat(fake) for _ in range(5)])
+               for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    events = delivered(transport)
+    assert len(events) == 40 and len({e["id"] for e in events}) == 40
+    assert all(Decimal(e["cost"]["total"]) == GPT_4O_COST for e in events)

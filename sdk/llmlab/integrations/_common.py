@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -39,11 +40,21 @@ _RELEASED: dict[str, Any] = {}
 
 #: Set while an instrumented call runs: an instrumented call inside it (a wrapped client under
 #: a patched class, `parse` calling `create`) is the same billed call and is not recorded again.
+#: Async calls need a context variable (tasks interleave on one thread); a sync call runs to
+#: its end on its thread, so a thread-local flag does, at a fraction of the cost.
 _IN_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("llmlab_in_call", default=False)
 
 
-#: A call's usage, or a function that reads it from the response when the event is built.
-UsageSource = Usage | Callable[[], Usage]
+class _InSyncCall(threading.local):
+    active = False
+
+
+_IN_SYNC_CALL = _InSyncCall()
+
+
+#: A call's usage: a `Usage`, or the provider's own usage object, which `Usage.from_any`
+#: normalises when the event is built (on the worker thread when the call is deferred).
+UsageSource = Usage | Any
 
 
 class StreamState(Protocol):
@@ -80,14 +91,22 @@ class CallSpec:
     prepare_stream: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None
     #: Wraps a result that is neither a plain response nor a bare stream (raw responses).
     adapt_result: Callable[[Any, Call], Any] | None = None
+    #: Names of the result types `adapt_result` wraps when the request does not stream; None
+    #: when it may wrap any result (then every call takes the full path, see `sync_wrapper`).
+    adapted_types: frozenset[str] | None = None
     model_kwarg: str = "model"
+
+    def defers_plain_calls(self) -> bool:
+        """Whether a plain (non-streamed) call may take the fast path: nothing but
+        `read_result` is needed to record a result outside the `adapted_types`."""
+        return self.adapt_result is None or self.adapted_types is not None
 
 
 class Call:
     """One provider call: its timing and identity while it runs, then its record.
 
-    `finish` fills in the outcome and hands the call itself to the tracker (once); when the
-    event is built later on the worker thread, `to_wire` builds it from these fields.
+    `finish` fills in the outcome and hands the call itself to the tracker (once), which
+    builds its event from these fields, now or later on the worker thread.
     """
 
     __slots__ = ("_done", "error_type", "estimated", "extra", "kwargs", "latency_ms", "model",
@@ -95,13 +114,13 @@ class Call:
                  "tracker", "ttfb_ms", "usage", "when")
 
     def __init__(self, tracker: NonRecordingTracker, provider: str, requested_model: str | None,
-                 operation: str, kwargs: dict[str, Any]) -> None:
+                 operation: str, kwargs: dict[str, Any], started: float | None = None) -> None:
         self.tracker = tracker
         self.provider = provider
         self.requested_model = requested_model
         self.operation = operation
         self.kwargs = kwargs
-        self.started = _perf_counter()
+        self.started = _perf_counter() if started is None else started
         self.ttfb_ms: float | None = None
         self._done = False
 
@@ -119,33 +138,37 @@ class Call:
                error_type: str | None = None, **extra: Any) -> None:
         """Record the call (once; later calls are ignored).
 
-        ``usage`` may be a callable that reads it from the provider's response later (on
-        the worker thread when nothing needs the priced event now).
+        ``usage`` may be the provider's own usage object, normalised later (on the worker
+        thread when nothing needs the priced event now).
         """
         if self._done:
             return
         self._done = True
         try:
-            self.latency_ms = int((_perf_counter() - self.started) * 1_000_000) / 1000
-            self.when = time.time()
-            self.estimated = False
-            if usage is None:
-                usage = self._estimate(estimated_output_chars) if status != "error" else Usage()
-                self.estimated = status != "error"
-            self.model = model or self.requested_model or "unknown"
-            self.usage = usage
-            self.stream = stream
-            self.status = status
-            self.error_type = error_type
-            self.extra = extra
-            self.kwargs = _RELEASED  # a large request is not kept alive by a queued record
+            self._set_outcome(model, usage, stream, estimated_output_chars, status, error_type,
+                              extra, _perf_counter(), time.time())
             self.tracker.record_call(self)
         except Exception:
             log_internal_error()
 
-    def to_wire(self) -> dict[str, Any] | None:
-        """The call's wire event (on the worker thread); None when it cannot be built."""
-        return self.tracker.build_deferred(self)
+    def _set_outcome(self, model: str | None, usage: UsageSource | None, stream: bool,
+                     estimated_output_chars: int, status: str, error_type: str | None,
+                     extra: dict[str, Any], ended: float, when: float) -> None:
+        """Fill in the record's outcome fields (``ended``: `perf_counter` time; ``when``:
+        wall-clock time) and release the request."""
+        self.latency_ms = int((ended - self.started) * 1_000_000) / 1000
+        self.when = when
+        self.estimated = False
+        if usage is None:
+            usage = self._estimate(estimated_output_chars) if status != "error" else Usage()
+            self.estimated = status != "error"
+        self.model = model or self.requested_model or "unknown"
+        self.usage = usage
+        self.stream = stream
+        self.status = status
+        self.error_type = error_type
+        self.extra = extra
+        self.kwargs = _RELEASED  # a large request is not kept alive by a queued record
 
     def fail(self, exc: BaseException, *, stream: bool = False) -> None:
         """Record a failed call (no usage was billed that we can see)."""
@@ -229,28 +252,118 @@ def _handle_result(spec: CallSpec, call: Call, result: Any, stream: bool) -> Any
     return result
 
 
+def _build_plain(record: tuple[Any, ...]) -> dict[str, Any] | None:
+    """The wire event of a plain call the fast path queued (on the worker thread).
+
+    The record is ``(_build_plain, tracker, spec, instance, requested model, model, usage,
+    extra, started, ended, when)``: a tuple is the cheapest record to make on the calling
+    thread (see `llmlab._worker._encode`). None when it cannot be built (logged).
+    """
+    _, tracker, spec, instance, requested, model, usage, extra, started, ended, when = record
+    with capture_internal_exceptions():
+        call = Call(tracker, spec.provider(instance),
+                    requested if isinstance(requested, str) else None, spec.operation,
+                    _RELEASED, started)
+        call._set_outcome(model, usage, False, 0, "ok", None, extra, ended, when)
+        return tracker.build_deferred(call)  # type: ignore[no-any-return]
+    return None
+
+
+def _finish_plain(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, Any],
+                  started: float, result: Any) -> Any:
+    """The fast path after a plain call returned: queue it for the worker (`_build_plain`).
+
+    A result `adapt_result` wraps, or one without usage (estimated from the request, which
+    the caller may change later), is recorded by the full path now instead.
+    """
+    ended = _perf_counter()
+    try:
+        adapted = spec.adapted_types
+        if adapted is None or type(result).__name__ not in adapted:
+            model, usage, extra = spec.read_result(result)
+            if usage is not None:
+                tracker.worker.submit((_build_plain, tracker, spec, instance,
+                                       kwargs.get(spec.model_kwarg), model, usage, extra,
+                                       started, ended, time.time()))
+                return result
+        return _handle_result(spec, _late_call(spec, tracker, instance, kwargs, started),
+                              result, False)
+    except Exception:
+        log_internal_error()
+        return result
+
+
+def _fail_plain(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, Any],
+                started: float, exc: BaseException) -> None:
+    """The fast path after a plain call raised: record the failed call."""
+    try:
+        _late_call(spec, tracker, instance, kwargs, started).fail(exc)
+    except Exception:
+        log_internal_error()
+
+
+def _late_call(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, Any],
+               started: float) -> Call:
+    model = kwargs.get(spec.model_kwarg)
+    return Call(tracker, spec.provider(instance), model if isinstance(model, str) else None,
+                spec.operation, kwargs, started)
+
+
 # The wrappers below are the per-call hot path: they use try/except (free in Python 3.11
 # when nothing is raised) instead of `capture_internal_exceptions()` blocks.
+#
+# The fast path: a plain call (not streamed) that nothing on the calling thread needs priced
+# now (no `track()` scope, no ``on_event`` callback, no server budget to enforce) is timed
+# and queued as a `_build_plain` record; everything else goes through `_begin` and
+# `_handle_result`. Both record the same event (the tests run every integration both ways).
+
+def _takes_fast_path(spec: CallSpec, tracker: Any, kwargs: dict[str, Any]) -> bool:
+    """Whether this call of a spec that `defers_plain_calls` takes the fast path."""
+    try:
+        is_stream = spec.is_stream
+        return bool(tracker.worker is not None and _CURRENT_SCOPE.get() is None
+                    and not tracker.options.on_event
+                    and not (kwargs.get("stream") if is_stream is stream_kwarg
+                             else is_stream(kwargs))
+                    and (tracker.budget_guard is None or not tracker.budget_guard.has_budgets()))
+    except Exception:
+        log_internal_error()
+        return False
+
 
 def sync_wrapper(spec: CallSpec) -> Callable[[Callable[..., Any], Any, tuple[Any, ...],
                                               dict[str, Any]], Any]:
     """A wrapt wrapper recording a synchronous provider method."""
+    plain_ok = spec.defers_plain_calls()
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
-        if _IN_CALL.get():  # the same billed call, seen again one layer down
+        in_call = _IN_SYNC_CALL
+        if in_call.active:  # the same billed call, seen again one layer down
             return wrapped(*args, **kwargs)
+        tracker = _tracker._TRACKER
+        if plain_ok and _takes_fast_path(spec, tracker, kwargs):
+            started = _perf_counter()
+            in_call.active = True
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException as exc:
+                in_call.active = False
+                _fail_plain(spec, tracker, instance, kwargs, started, exc)
+                raise
+            in_call.active = False
+            return _finish_plain(spec, tracker, instance, kwargs, started, result)
         call, stream, kwargs = _begin(spec, instance, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
-        token = _IN_CALL.set(True)
+        in_call.active = True
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
             call.fail(exc, stream=stream)
             raise
         finally:
-            _IN_CALL.reset(token)
+            in_call.active = False
         try:
             return _handle_result(spec, call, result, stream)
         except Exception:
@@ -262,12 +375,25 @@ def sync_wrapper(spec: CallSpec) -> Callable[[Callable[..., Any], Any, tuple[Any
 
 def async_wrapper(spec: CallSpec) -> Callable[[Callable[..., Awaitable[Any]], Any,
                                                tuple[Any, ...], dict[str, Any]], Any]:
-    """A wrapt wrapper recording an async provider method."""
+    """A wrapt wrapper recording an async provider method (the same paths as `sync_wrapper`)."""
+    plain_ok = spec.defers_plain_calls()
 
     async def wrapper(wrapped: Callable[..., Awaitable[Any]], instance: Any,
                       args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if _IN_CALL.get():
             return await wrapped(*args, **kwargs)
+        tracker = _tracker._TRACKER
+        if plain_ok and _takes_fast_path(spec, tracker, kwargs):
+            started = _perf_counter()
+            token = _IN_CALL.set(True)
+            try:
+                result = await wrapped(*args, **kwargs)
+            except BaseException as exc:
+                _IN_CALL.reset(token)
+                _fail_plain(spec, tracker, instance, kwargs, started, exc)
+                raise
+            _IN_CALL.reset(token)
+            return _finish_plain(spec, tracker, instance, kwargs, started, result)
         call, stream, kwargs = _begin(spec, instance, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)

@@ -14,7 +14,6 @@ usage-only chunk, so the caller iterates exactly what it would have without llml
 from __future__ import annotations
 
 import inspect
-from functools import partial
 from typing import Any, ClassVar
 
 from llmlab import _consts
@@ -28,7 +27,6 @@ from llmlab.integrations._common import (
     async_wrapper,
     sync_wrapper,
 )
-from llmlab.usage import Usage
 
 __all__ = ["OpenAIIntegration", "provider_for_base_url"]
 
@@ -71,18 +69,11 @@ def _provider(resource: Any) -> str:
     return provider
 
 
-def _usage(obj: Any) -> UsageSource | None:
-    """The object's usage, read when the event is built (see `Call.finish`)."""
-    usage = getattr(obj, "usage", None)
-    return partial(Usage.from_any, usage) if usage is not None else None
-
-
 def _read(result: Any) -> tuple[str | None, UsageSource | None, dict[str, Any]]:
+    # The usage object is normalised when the event is built (see `UsageSource`).
     tier = getattr(result, "service_tier", None)
-    usage = getattr(result, "usage", None)
-    return (getattr(result, "model", None),
-            partial(Usage.from_any, usage) if usage is not None else None,
-            {"service_tier": tier} if isinstance(tier, str) else _NO_EXTRA)
+    return (getattr(result, "model", None), getattr(result, "usage", None),
+            {"service_tier": tier} if tier is not None and isinstance(tier, str) else _NO_EXTRA)
 
 
 def _tool_call_chars(tool_calls: Any) -> int:
@@ -118,7 +109,7 @@ class _ChatStream:
         if model:
             self.model = model
         if usage is not None:
-            self.usage = partial(Usage.from_any, usage)
+            self.usage = usage
         self.chars += chars
         # The usage-only chunk llmlab asked for has no choices: the caller never sees it.
         return not (self.hide_usage_chunk and usage is not None and not choices)
@@ -127,7 +118,7 @@ class _ChatStream:
         self.model = getattr(chunk, "model", None) or self.model
         usage = getattr(chunk, "usage", None)
         if usage is not None:
-            self.usage = partial(Usage.from_any, usage)
+            self.usage = usage
         choices = getattr(chunk, "choices", None) or ()
         for choice in choices:
             delta = getattr(choice, "delta", None)
@@ -158,8 +149,9 @@ class _ResponsesStream:
         response = getattr(event, "response", None)
         if response is not None:
             self.model = getattr(response, "model", None) or self.model
-            if getattr(response, "usage", None) is not None:
-                self.usage = _usage(response)
+            usage = getattr(response, "usage", None)
+            if usage is not None:
+                self.usage = usage
         return True
 
     def result(self) -> tuple[str | None, UsageSource | None, int]:
@@ -219,7 +211,8 @@ def _adapt_raw(result: Any, call: Call, spec: CallSpec) -> Any:
 
 def _spec(operation: str, *, stream_state: Any = None, prepare_stream: Any = None) -> CallSpec:
     spec = CallSpec(provider=_provider, operation=operation, read_result=_read,
-                    new_stream_state=stream_state, prepare_stream=prepare_stream)
+                    new_stream_state=stream_state, prepare_stream=prepare_stream,
+                    adapted_types=_RAW_RESPONSE_TYPES)
 
     def adapt(result: Any, call: Call) -> Any:
         if type(result).__name__ not in _RAW_RESPONSE_TYPES:
