@@ -73,7 +73,7 @@ def _read(result: Any) -> tuple[str | None, UsageSource | None, dict[str, Any]]:
     # The usage object is normalised when the event is built (see `UsageSource`).
     tier = getattr(result, "service_tier", None)
     return (getattr(result, "model", None), getattr(result, "usage", None),
-            {"service_tier": tier} if tier is not None and isinstance(tier, str) else _NO_EXTRA)
+            {"service_tier": tier} if isinstance(tier, str) else _NO_EXTRA)
 
 
 def _tool_call_chars(tool_calls: Any) -> int:
