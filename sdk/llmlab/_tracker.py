@@ -123,6 +123,10 @@ class NonRecordingTracker:
     def record_call(self, call: RecordedCall) -> None:
         """Do nothing (llmlab is not initialised)."""
 
+    def defers_pricing(self) -> bool:
+        """Nothing is priced (llmlab is not initialised)."""
+        return False
+
     def build_deferred(self, call: RecordedCall) -> dict[str, Any] | None:
         """Nothing to build (llmlab is not initialised)."""
         return None
@@ -212,17 +216,21 @@ class Tracker(NonRecordingTracker):
 
     # -- the per-call path (hot) -------------------------------------------------------------
 
+    def defers_pricing(self) -> bool:
+        """Whether a call finishing now may be priced on the worker: nothing on the calling
+        thread needs its price (no enclosing scope, no ``on_event`` callback, no budget to
+        enforce)."""
+        return (_CURRENT_SCOPE.get() is None and not self.options.on_event
+                and not self.enforces_budgets())
+
     def record_call(self, call: RecordedCall) -> None:
         """Record one finished provider call.
 
-        When nothing in the calling thread needs the priced event now (no enclosing scope,
-        no ``on_event`` callback, no budget to enforce), the call goes to the worker as it is
-        and is priced and built there (`build_deferred`): the caller pays for a queue
-        append, not for reading usage, pricing and building the event.
+        When `defers_pricing`, the call goes to the worker as it is and is priced and built
+        there (`build_deferred`): the caller pays for a queue append, not for reading usage,
+        pricing and building the event.
         """
-        guard = self.budget_guard
-        if _CURRENT_SCOPE.get() is None and not self.options.on_event and (
-                guard is None or not guard.has_budgets()):
+        if self.defers_pricing():
             if self.worker is not None:
                 self.worker.submit((_build_deferred, self, call))
             return

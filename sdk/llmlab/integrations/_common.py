@@ -312,8 +312,8 @@ def _late_call(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, An
 # The wrappers below are the per-call hot path: they use try/except (free in Python 3.11
 # when nothing is raised) instead of `capture_internal_exceptions()` blocks.
 #
-# The fast path: a plain call (not streamed) that nothing on the calling thread needs priced
-# now (no `track()` scope, no ``on_event`` callback, no server budget to enforce) is timed
+# The fast path: a plain call (not streamed) whose pricing the tracker defers (no `track()`
+# scope, no ``on_event`` callback, no server budget to enforce: `defers_pricing`) is timed
 # and queued as a `_build_plain` record; everything else goes through `_begin` and
 # `_handle_result`. Both record the same event (the tests run every integration both ways).
 
@@ -321,11 +321,10 @@ def _takes_fast_path(spec: CallSpec, tracker: Any, kwargs: dict[str, Any]) -> bo
     """Whether this call of a spec that `defers_plain_calls` takes the fast path."""
     try:
         is_stream = spec.is_stream
-        return bool(tracker.worker is not None and _CURRENT_SCOPE.get() is None
-                    and not tracker.options.on_event
+        return bool(tracker.worker is not None
                     and not (kwargs.get("stream") if is_stream is stream_kwarg
                              else is_stream(kwargs))
-                    and (tracker.budget_guard is None or not tracker.budget_guard.has_budgets()))
+                    and tracker.defers_pricing())
     except Exception:
         log_internal_error()
         return False
