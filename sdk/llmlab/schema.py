@@ -31,7 +31,7 @@ from pydantic import (
 )
 
 from llmlab.pricing._engine import CostBreakdown, money
-from llmlab.usage import MAX_TOKENS
+from llmlab.usage import MAX_TOKENS, NORMALISED_TYPES
 
 __all__ = ["SCHEMA_VERSION", "CostEvent", "EventCost", "EventUsage", "SdkInfo", "new_event_id"]
 
@@ -112,6 +112,9 @@ class EventUsage(_Strict):
             raise ValueError("reasoning, audio and image output tokens are subsets of output_tokens"
                              f" and add up to {inside_output} > output_tokens={self.output_tokens}")
         return self
+
+
+NORMALISED_TYPES.add(EventUsage)  # validated to Usage's rules: priced as it is
 
 
 class EventCost(_Strict):

@@ -21,7 +21,7 @@ from typing import Any
 
 from llmlab.errors import UsageError
 
-__all__ = ["MAX_TOKENS", "Usage"]
+__all__ = ["MAX_TOKENS", "NORMALISED_TYPES", "Usage"]
 
 #: Larger counts than this in one call are a bug upstream, not a bill (10 billion tokens).
 MAX_TOKENS = 10_000_000_000
@@ -142,6 +142,11 @@ def _refuse(name: str, value: Any) -> None:
 
 
 _FIELDS = tuple(f.name for f in fields(Usage))
+
+#: Types whose instances hold counts already checked against `Usage`'s rules, under its ten
+#: field names: the cost engine prices them as they are instead of building a `Usage`. The
+#: wire schema's ``EventUsage`` joins this set when `llmlab.schema` is imported.
+NORMALISED_TYPES: set[type] = {Usage}
 _INT_ONLY = {int}
 _ANTHROPIC_PROVIDERS = frozenset({"anthropic", "bedrock", "vertex"})
 _NORMALISED_ONLY = frozenset({"cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",

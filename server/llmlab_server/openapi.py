@@ -65,11 +65,17 @@ def principal() -> Principal:
     return caller
 
 
+_PLACEHOLDER = json.dumps("@@llmlab-data@@")
+
+
 def ok(data: Any, status: int = 200) -> Response:
     """A success envelope around ``data`` (pydantic models, lists of them, or plain JSON)."""
-    if isinstance(data, BaseModel):
-        data = data.model_dump(mode="json", exclude_none=False)
-    elif isinstance(data, list):
+    if isinstance(data, BaseModel):  # serialised by pydantic, set into the envelope's text
+        body = json.dumps(envelope(json.loads(_PLACEHOLDER)), separators=(",", ":"))
+        head, tail = body.split(_PLACEHOLDER)
+        return Response(f"{head}{data.model_dump_json()}{tail}\n", status,
+                        mimetype="application/json")
+    if isinstance(data, list):
         data = [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data]
     response = jsonify(envelope(data))
     response.status_code = status

@@ -77,3 +77,20 @@ class TestCostEvent:
     def test_event_ids_are_unique(self) -> None:
         """new_event_id returns a fresh UUID each time."""
         assert len({new_event_id() for _ in range(1000)}) == 1000
+
+
+class TestEventUsagePricing:
+    """Validated wire usage is priced as it is, with the same result as its dict form."""
+
+    def test_event_usage_prices_like_its_counts(self) -> None:
+        """The engine takes an EventUsage without re-normalising it, to the same cost."""
+        from llmlab.schema import EventUsage
+        from llmlab.usage import NORMALISED_TYPES
+
+        counts = {"input_tokens": 3000, "output_tokens": 700, "cache_read_tokens": 1000,
+                  "cache_write_tokens": 500, "reasoning_tokens": 200}
+        assert EventUsage in NORMALISED_TYPES
+        wire = EventUsage(**counts)
+        assert cost("claude-sonnet-4-5", wire) == cost("claude-sonnet-4-5", counts)
+        assert cost("gpt-4o", wire, "openai").total == cost("gpt-4o", counts, "openai").total
+        assert cost("gpt-4o", wire, "openai").total > 0

@@ -49,11 +49,14 @@ class TestSqlitePragmas:
     """SQLite connection settings."""
 
     def test_foreign_keys_and_wal_are_on(self, tmp_path: Path) -> None:
-        """SQLite connections enforce foreign keys and use WAL."""
+        """SQLite connections enforce foreign keys and use WAL, checkpointed in bulk."""
         from sqlalchemy import text
 
         engine = db.make_engine(f"sqlite:///{tmp_path / 'p.db'}")
         with engine.connect() as conn:
             assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            # Checkpoints every ~10 ingest batches, a 64 MB page cache (docs/performance.md).
+            assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar() == 10000
+            assert conn.execute(text("PRAGMA cache_size")).scalar() == -65536
         engine.dispose()

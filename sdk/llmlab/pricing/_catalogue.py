@@ -18,7 +18,7 @@ from llmlab.errors import ConfigurationError, PricingError
 from llmlab.pricing._engine import CostBreakdown, compute
 from llmlab.pricing._litellm import convert_table
 from llmlab.pricing._rates import COMPONENTS, ModelPrice, PricePeriod
-from llmlab.usage import Usage
+from llmlab.usage import NORMALISED_TYPES, Usage
 
 __all__ = ["PROVIDER_IDS", "Catalogue", "ImportReport"]
 
@@ -375,7 +375,8 @@ class Catalogue:
         project: str | None = None,
     ) -> CostBreakdown:
         """The exact cost of one call; see `llmlab.cost`."""
-        normalised = usage if type(usage) is Usage else Usage.from_any(usage, provider)
+        normalised = (usage if type(usage) in NORMALISED_TYPES
+                      else Usage.from_any(usage, provider))
         entry: ModelPrice | None = self._resolved.get((model, provider), _MISSING)
         if entry is _MISSING:
             entry = self.resolve(model, provider)

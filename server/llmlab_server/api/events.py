@@ -27,10 +27,10 @@ def track(query: TrackQuery) -> Response:
     """
     project = ingest_project(principal(), query.project)
     cfg = current_app.config
-    items = ingest.decode_batch(request.get_data(cache=False), request.content_type,
-                                request.content_encoding, max_bytes=cfg["MAX_BODY_BYTES"],
-                                max_batch=cfg["MAX_BATCH"])
-    return ok(metrics.counted(ingest.ingest(db.session(), project, items)), 207)
+    result = ingest.ingest_body(db.session(), project, request.get_data(cache=False),
+                                request.content_type, request.content_encoding,
+                                max_bytes=cfg["MAX_BODY_BYTES"], max_batch=cfg["MAX_BATCH"])
+    return ok(metrics.counted(result), 207)
 
 
 @bp.get("")

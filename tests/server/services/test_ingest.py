@@ -17,7 +17,14 @@ from llmlab.schema import CostEvent
 from llmlab_server import db
 from llmlab_server.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from llmlab_server.models import CostEventRow, CostRollupHourly, Project
-from llmlab_server.services.ingest import _row, decode_batch, ingest, to_nanos
+from llmlab_server.services.ingest import (
+    _COLUMNS,
+    _copy_text,
+    _row,
+    decode_batch,
+    ingest,
+    to_nanos,
+)
 
 from ..helpers import make_event
 
@@ -104,7 +111,13 @@ class TestIngest:
 
 def ingest_row(event: dict[str, Any], project: Project) -> dict[str, Any]:
     """The stored row of one event, as the ingest service writes it."""
-    return _row(CostEvent.model_validate(event), project, datetime.now(UTC))
+    received = datetime.now(UTC).isoformat(" ", "microseconds")[:26]
+    row = dict(zip(_COLUMNS, _row(CostEvent.model_validate(event), project.id, project.slug,
+                                  received, json.dumps), strict=True))
+    for name in ("timestamp", "received_at"):  # naive-UTC text for the driver: back to times
+        row[name] = datetime.fromisoformat(row[name]).replace(tzinfo=UTC)
+    row["tags"] = json.loads(row["tags"])
+    return row
 
 
 def _ingest_in_new_session(app: Flask, project_id: int, items: list[Any]) -> Any:
@@ -268,39 +281,107 @@ class TestIngestFastPaths:
                 e["id"] for e in items}
 
 
-def test_no_text_field_of_an_event_can_be_empty() -> None:
-    """PostgreSQL ingest writes COPY CSV, where an empty unquoted field is NULL: that is only
-    exact while no text value can be empty, which the wire schema's min_length keeps so."""
-    from typing import Annotated, Union, get_args, get_origin
+class TestRows:
+    """The row tuples and their COPY text."""
 
-    from pydantic import BaseModel
+    def test_columns_are_the_tables_but_its_key(self) -> None:
+        """`_row`'s layout names every stored column once, the surrogate key aside."""
+        names = [c.name for c in CostEventRow.__table__.columns if c.name != "id"]
+        assert sorted(_COLUMNS) == sorted(names) and len(set(_COLUMNS)) == len(_COLUMNS)
 
-    from llmlab.schema import CostEvent
+    def test_row_values_by_column(self) -> None:
+        """Each value lands under its column name, in driver-ready form."""
+        project = Project(id=7, name="r", slug="r")
+        event = make_event(timestamp="2026-11-02T12:15:00.5+02:00", job_id="j", tags={"a": "é"},
+                           usage={"input_tokens": 2000, "output_tokens": 500,
+                                  "cache_read_tokens": 1000})
+        row = ingest_row(event, project)
+        raw = dict(zip(_COLUMNS, _row(CostEvent.model_validate(event), 7, "r",
+                                      "2026-11-02 10:00:00.000000", json.dumps), strict=True))
+        assert raw["timestamp"] == "2026-11-02 10:15:00.500000"
+        assert raw["tags"] == '{"a": "\\u00e9"}' and row["tags"] == {"a": "é"}
+        assert (raw["project_id"], raw["job_id"], raw["user_id"]) == (7, "j", None)
+        assert (raw["input_tokens"], raw["cache_read_tokens"], raw["output_tokens"]) == (
+            2000, 1000, 500)
+        # gpt-4o: 1000 × $2.50/M + 1000 × $1.25/M cached + 500 × $10/M, server-priced
+        assert (raw["cost_input_nanos"], raw["cost_cache_read_nanos"],
+                raw["cost_output_nanos"], raw["cost_nanos"]) == (
+            2_500_000, 1_250_000, 5_000_000, 8_750_000)
+        assert (raw["priced"], raw["server_priced"], raw["server_cost_nanos"]) == (
+            True, True, 8_750_000)
 
-    def min_lengths(annotation: Any, metadata: list[Any]) -> list[int] | None:
-        """The min_length constraints of a text annotation; None when it is not text."""
-        if annotation is str:
-            return [m.min_length for m in metadata if getattr(m, "min_length", None)]
-        if get_origin(annotation) is Annotated:
-            base, *extra = get_args(annotation)
-            return min_lengths(base, [*metadata, *extra])
-        if get_origin(annotation) in (Union, type(int | None)):
-            found = [min_lengths(a, metadata) for a in get_args(annotation)]
-            texts = [f for f in found if f is not None]
-            return texts[0] if texts else None
-        return None
+    def test_copy_text_nulls_empties_and_escapes(self) -> None:
+        """NULL is ``\\N``, an empty string stays empty, and a value with a tab, newline,
+        carriage return or backslash is escaped, whatever other rows of the batch hold."""
+        base = list(_row(CostEvent.model_validate(make_event()), 1, "p",
+                         "2026-11-02 10:00:00.000000", json.dumps))
+        at = {name: _COLUMNS.index(name) for name in ("job_id", "user_id", "function")}
+        plain, empty, tricky = list(base), list(base), list(base)
+        plain[at["job_id"]] = "job-1"
+        empty[at["job_id"]] = ""
+        tricky[at["function"]] = "a\tb\nc\rd\\e \\N"
+        lines = _copy_text([tuple(plain), tuple(empty), tuple(tricky)]).split("\n")
+        assert lines[-1] == "" and len(lines) == 4
+        fields = [line.split("\t") for line in lines[:3]]
+        assert [f[0] for f in fields] == ["0", "1", "2"]  # the batch position leads
+        assert all(len(f) == 1 + len(_COLUMNS) for f in fields)
+        job, user, function = (1 + at["job_id"], 1 + at["user_id"], 1 + at["function"])
+        assert (fields[0][job], fields[0][user], fields[0][function]) == ("job-1", "\\N", "\\N")
+        assert fields[1][job] == ""
+        assert fields[2][function] == "a\\tb\\nc\\rd\\\\e \\\\N"
+        assert fields[2][user] == "\\N"
 
-    def text_fields(model: type[BaseModel], prefix: str = "") -> dict[str, list[int]]:
-        out: dict[str, list[int]] = {}
-        for name, field in model.model_fields.items():
-            for arg in (field.annotation, *get_args(field.annotation)):
-                if isinstance(arg, type) and issubclass(arg, BaseModel):
-                    out |= text_fields(arg, f"{prefix}{name}.")
-            lengths = min_lengths(field.annotation, list(field.metadata))
-            if lengths is not None:
-                out[prefix + name] = lengths
-        return out
 
-    fields = text_fields(CostEvent)
-    assert set(fields) >= {"id", "model", "job_id", "environment", "cost.pricing_version"}
-    assert {name for name, lengths in fields.items() if not lengths or min(lengths) < 1} == set()
+class TestIngestBody:
+    """ingest_body: the whole-body validation of an all-valid batch, and its fallback."""
+
+    def _body(self, events: list[Any]) -> bytes:
+        return json.dumps({"events": events}).encode()
+
+    def test_valid_batch_matches_event_by_event(self, app: Flask) -> None:
+        """A valid batch stores the same rows and gives the same results on both paths."""
+        from llmlab_server.services.ingest import ingest_body
+
+        def stored(session: Any, slug: str) -> list[tuple[Any, ...]]:
+            rows = session.scalars(select(CostEventRow).join(Project).where(
+                Project.slug == slug).order_by(CostEventRow.id)).all()
+            return [tuple(getattr(r, c) for c in _COLUMNS if c not in (
+                "project_id", "received_at")) for r in rows]
+
+        events = [make_event(), make_event(job_id="j\tk", tags={"x": "ü"}, ttfb_ms=1.5,
+                                           stream=True),
+                  make_event(cost={"input": "0.0025", "output": "0.001", "total": "0.0035"},
+                             sdk={"name": "llmlab-python", "version": "1"}),
+                  make_event(status="error", error_type="RateLimitError", latency_ms=None)]
+        with app.app_context():
+            session = db.session()
+            fast_project, slow_project = _project(session, "fast"), _project(session, "slow")
+            fast = ingest_body(session, fast_project, self._body(events), "application/json",
+                               None, max_bytes=1_000_000, max_batch=10)
+            slow = ingest(session, slow_project, events)
+            assert fast.model_dump() == slow.model_dump()
+            assert fast.accepted == 4
+            assert stored(session, "fast") == stored(session, "slow")
+            assert len(stored(session, "fast")) == 4
+
+    def test_invalid_or_single_bodies_fall_back(self, app: Flask) -> None:
+        """An invalid event, a bare event and a too-large batch get the per-event answers."""
+        from llmlab_server.services.ingest import ingest_body
+
+        with app.app_context():
+            session = db.session()
+            project = _project(session, "fallback")
+            good = make_event()
+            result = ingest_body(session, project, self._body([good, {"id": "x"}]),
+                                 "application/json", None, max_bytes=1_000_000, max_batch=10)
+            assert [r.status for r in result.results] == ["accepted", "rejected"]
+            assert result.results[1].error is not None
+            single = ingest_body(session, project, json.dumps(make_event()).encode(),
+                                 "application/json", None, max_bytes=1_000_000, max_batch=10)
+            assert single.accepted == 1
+            again = ingest_body(session, project, self._body([good]), "application/json",
+                                None, max_bytes=1_000_000, max_batch=10)
+            assert (again.accepted, again.duplicates) == (0, 1)
+            with pytest.raises(Unprocessable):
+                ingest_body(session, project, self._body([make_event(), make_event()]),
+                            "application/json", None, max_bytes=1_000_000, max_batch=1)
