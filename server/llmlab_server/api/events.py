@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
 from llmlab_server import db, metrics
 from llmlab_server.api.costs import window
@@ -30,6 +30,7 @@ def track(query: TrackQuery) -> Response:
     result = ingest.ingest_body(db.session(), project, request.get_data(cache=False),
                                 request.content_type, request.content_encoding,
                                 max_bytes=cfg["MAX_BODY_BYTES"], max_batch=cfg["MAX_BATCH"])
+    g.ingested = result.accepted  # budgets are evaluated after the answer when > 0
     return ok(metrics.counted(result), 207)
 
 

@@ -27,11 +27,12 @@ import io
 import json
 import zlib
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from operator import is_, itemgetter
 from typing import Any
 
+from psycopg2.extras import execute_values
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
@@ -76,6 +77,11 @@ _ROLLUP_KEY = ("project_id", "hour", "provider", "model")
 _ROLLUP_SUMS = ("cost_nanos", "calls", "errors", "input_tokens", "output_tokens",
                 "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "latency_ms_sum",
                 "latency_count")
+_ROLLUP_COLUMNS = _ROLLUP_KEY + _ROLLUP_SUMS
+_ROLLUP_UPSERT = (
+    f"INSERT INTO cost_rollups_hourly ({', '.join(_ROLLUP_COLUMNS)}) VALUES {{values}} "
+    f"ON CONFLICT ({', '.join(_ROLLUP_KEY)}) DO UPDATE SET "
+    + ", ".join(f"{c} = cost_rollups_hourly.{c} + excluded.{c}" for c in _ROLLUP_SUMS))
 #: The positions of the columns that may hold NULL, and COPY's text for each row shape.
 _NULLABLE = tuple(i for i, name in enumerate(_COLUMNS) if _EVENTS.c[name].nullable)
 _nullable_values = itemgetter(*_NULLABLE)
@@ -191,7 +197,9 @@ def _server_price(event: CostEvent, slug: str) -> CostBreakdown | None:
 
 def _db_time(value: datetime) -> str:
     """An aware time as the naive-UTC text both databases store (SQLAlchemy's SQLite form)."""
-    return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+    offset = value.utcoffset()
+    naive = value.replace(tzinfo=None)
+    return (naive - offset if offset else naive).isoformat(" ", "microseconds")
 
 
 def _tags_encoder() -> Callable[[dict[str, str]], str]:
@@ -261,8 +269,9 @@ def _raw_id(item: Any) -> str | None:
     return raw[:128] if isinstance(raw, str) else None
 
 
-def _rollups(project_id: int, rows: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    """The hourly rollup increments of ``rows``, one per (hour, provider, model)."""
+def _rollups(project_id: int, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The hourly rollup increments of ``rows``, one per (hour, provider, model), as
+    ``_ROLLUP_KEY + _ROLLUP_SUMS`` tuples."""
     sums: dict[tuple[str, str, str], list[Any]] = {}
     for row in rows:
         key = (row[_TIME][:13], row[_PROVIDER], row[_MODEL])  # "YYYY-MM-DD HH": the hour
@@ -281,10 +290,7 @@ def _rollups(project_id: int, rows: Sequence[tuple[Any, ...]]) -> list[dict[str,
             acc[8] += row[_LATENCY]
             acc[9] += 1
     # A fixed order makes concurrent upserts lock rows in the same order: no deadlocks.
-    return [{"project_id": project_id,
-             "hour": datetime.fromisoformat(f"{hour}:00:00").replace(tzinfo=UTC),
-             "provider": provider, "model": model,
-             **dict(zip(_ROLLUP_SUMS, sums[hour, provider, model], strict=True))}
+    return [(project_id, f"{hour}:00:00.000000", provider, model, *sums[hour, provider, model])
             for hour, provider, model in sorted(sums)]
 
 
@@ -465,9 +471,21 @@ def _insert_sqlite(session: Session, rows: Sequence[tuple[Any, ...]]) -> set[str
     return inserted
 
 
-def _upsert_rollups(session: Session, rollups: list[dict[str, Any]]) -> None:
-    stmt = _insert(session, _ROLLUPS)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(_ROLLUP_KEY),
-        set_={name: _ROLLUPS.c[name] + stmt.excluded[name] for name in _ROLLUP_SUMS})
-    session.execute(stmt, rollups)
+def _upsert_rollups(session: Session, rollups: list[tuple[Any, ...]]) -> None:
+    """Add ``rollups`` to the stored sums: one statement on PostgreSQL, one per row on SQLite.
+
+    Plain SQL through the driver: SQLAlchemy's statement building and bulk path cost more
+    than the upsert itself (about 2 ms of a 500-event batch).
+    """
+    dbapi = session.connection().connection.dbapi_connection
+    assert dbapi is not None
+    cur = dbapi.cursor()
+    try:
+        if session.get_bind().dialect.name == "postgresql":
+            execute_values(cur, _ROLLUP_UPSERT.format(values="%s"), rollups,
+                           page_size=len(rollups))
+        else:
+            cur.executemany(_ROLLUP_UPSERT.format(
+                values=f"({', '.join('?' * len(_ROLLUP_COLUMNS))})"), rollups)
+    finally:
+        cur.close()
