@@ -65,14 +65,15 @@ def principal() -> Principal:
     return caller
 
 
-_PLACEHOLDER = json.dumps("@@llmlab-data@@")
+#: Stands in for ``data`` while the envelope is encoded, then is replaced by the model's JSON.
+_DATA_MARK = "@@llmlab-data@@"
 
 
 def ok(data: Any, status: int = 200) -> Response:
     """A success envelope around ``data`` (pydantic models, lists of them, or plain JSON)."""
     if isinstance(data, BaseModel):  # serialised by pydantic, set into the envelope's text
-        body = json.dumps(envelope(json.loads(_PLACEHOLDER)), separators=(",", ":"))
-        head, tail = body.split(_PLACEHOLDER)
+        body = json.dumps(envelope(_DATA_MARK), separators=(",", ":"))
+        head, tail = body.split(f'"{_DATA_MARK}"')
         return Response(f"{head}{data.model_dump_json()}{tail}\n", status,
                         mimetype="application/json")
     if isinstance(data, list):

@@ -48,13 +48,12 @@ from llmlab_server.errors import (
     UnsupportedMediaType,
     validation_message,
 )
-from llmlab_server.models import CostEventRow, CostRollupHourly, Project, utcnow
+from llmlab_server.models import CostEventRow, Project, utcnow
 from llmlab_server.schemas import TrackResult
 
 __all__ = ["decode_batch", "ingest", "ingest_body", "to_nanos"]
 
 _EVENTS: Table = CostEventRow.__table__  # type: ignore[assignment]
-_ROLLUPS: Table = CostRollupHourly.__table__  # type: ignore[assignment]
 #: The columns an ingest writes (all but the surrogate key), in the order of `_row`'s tuple.
 _COLUMNS = (
     "project_id", "event_id", "timestamp", "received_at", "provider", "model",

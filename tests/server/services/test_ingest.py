@@ -303,7 +303,7 @@ class TestRows:
         assert (raw["project_id"], raw["job_id"], raw["user_id"]) == (7, "j", None)
         assert (raw["input_tokens"], raw["cache_read_tokens"], raw["output_tokens"]) == (
             2000, 1000, 500)
-        # gpt-4o: 1000 × $2.50/M + 1000 × $1.25/M cached + 500 × $10/M, server-priced
+        # gpt-4o: 1000 x $2.50/M + 1000 x $1.25/M cached + 500 x $10/M, server-priced
         assert (raw["cost_input_nanos"], raw["cost_cache_read_nanos"],
                 raw["cost_output_nanos"], raw["cost_nanos"]) == (
             2_500_000, 1_250_000, 5_000_000, 8_750_000)
