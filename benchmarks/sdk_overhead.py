@@ -6,8 +6,10 @@ The same openai client runs against an in-process ``httpx2.MockTransport`` that 
 canned Chat Completions response (no network, so the difference is llmlab's own work). After
 ``llmlab.init()`` patches the client classes, bare calls (the SDK's original ``create`` on
 the same client) and instrumented calls alternate one by one, so machine noise hits both
-sides alike; medians of the calling thread's CPU time are compared. Events go through the
-real worker to a transport that only counts them. Langfuse's OpenAI integration is measured
+sides alike; medians of the calling thread's CPU time are compared. Streams are measured
+at one chunk (the fixed part of a stream) and at ``--chunks`` chunks; the cost per chunk is
+the slope between the two. Events go through the real worker to a transport that only
+counts them. Langfuse's OpenAI integration is measured
 the same way, in its own interpreter, when one is given.
 """
 
@@ -93,7 +95,7 @@ def measure(calls: int, chunks: int, setup: Callable[[], None],
     time: on a shared machine wall time would let other processes dominate a 20 us
     difference, and work handed to a background thread is not the caller's latency.
     """
-    client = make_client(chunks)
+    client, short_client = make_client(chunks), make_client(1)
     resource = client.chat.completions
     original = type(resource).__dict__["create"]  # read before anything patches the class
     messages = [{"role": "user", "content": "hi"}]
@@ -106,14 +108,18 @@ def measure(calls: int, chunks: int, setup: Callable[[], None],
     def instrumented_plain() -> None:
         client.chat.completions.create(model="gpt-4o", messages=messages)
 
-    def bare_stream() -> None:
-        for _ in original(resource, model="gpt-4o", messages=messages, **stream_kwargs):
-            pass
+    def streams(on: openai.OpenAI) -> tuple[Callable[[], None], Callable[[], None]]:
+        def bare_stream() -> None:
+            for _ in original(on.chat.completions, model="gpt-4o", messages=messages,
+                              **stream_kwargs):
+                pass
 
-    def instrumented_stream() -> None:
-        for _ in client.chat.completions.create(model="gpt-4o", messages=messages,
+        def instrumented_stream() -> None:
+            for _ in on.chat.completions.create(model="gpt-4o", messages=messages,
                                                 **stream_kwargs):
-            pass
+                pass
+
+        return bare_stream, instrumented_stream
 
     def alternate(bare: Callable[[], None], instrumented: Callable[[], None],
                   n: int) -> tuple[list[float], list[float]]:
@@ -130,7 +136,8 @@ def measure(calls: int, chunks: int, setup: Callable[[], None],
     try:
         alternate(bare_plain, instrumented_plain, 200)  # warm both paths
         bare_p, inst_p = alternate(bare_plain, instrumented_plain, calls)
-        bare_s, inst_s = alternate(bare_stream, instrumented_stream, max(20, calls // 10))
+        bare_s, inst_s = alternate(*streams(client), max(20, calls // 10))
+        bare_1, inst_1 = alternate(*streams(short_client), max(20, calls // 10))
     finally:
         teardown()
     med = statistics.median
@@ -138,11 +145,15 @@ def measure(calls: int, chunks: int, setup: Callable[[], None],
     # pairwise differences is the median added latency, robust to drift and to interrupts.
     per_call = med(i - b for i, b in zip(inst_p, bare_p, strict=True))
     per_stream = med(i - b for i, b in zip(inst_s, bare_s, strict=True))
+    # A one-chunk stream carries the stream's fixed cost; the per-chunk cost is the slope
+    # from it to the long stream, so the fixed part is not spread over the chunks.
+    per_short_stream = med(i - b for i, b in zip(inst_1, bare_1, strict=True))
     return {
         "bare_call_us": med(bare_p) * 1e6, "instrumented_call_us": med(inst_p) * 1e6,
         "added_per_call_us": per_call * 1e6,
         "added_per_call_diff_of_medians_us": (med(inst_p) - med(bare_p)) * 1e6,
-        "added_per_chunk_us": (per_stream - per_call) * 1e6 / chunks,
+        "added_per_stream_us": per_short_stream * 1e6,
+        "added_per_chunk_us": (per_stream - per_short_stream) * 1e6 / max(1, chunks - 1),
     }
 
 
@@ -199,7 +210,10 @@ def main() -> int:
     print(f"llmlab added per call:         {result['added_per_call_us']:8.1f} us "
           f"(median of paired differences; difference of medians "
           f"{result['added_per_call_diff_of_medians_us']:.1f} us)")
-    print(f"llmlab added per stream chunk: {result['added_per_chunk_us']:8.2f} us")
+    print(f"llmlab added per stream:       {result['added_per_stream_us']:8.1f} us "
+          "(a one-chunk stream: the fixed part)")
+    print(f"llmlab added per stream chunk: {result['added_per_chunk_us']:8.2f} us "
+          f"(slope from 1 to {args.chunks} chunks)")
     print(f"events delivered to transport: {transport.events}")
     # The tight loop outruns the worker, which prices what it queues: room for all of it.
     llmlab.init(transport=transport, auto_instrument=["openai"], ledger=False, home=home,
@@ -212,6 +226,7 @@ def main() -> int:
         langfuse = measure_langfuse(args.langfuse_python, args.calls, args.chunks)
         if langfuse is not None:
             print(f"langfuse added per call:       {langfuse['added_per_call_us']:8.1f} us")
+            print(f"langfuse added per stream:     {langfuse['added_per_stream_us']:8.1f} us")
             print(f"langfuse added per chunk:      {langfuse['added_per_chunk_us']:8.2f} us")
     else:
         print("langfuse not measured: pass --langfuse-python PATH (a Python with langfuse)")
