@@ -416,6 +416,8 @@ def async_wrapper(spec: CallSpec) -> Callable[[Callable[..., Awaitable[Any]], An
 def _finish_stream(call: Call, state: StreamState, *, early: bool = False,
                    error: BaseException | None = None) -> None:
     """Record a stream's call from what its chunks said (once: `Call.finish` guards it)."""
+    if call._done:  # recorded already: a proxy freed after its stream ended, say
+        return
     with capture_internal_exceptions():
         model, usage, chars = state.result()
         if error is not None:
