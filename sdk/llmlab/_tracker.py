@@ -320,7 +320,7 @@ class Tracker(NonRecordingTracker):
     ) -> tuple[dict[str, Any], Decimal, bool]:
         """The priced wire event of one call, its total and whether it was priced."""
         if not isinstance(usage, Usage):  # a provider's usage object, normalised only now
-            usage = Usage.from_any(usage)
+            usage = Usage.from_any(usage, provider)
         project = attrs["project"] or self.options.project
         if cost is not None:
             wire_cost = EventCost.model_validate(cost)

@@ -47,7 +47,7 @@ def catalogue() -> ThreadNotingCatalogue:
 def transport(catalogue: ThreadNotingCatalogue, tmp_path: Path) -> Any:
     transport = InMemoryTransport()
     llmlab.init(ledger=False, transport=transport, catalogue=catalogue, home=tmp_path,
-                auto_instrument=["openai"])
+                auto_instrument=["openai", "anthropic"])
     yield transport
     llmlab.shutdown()
     llmlab.uninstrument()
@@ -158,6 +158,32 @@ def test_a_plain_call_outside_any_scope_takes_the_fast_path(
         full = _llmlab_functions_called(lambda: chat(fake))
     assert "_begin" in full and "_finish_plain" not in full
     assert [Decimal(e["cost"]["total"]) for e in delivered(transport)] == [GPT_4O_COST] * 2
+
+
+def test_a_plain_anthropic_call_takes_the_fast_path_and_raw_responses_do_not(
+        fake: FakeProvider, transport: InMemoryTransport) -> None:
+    """A ``Message`` is queued as a tuple with its usage fields, normalised on the worker; a
+    raw response goes through the full path (its ``parse()`` must keep working), and both
+    are costed once, alike."""
+    import anthropic
+
+    fake.configure("anthropic", usage=FakeUsage(input_tokens=1000, output_tokens=100))
+    client = anthropic.Anthropic(api_key="sk-test", base_url=fake.anthropic_base_url,
+                                 max_retries=0)
+    kwargs: dict[str, Any] = {"model": "claude-haiku-4-5", "max_tokens": 100,
+                              "messages": MESSAGES}
+    fast = _llmlab_functions_called(lambda: client.messages.create(**kwargs))
+    assert "_finish_plain" in fast and "_begin" not in fast and "_handle_result" not in fast
+    assert "from_any" not in fast  # the usage is normalised on the worker
+    raw: list[Any] = []
+    full = _llmlab_functions_called(
+        lambda: raw.append(client.messages.with_raw_response.create(**kwargs)))
+    assert "_handle_result" in full
+    assert raw[0].parse().usage.input_tokens == 1000
+    events = delivered(transport)
+    assert len(events) == 2 and {e["provider"] for e in events} == {"anthropic"}
+    # claude-haiku-4-5: 1000 x $1/M in + 100 x $5/M out
+    assert [Decimal(e["cost"]["total"]) for e in events] == [Decimal("0.0015")] * 2
 
 
 def _client_without_usage() -> openai.OpenAI:
