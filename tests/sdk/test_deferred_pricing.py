@@ -47,7 +47,7 @@ def catalogue() -> ThreadNotingCatalogue:
 def transport(catalogue: ThreadNotingCatalogue, tmp_path: Path) -> Any:
     transport = InMemoryTransport()
     llmlab.init(ledger=False, transport=transport, catalogue=catalogue, home=tmp_path,
-                auto_instrument=["openai", "anthropic"])
+                auto_instrument=["openai", "anthropic", "google_genai"])
     yield transport
     llmlab.shutdown()
     llmlab.uninstrument()
@@ -184,6 +184,28 @@ def test_a_plain_anthropic_call_takes_the_fast_path_and_raw_responses_do_not(
     assert len(events) == 2 and {e["provider"] for e in events} == {"anthropic"}
     # claude-haiku-4-5: 1000 x $1/M in + 100 x $5/M out
     assert [Decimal(e["cost"]["total"]) for e in events] == [Decimal("0.0015")] * 2
+
+
+def test_gemini_usage_is_normalised_on_the_worker(
+        fake: FakeProvider, transport: InMemoryTransport) -> None:
+    """A plain and a streamed google-genai call hand the SDK's usage metadata to the tracker
+    as it is; the worker normalises it, to the same cost as before."""
+    from google import genai
+    from google.genai import types
+
+    fake.configure("google", usage=FakeUsage(input_tokens=1000, output_tokens=100))
+    client = genai.Client(api_key="k",
+                          http_options=types.HttpOptions(base_url=fake.google_base_url))
+    plain = _llmlab_functions_called(
+        lambda: client.models.generate_content(model="gemini-2.5-flash", contents="hi"))
+    assert "_finish_plain" in plain and "from_any" not in plain
+    streamed = _llmlab_functions_called(lambda: list(client.models.generate_content_stream(
+        model="gemini-2.5-flash", contents="hi")))
+    assert "on_chunk" in streamed and "from_any" not in streamed
+    events = delivered(transport)
+    assert [e["usage"] for e in events] == [{"input_tokens": 1000, "output_tokens": 100}] * 2
+    # gemini-2.5-flash: 1000 x $0.30/M in + 100 x $2.50/M out
+    assert [Decimal(e["cost"]["total"]) for e in events] == [Decimal("0.00055")] * 2
 
 
 def _client_without_usage() -> openai.OpenAI:

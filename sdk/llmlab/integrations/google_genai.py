@@ -27,8 +27,13 @@ import wrapt
 
 from llmlab._tracker import capture_internal_exceptions
 from llmlab.integrations import DidNotEnable, Integration
-from llmlab.integrations._common import Call, CallSpec, async_wrapper, sync_wrapper
-from llmlab.usage import Usage
+from llmlab.integrations._common import (
+    Call,
+    CallSpec,
+    UsageSource,
+    async_wrapper,
+    sync_wrapper,
+)
 
 __all__ = ["GoogleGenAIIntegration", "model_name", "request_view_wrapper"]
 
@@ -90,7 +95,10 @@ def _http_body(result: Any) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _read(result: Any) -> tuple[str | None, Usage | None, dict[str, Any]]:
+def _read(result: Any) -> tuple[str | None, UsageSource | None, dict[str, Any]]:
+    """(model, usage, extra) of a response; the usage is the SDK's own ``usage_metadata``
+    (or its JSON), normalised by the tracker (on the worker thread when nothing needs it
+    now)."""
     model = getattr(result, "model_version", None)
     usage_metadata = getattr(result, "usage_metadata", None)
     if usage_metadata is None:
@@ -98,8 +106,7 @@ def _read(result: Any) -> tuple[str | None, Usage | None, dict[str, Any]]:
         if body is not None:
             usage_metadata = body.get("usageMetadata")
             model = model or body.get("modelVersion")
-    usage = Usage.from_any(usage_metadata) if usage_metadata is not None else None
-    return model_name(model), usage, {}
+    return model_name(model), usage_metadata, {}
 
 
 def output_chars(candidates: Any) -> int:
@@ -123,18 +130,19 @@ class _Stream:
 
     def __init__(self) -> None:
         self.model: str | None = None
-        self.usage: Usage | None = None
+        self.usage: UsageSource | None = None
         self.chars = 0
 
     def on_chunk(self, chunk: Any) -> bool:
         self.model = model_name(getattr(chunk, "model_version", None)) or self.model
         usage_metadata = getattr(chunk, "usage_metadata", None)
         if usage_metadata is not None:
-            self.usage = Usage.from_any(usage_metadata)  # cumulative: replace, never add
+            # Cumulative: the latest replaces, never adds; normalised once, by the tracker.
+            self.usage = usage_metadata
         self.chars += output_chars(getattr(chunk, "candidates", None))
         return True
 
-    def result(self) -> tuple[str | None, Usage | None, int]:
+    def result(self) -> tuple[str | None, UsageSource | None, int]:
         return self.model, self.usage, self.chars
 
 
