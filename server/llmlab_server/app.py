@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -40,4 +41,24 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     metrics.init_app(app)
     api.register(app)
     app.register_blueprint(dashboard.bp)
+    if app.config["GC_FREEZE"]:
+        _freeze_startup_objects()
     return app
+
+
+_frozen = False
+
+
+def _freeze_startup_objects() -> None:
+    """Collect, then freeze what survives (modules, the app, the pricing catalogue) out of
+    later garbage collections; once per process. In a pre-forking server it also keeps
+    those objects' pages shared with the workers (see `gc.freeze`)."""
+    global _frozen
+    if _frozen:
+        return
+    _frozen = True
+    from llmlab.pricing import Catalogue
+
+    Catalogue.default()  # loaded now, so that it is frozen with the rest
+    gc.collect()
+    gc.freeze()

@@ -64,6 +64,33 @@ class TestCreateApp:
         assert app.test_client().get("/health").status_code == 200
 
 
+class TestGcFreeze:
+    """A production app freezes its start-up objects out of garbage collection, once."""
+
+    def _freeze_count(self, tmp_path: Path, **env: str) -> int:
+        code = ("import gc; from llmlab_server import create_app; create_app(); "
+                "first = gc.get_freeze_count(); create_app(); "
+                "assert gc.get_freeze_count() <= first; print(first)")  # once per process
+        environ = {**os.environ, "LLMLAB_ENV": "production",
+                   "LLMLAB_SECRET_KEY": "s" * 48, "LLMLAB_HOME": str(tmp_path),
+                   "LLMLAB_DATABASE_URL": f"sqlite:///{tmp_path / 'gc.db'}", **env}
+        if "LLMLAB_GC_FREEZE" not in env:
+            environ.pop("LLMLAB_GC_FREEZE", None)
+        done = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
+                              text=True, timeout=120, check=True)
+        return int(done.stdout.strip())
+
+    def test_production_freezes_and_the_flag_turns_it_off(self, tmp_path: Path) -> None:
+        """On by default in production (the catalogue and app are frozen: tens of thousands
+        of objects), off with LLMLAB_GC_FREEZE=0."""
+        assert self._freeze_count(tmp_path) > 20_000
+        assert self._freeze_count(tmp_path, LLMLAB_GC_FREEZE="0") == 0
+
+    def test_default_by_environment(self, database_url: str) -> None:
+        """Unset, it follows the environment: off in testing and development."""
+        assert create_app(make_config(database_url)).config["GC_FREEZE"] is False
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

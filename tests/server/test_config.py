@@ -29,9 +29,23 @@ class TestFromEnv:
         assert cfg.DATABASE_URL.startswith("postgresql") and cfg.MAX_BATCH == 50
         assert cfg.RATE_LIMIT_PER_SECOND == 2.5 and cfg.ENV == "development"
 
+    def test_gc_freeze_flag(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """LLMLAB_GC_FREEZE is on/off; unset, production freezes and the rest do not."""
+        monkeypatch.setenv("LLMLAB_GC_FREEZE", "off")
+        assert Config.from_env().GC_FREEZE is False
+        monkeypatch.setenv("LLMLAB_GC_FREEZE", "Yes")
+        assert Config.from_env().GC_FREEZE is True
+        base = {"SECRET_KEY": "s", "MAX_BATCH": 1, "MAX_BODY_BYTES": 1, "GC_FREEZE": None,
+                "DATABASE_URL": "postgresql+psycopg2://x@h/db"}
+        for env, frozen in (("production", True), ("development", False), ("testing", False)):
+            settings = {**base, "ENV": env}
+            finalise(settings)
+            assert settings["GC_FREEZE"] is frozen
+
     @pytest.mark.parametrize(("name", "value"), [("LLMLAB_MAX_BATCH", "many"),
                                                  ("LLMLAB_ENV", "staging"),
-                                                 ("LLMLAB_RATE_LIMIT_BURST", "1.5")])
+                                                 ("LLMLAB_RATE_LIMIT_BURST", "1.5"),
+                                                 ("LLMLAB_GC_FREEZE", "maybe")])
     def test_bad_values_are_refused(self, monkeypatch: pytest.MonkeyPatch, name: str,
                                     value: str) -> None:
         """A malformed variable is a ConfigError naming it."""
