@@ -360,19 +360,16 @@ def _rejected(index: int, event_id: str | None, code: str, message: str) -> dict
 
 def _store(session: Session, project_id: int, rows: Sequence[tuple[Any, ...]]) -> set[str]:
     """Insert ``rows``, roll up the new ones and commit; the ids that were new."""
-    bind = session.get_bind()
-    dialect = bind.dialect.name
     if not rows:
         session.commit()
         return set()
+    dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         inserted = _insert_postgres(session, rows)
-        _roll_up(session, project_id, rows, inserted)
-        session.commit()
-        return inserted
-    if dialect != "sqlite":
+    elif dialect == "sqlite":
+        inserted = _insert_sqlite(session, rows)
+    else:
         raise RuntimeError(f"unsupported database dialect {dialect!r}")
-    inserted = _insert_sqlite(session, rows)
     _roll_up(session, project_id, rows, inserted)
     session.commit()
     return inserted
