@@ -44,6 +44,8 @@ class TestCostEvent:
 
     @pytest.mark.parametrize(("changes", "field"), [
         ({"timestamp": "2026-11-22T10:00:00"}, "timestamp"),
+        ({"timestamp": "1999-12-31T23:59:59Z"}, "timestamp"),
+        ({"timestamp": "2201-01-01T00:00:00Z"}, "timestamp"),
         ({"cost": {"total": 0.1}}, "cost.total"),
         ({"cost": {"total": "-1"}}, "cost.total"),
         ({"cost": {"total": "NaN"}}, "cost.total"),
