@@ -24,11 +24,12 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+
+from llmlab.schema import new_event_id  # ids as the SDK makes them (time-ordered UUIDs)
 
 DEFAULT_PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 MODELS = [("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), ("anthropic", "claude-sonnet-4-5"),
@@ -60,7 +61,7 @@ def make_batch(size: int, start: float) -> bytes:
     for i in range(size):
         provider, model = MODELS[i % len(MODELS)]
         ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start - (i % 86400)))
-        events.append({"id": str(uuid.uuid4()), "timestamp": ts, "provider": provider,
+        events.append({"id": new_event_id(), "timestamp": ts, "provider": provider,
                        "model": model, "usage": {"input_tokens": 1200, "output_tokens": 300,
                                                  "cache_read_tokens": 1000},
                        "latency_ms": 812.4, "job_id": f"job-{i % 50}",

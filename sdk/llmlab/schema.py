@@ -13,7 +13,9 @@ True
 
 from __future__ import annotations
 
+import os
 import random
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -37,19 +39,24 @@ __all__ = ["SCHEMA_VERSION", "CostEvent", "EventCost", "EventUsage", "SdkInfo", 
 
 SCHEMA_VERSION: Literal[1] = 1
 _random = random.Random()
+if hasattr(os, "register_at_fork"):  # a forked child must not repeat its parent's ids
+    os.register_at_fork(after_in_child=_random.seed)
 MAX_TAGS = 32
 
 
 def new_event_id() -> str:
-    """A fresh event id: a random version-4 UUID string.
+    """A fresh event id: a version-7 UUID string, the Unix time in milliseconds, then 74
+    random bits.
 
-    Drawn from `random` (seeded from the OS, and reseeded in forked children) rather than
-    ``os.urandom``: the id needs uniqueness, not secrecy, and a system call per LLM call was
-    a third of llmlab's per-call cost in a sandboxed kernel.
+    Time-ordered, so the events of a batch land next to each other in the server's unique
+    index on (project, id) instead of all over it. The random bits come from `random`
+    (seeded from the OS, and reseeded in forked children) rather than ``os.urandom``: the id
+    needs uniqueness, not secrecy, and a system call per LLM call was a third of llmlab's
+    per-call cost in a sandboxed kernel.
     """
-    h = f"{_random.getrandbits(122):031x}"
-    # Version nibble 4 and variant bits 10xx placed by hand: uuid.UUID() would double the cost.
-    return f"{h[:8]}-{h[8:12]}-4{h[12:15]}-{'89ab'[int(h[15], 16) & 3]}{h[16:19]}-{h[19:31]}"
+    h = f"{time.time_ns() // 1_000_000:012x}{_random.getrandbits(76):019x}"
+    # Version nibble 7 and variant bits 10xx placed by hand: uuid.UUID() would double the cost.
+    return f"{h[:8]}-{h[8:12]}-7{h[12:15]}-{'89ab'[int(h[15], 16) & 3]}{h[16:19]}-{h[19:31]}"
 
 
 def _money_string(value: Any) -> Any:

@@ -80,6 +80,44 @@ class TestCostEvent:
         """new_event_id returns a fresh UUID each time."""
         assert len({new_event_id() for _ in range(1000)}) == 1000
 
+    def test_event_ids_are_time_ordered_version_7_uuids(self) -> None:
+        """Each id is an RFC 9562 version-7 UUID whose first 48 bits are the time in ms, so
+        ids made in later milliseconds sort after earlier ones."""
+        import time
+        import uuid
+
+        before = time.time_ns() // 1_000_000
+        first = new_event_id()
+        time.sleep(0.003)
+        second = new_event_id()
+        after = time.time_ns() // 1_000_000
+        for made in (first, second):
+            parsed = uuid.UUID(made)
+            assert str(parsed) == made
+            assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+            assert before <= int(made.replace("-", "")[:12], 16) <= after
+        assert first < second
+
+    @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+    def test_a_forked_child_does_not_repeat_its_parents_ids(self) -> None:
+        """After fork the child draws other random bits than the parent: two processes must
+        never send the same id (the server would drop one event as a duplicate)."""
+        import os
+
+        new_event_id()
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: send a few ids, exit at once
+            os.write(write, ",".join(new_event_id() for _ in range(5)).encode())
+            os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        child = os.read(read, 4096).decode().split(",")
+        os.close(read)
+        parent = [new_event_id() for _ in range(5)]
+        tails = {made[15:] for made in parent}  # all but the time: the random bits
+        assert len(child) == 5 and not tails & {made[15:] for made in child}
+
 
 class TestEventUsagePricing:
     """Validated wire usage is priced as it is, with the same result as its dict form."""
