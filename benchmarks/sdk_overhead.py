@@ -9,8 +9,8 @@ the same client) and instrumented calls alternate one by one, so machine noise h
 sides alike; medians of the calling thread's CPU time are compared. Streams are measured
 at one chunk (the fixed part of a stream) and at ``--chunks`` chunks; the cost per chunk is
 the slope between the two. Events go through the real worker to a transport that only
-counts them. Langfuse's OpenAI integration is measured
-the same way, in its own interpreter, when one is given.
+counts them. Langfuse's OpenAI integration is measured the same way, in its own interpreter,
+when one is given.
 """
 
 from __future__ import annotations

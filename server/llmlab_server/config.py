@@ -105,8 +105,8 @@ class Config:
     JSON_SORT_KEYS = False
     #: Freeze the objects alive once the app is built out of the garbage collector's scans
     #: (``gc.freeze()``, once per process); None: on in production only.
-    #: Full collections then walk only what requests allocate: they took 17-25 % of the
-    #: Python time of an ingest batch in a server process, 5 % frozen.
+    #: Full collections then walk only what requests allocate: collection took 15-25 % of
+    #: an ingest batch's time in a server process, 2.6-5 % frozen (docs/performance.md).
     GC_FREEZE: bool | None = None
 
     @classmethod

@@ -428,7 +428,7 @@ class Health(BaseModel):
     database: Literal["ok"]
 
 
-class TrackBatch(BaseModel):
+class TrackBatch(_In):
     """A batch of events; each one is validated on its own (see the per-event results)."""
 
     events: list[CostEvent]

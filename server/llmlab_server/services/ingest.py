@@ -33,7 +33,7 @@ from operator import is_, itemgetter
 from typing import Any
 
 from psycopg2.extras import execute_values
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -49,7 +49,7 @@ from llmlab_server.errors import (
     validation_message,
 )
 from llmlab_server.models import CostEventRow, Project, utcnow
-from llmlab_server.schemas import TrackResult
+from llmlab_server.schemas import TrackBatch, TrackResult
 
 __all__ = ["decode_batch", "ingest", "ingest_body", "to_nanos"]
 
@@ -162,13 +162,6 @@ def decode_batch(raw: bytes, content_type: str | None, encoding: str | None, *,
     return _items(_body_bytes(raw, content_type, encoding, max_bytes), max_batch)
 
 
-class _ValidBatch(BaseModel):
-    """A batch body whose events are all valid: validated from its bytes in one call."""
-
-    model_config = ConfigDict(extra="forbid")
-    events: list[CostEvent]
-
-
 def ingest_body(session: Session, project: Project, raw: bytes, content_type: str | None,
                 encoding: str | None, *, max_bytes: int, max_batch: int) -> TrackResult:
     """`ingest` a request body; the whole body is validated at once when it is all valid.
@@ -178,7 +171,7 @@ def ingest_body(session: Session, project: Project, raw: bytes, content_type: st
     """
     data = _body_bytes(raw, content_type, encoding, max_bytes)
     try:
-        events = _ValidBatch.model_validate_json(data).events
+        events = TrackBatch.model_validate_json(data).events  # all valid: one call
     except ValidationError:
         return ingest(session, project, _items(data, max_batch))
     _check_batch_size(len(events), max_batch)

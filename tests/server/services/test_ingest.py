@@ -192,7 +192,7 @@ class TestIngestFastPaths:
 
     def test_values_survive_storage_exactly(self, app: Flask) -> None:
         """Text with tabs, newlines, commas, quotes, backslashes and non-ASCII, NULLs, floats,
-        booleans and timestamps come back exactly as sent (COPY's CSV, SQLite's formats)."""
+        booleans and timestamps come back exactly as sent (COPY's text, SQLite's formats)."""
         with app.app_context():
             session = db.session()
             project = _project(session, "exact")
