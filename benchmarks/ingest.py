@@ -8,6 +8,12 @@ from sending a batch to receiving its 207.
     python benchmarks/ingest.py --backend sqlite
     python benchmarks/ingest.py --backend postgres --batches 200
     python benchmarks/ingest.py --quick          # both backends, small run
+
+Event times follow live SDK traffic by default: every batch holds consecutive milliseconds
+and later batches hold later times, so each index of ``cost_events`` grows at its end.
+``--timestamps spread`` gives the worst case instead: every batch spans the same 500 seconds
+(newest first), so each batch inserts all over the time indexes (as replaying many old
+spools at once would).
 """
 
 from __future__ import annotations
@@ -56,11 +62,18 @@ def request(port: int, method: str, path: str, body: Any = None, token: str | No
     return resp.status, data
 
 
-def make_batch(size: int, start: float) -> bytes:
+def _iso(at: float) -> str:
+    seconds, millis = divmod(round(at * 1000), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+def make_batch(size: int, start: float, spread: bool = False) -> bytes:
+    """``size`` events from ``start`` on, one per millisecond; with ``spread``, from ``start``
+    back, one per second."""
     events = []
     for i in range(size):
         provider, model = MODELS[i % len(MODELS)]
-        ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start - (i % 86400)))
+        ts = _iso(start - i if spread else start + i / 1000)
         events.append({"id": new_event_id(), "timestamp": ts, "provider": provider,
                        "model": model, "usage": {"input_tokens": 1200, "output_tokens": 300,
                                                  "cache_read_tokens": 1000},
@@ -122,7 +135,12 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                          token)
         api_key = key["data"]["key"]
         now = time.time()
-        bodies = [make_batch(args.batch_size, now) for _ in range(args.batches)]
+        if args.timestamps == "spread":
+            bodies = [make_batch(args.batch_size, now, spread=True) for _ in range(args.batches)]
+        else:  # live: consecutive milliseconds, the last batch ending now
+            first = now - args.batches * args.batch_size / 1000
+            bodies = [make_batch(args.batch_size, first + k * args.batch_size / 1000)
+                      for k in range(args.batches)]
         latencies: list[float] = []
         lock = threading.Lock()
         errors: list[str] = []
@@ -164,7 +182,7 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         cleanup()
     latencies.sort()
     total = args.batches * args.batch_size
-    return {"backend": backend, "events": total, "seconds": round(wall, 2),
+    return {"backend": backend, "timestamps": args.timestamps, "events": total, "seconds": round(wall, 2),
             "events_per_s": round(total / wall), "p50_ms": round(statistics.median(latencies)
                                                                 * 1000, 1),
             "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
@@ -181,6 +199,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="concurrent client threads")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--batches", type=int, default=100)
+    parser.add_argument("--timestamps", choices=["live", "spread"], default="live",
+                        help="event times as live traffic sends them (default), or every "
+                             "batch over the same 500 s (the worst case for the indexes)")
     parser.add_argument("--quick", action="store_true", help="20 batches per backend")
     args = parser.parse_args()
     if args.quick:

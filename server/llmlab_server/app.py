@@ -43,6 +43,8 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(dashboard.bp)
     if app.config["GC_FREEZE"]:
         _freeze_startup_objects()
+    if app.config["GC_THRESHOLD"]:
+        gc.set_threshold(app.config["GC_THRESHOLD"], *gc.get_threshold()[1:])
     return app
 
 

@@ -18,7 +18,7 @@ import bcrypt
 import jwt
 from flask import current_app
 
-from llmlab_server.models import ApiKey, User, utcnow
+from llmlab_server.models import ApiKey, Project, User, utcnow
 
 __all__ = [
     "KEY_PREFIX",
@@ -44,6 +44,8 @@ class Principal:
 
     user: User | None = None
     key: ApiKey | None = None
+    #: The API key's project, loaded with the key (None for a user).
+    key_project: Project | None = None
     session_id: str | None = None
 
     @property

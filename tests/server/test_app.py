@@ -65,26 +65,38 @@ class TestCreateApp:
 
 
 class TestGcFreeze:
-    """A production app freezes its start-up objects out of garbage collection, once."""
+    """A production app freezes its start-up objects out of garbage collection, once, and
+    collects its youngest generation less often."""
 
-    def _freeze_count(self, tmp_path: Path, **env: str) -> int:
+    def _gc_state(self, tmp_path: Path, **env: str) -> tuple[int, int]:
+        """The freeze count and first-generation threshold after create_app()."""
         code = ("import gc; from llmlab_server import create_app; create_app(); "
                 "first = gc.get_freeze_count(); create_app(); "
-                "assert gc.get_freeze_count() <= first; print(first)")  # once per process
+                "assert gc.get_freeze_count() <= first; "  # once per process
+                "print(first, gc.get_threshold()[0])")
         environ = {**os.environ, "LLMLAB_ENV": "production",
                    "LLMLAB_SECRET_KEY": "s" * 48, "LLMLAB_HOME": str(tmp_path),
                    "LLMLAB_DATABASE_URL": f"sqlite:///{tmp_path / 'gc.db'}", **env}
-        if "LLMLAB_GC_FREEZE" not in env:
-            environ.pop("LLMLAB_GC_FREEZE", None)
+        for name in ("LLMLAB_GC_FREEZE", "LLMLAB_GC_THRESHOLD"):
+            if name not in env:
+                environ.pop(name, None)
         done = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
                               text=True, timeout=120, check=True)
-        return int(done.stdout.strip())
+        frozen, threshold = done.stdout.split()
+        return int(frozen), int(threshold)
 
     def test_production_freezes_and_the_flag_turns_it_off(self, tmp_path: Path) -> None:
         """On by default in production (the catalogue and app are frozen: tens of thousands
         of objects), off with LLMLAB_GC_FREEZE=0."""
-        assert self._freeze_count(tmp_path) > 20_000
-        assert self._freeze_count(tmp_path, LLMLAB_GC_FREEZE="0") == 0
+        assert self._gc_state(tmp_path)[0] > 20_000
+        assert self._gc_state(tmp_path, LLMLAB_GC_FREEZE="0")[0] == 0
+
+    def test_production_collects_less_often(self, tmp_path: Path) -> None:
+        """Production raises the youngest generation's threshold to 10,000 (LLMLAB_GC_THRESHOLD
+        sets another; 0 keeps Python's 700)."""
+        assert self._gc_state(tmp_path)[1] == 10_000
+        assert self._gc_state(tmp_path, LLMLAB_GC_THRESHOLD="2500")[1] == 2500
+        assert self._gc_state(tmp_path, LLMLAB_GC_THRESHOLD="0")[1] == 700
 
     def test_default_by_environment(self, database_url: str) -> None:
         """Unset, it follows the environment: off in testing and development."""

