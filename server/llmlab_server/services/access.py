@@ -12,7 +12,7 @@ from typing import Literal
 
 import jwt
 from flask import request
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from llmlab_server import db
 from llmlab_server.errors import BadRequest, Forbidden, NotFound, Unauthorized
@@ -25,6 +25,10 @@ __all__ = ["ROLE_RANK", "AuthMode", "authenticate", "ingest_project", "project_f
 AuthMode = Literal["none", "optional", "user", "any"]
 ROLE_RANK = {"viewer": 1, "member": 2, "admin": 3, "owner": 4}
 _TOUCH_EVERY = timedelta(seconds=60)
+#: A key and its project (so that `project_for` needs no second query), by the key's hash.
+#: Built once: building and hashing the statement cost more than running it.
+_KEY_AND_PROJECT = (select(ApiKey, Project).join(Project, Project.id == ApiKey.project_id)
+                    .where(ApiKey.key_hash == bindparam("key_hash")))
 
 
 def _bearer() -> str:
@@ -49,9 +53,7 @@ def authenticate(mode: AuthMode, scope: str | None = None) -> Principal:
 
 def _api_key(token: str, scope: str | None) -> Principal:
     session = db.session()
-    # The key's project comes in the same query: `project_for` needs no second one.
-    found = session.execute(select(ApiKey, Project).join(Project, Project.id == ApiKey.project_id)
-                            .where(ApiKey.key_hash == hash_secret(token))).first()
+    found = session.execute(_KEY_AND_PROJECT, {"key_hash": hash_secret(token)}).first()
     key, project = found if found is not None else (None, None)
     if key is None or key.revoked_at is not None:
         raise Unauthorized("Invalid or revoked API key.", code="invalid_api_key")

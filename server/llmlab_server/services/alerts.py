@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from llmlab_server.models import Budget, BudgetAlert, Project
@@ -33,6 +33,10 @@ from llmlab_server.services.ingest import _insert
 from llmlab_server.services.summaries import usd
 
 __all__ = ["FORECAST_MIN_ELAPSED", "evaluate", "evaluate_projects", "list_alerts", "out"]
+
+#: Whether any of some projects has a budget (asked after every ingest; built once).
+_ANY_BUDGET = (select(Budget.id).where(Budget.project_id.in_(bindparam("ids", expanding=True)))
+               .limit(1))
 
 logger = logging.getLogger("llmlab_server")
 
@@ -84,7 +88,7 @@ def evaluate(session: Session, evaluated: Sequence[budget_service.Evaluated],
 def evaluate_projects(session: Session, project_ids: Sequence[int], app: Flask | None = None,
                       now: datetime | None = None) -> list[int]:
     """Evaluate every budget of ``project_ids``; the ids of newly recorded alerts."""
-    has = session.scalar(select(Budget.id).where(Budget.project_id.in_(project_ids)).limit(1))
+    has = session.scalar(_ANY_BUDGET, {"ids": list(project_ids)})
     if has is None:
         return []
     evaluated = [ev for ev, _ in budget_service.statuses(session, project_ids, now)]
