@@ -101,6 +101,44 @@ def prepare_database(backend: str, pg_url: str) -> tuple[str, Any]:
     return url, drop
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of ``pids`` so far (Linux ``/proc``; 0 for a gone process)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def _children(parent: int) -> list[int]:
+    """The pids whose parent is ``parent``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                    found.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+def _database_backends(url: str) -> list[int]:
+    """The PostgreSQL server processes serving ``url``'s database (not this query's)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()")).scalars())
+    finally:
+        engine.dispose()
+
+
 def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     from llmlab_server import db
 
@@ -170,23 +208,36 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             conn.close()
         threads = [threading.Thread(target=client, args=(bodies[i::args.clients],))
                    for i in range(args.clients)]
+        # CPU time of the server's processes during the run: the machine's two cores are
+        # shared, so this is steadier than events/s when the machine's speed drifts.
+        workers = _children(proc.pid)
+        backends = _database_backends(url) if backend == "postgres" else []
+        cpu_before = _cpu_seconds(workers), {pid: _cpu_seconds([pid]) for pid in backends}
         started = time.perf_counter()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         wall = time.perf_counter() - started
+        if backend == "postgres":  # a worker may have connected during the run
+            backends = _database_backends(url)
+        cpu = (_cpu_seconds(workers) - cpu_before[0],
+               sum(_cpu_seconds([pid]) - cpu_before[1].get(pid, 0.0) for pid in backends))
     finally:
         proc.terminate()
         proc.wait(timeout=30)
         cleanup()
     latencies.sort()
     total = args.batches * args.batch_size
-    return {"backend": backend, "timestamps": args.timestamps, "events": total, "seconds": round(wall, 2),
+    return {"backend": backend, "timestamps": args.timestamps, "events": total,
+            "seconds": round(wall, 2),
             "events_per_s": round(total / wall), "p50_ms": round(statistics.median(latencies)
                                                                 * 1000, 1),
             "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-                            * 1000, 1), "errors": len(errors),
+                            * 1000, 1),
+            "worker_cpu_us_per_event": round(cpu[0] / total * 1e6, 1),
+            "database_cpu_us_per_event": round(cpu[1] / total * 1e6, 1) if backends else None,
+            "errors": len(errors),
             "first_error": errors[0] if errors else None}
 
 

@@ -50,6 +50,8 @@ SCOPES = ("ingest", "read", "admin")
 
 # SQLite only auto-increments an ``INTEGER PRIMARY KEY``.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+#: The largest id a `BigId` column holds (a signed 64-bit integer, on both databases).
+MAX_ID = 2**63 - 1
 
 NAMING = {"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_name)s",
           "ck": "ck_%(table_name)s_%(constraint_name)s",
@@ -176,8 +178,12 @@ class CostEventRow(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
-    event_id: Mapped[str] = mapped_column(String(128))
+    #: No foreign key (a trigger query per inserted row): an ingest checks the project once
+    #: per batch under the same lock, and deleting a project deletes its events explicitly.
+    project_id: Mapped[int] = mapped_column(BigId)
+    #: Compared bytewise on PostgreSQL (ids are opaque): cheaper unique-index inserts.
+    event_id: Mapped[str] = mapped_column(
+        String(128).with_variant(String(128, collation="C"), "postgresql"))
     timestamp: Mapped[datetime]
     received_at: Mapped[datetime]
     provider: Mapped[str] = mapped_column(String(32))

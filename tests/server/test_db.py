@@ -26,7 +26,7 @@ class TestMigrations:
         """The session database is at the newest revision; upgrading again changes nothing."""
         engine = db.make_engine(database_url)
         db.upgrade(engine)
-        assert db.current_revision(engine) == db.head_revision() == "0002"
+        assert db.current_revision(engine) == db.head_revision() == "0003"
         engine.dispose()
 
     def test_downgrade_and_upgrade_round_trip(self, tmp_path: Path) -> None:
@@ -43,6 +43,43 @@ class TestMigrations:
         db.upgrade(engine)
         assert db.current_revision(engine) == db.head_revision()
         engine.dispose()
+
+
+    def test_postgres_round_trip_of_the_latest_revision(self) -> None:
+        """On PostgreSQL the newest revision goes down and up again (0003: the event
+        foreign key and the bytewise event-id collation)."""
+        from alembic import command
+        from sqlalchemy import text
+
+        from .conftest import _fresh_postgres_schema
+
+        url, schema, admin = _fresh_postgres_schema()
+        engine = db.make_engine(url)
+        try:
+            db.upgrade(engine)
+            cfg = db._alembic_config(engine)
+            with engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.downgrade(cfg, "0002")
+                fks = conn.execute(text(
+                    "SELECT count(*) FROM information_schema.table_constraints WHERE "
+                    "table_schema = current_schema() AND table_name = 'cost_events' "
+                    "AND constraint_type = 'FOREIGN KEY'")).scalar_one()
+            assert db.current_revision(engine) == "0002" and fks == 1
+            db.upgrade(engine)
+            assert db.current_revision(engine) == db.head_revision()
+            with engine.connect() as conn:
+                diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+                collation = conn.execute(text(
+                    "SELECT collation_name FROM information_schema.columns WHERE "
+                    "table_schema = current_schema() AND table_name = 'cost_events' "
+                    "AND column_name = 'event_id'")).scalar_one()
+            assert diff == [] and collation == "C"
+        finally:
+            engine.dispose()
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            admin.dispose()
 
 
 class TestSqlitePragmas:

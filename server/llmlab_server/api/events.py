@@ -16,7 +16,7 @@ bp = Blueprint("events", __name__, url_prefix="/api/events")
 
 @bp.post("/track")
 @operation(tag="events", scope="ingest", query=TrackQuery, body_doc=TrackBody,
-           response=TrackResult, status=207, errors=(422,))
+           response=TrackResult, status=207, errors=(404, 422))
 def track(query: TrackQuery) -> Response:
     """Ingest one event or ``{"events": [...]}`` (gzip allowed); per-event results.
 
@@ -24,6 +24,7 @@ def track(query: TrackQuery) -> Response:
     user with ``?project=<id>`` (member role or above). Each event is validated on its own:
     invalid ones are ``rejected``, ones already stored are ``duplicate`` and not counted again.
     Send ``Content-Encoding: gzip`` to compress; the decompressed size is limited too.
+    404: the project is not the caller's, or was deleted while the batch was being stored.
     """
     project = ingest_project(principal(), query.project)
     cfg = current_app.config

@@ -34,7 +34,7 @@ from typing import Any
 
 from psycopg2.extras import execute_values
 from pydantic import ValidationError
-from sqlalchemy import Table
+from sqlalchemy import Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -43,6 +43,7 @@ from llmlab.pricing import cost as price
 from llmlab.schema import CostEvent, EventCost
 from llmlab_server.errors import (
     BadRequest,
+    NotFound,
     PayloadTooLarge,
     Unprocessable,
     UnsupportedMediaType,
@@ -355,20 +356,39 @@ def _rejected(index: int, event_id: str | None, code: str, message: str) -> dict
 
 
 def _store(session: Session, project_id: int, rows: Sequence[tuple[Any, ...]]) -> set[str]:
-    """Insert ``rows``, roll up the new ones and commit; the ids that were new."""
+    """Insert ``rows``, roll up the new ones and commit; the ids that were new.
+
+    ``cost_events`` has no foreign key to ``projects`` (its per-row trigger query was ~13 %
+    of PostgreSQL's ingest CPU): the project row is checked once per batch instead, under
+    the lock the foreign key would have taken, so a project deleted meanwhile (see
+    `projects.delete_project`) gets no events: the batch is refused with 404.
+    """
     if not rows:
         session.commit()
         return set()
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
+        _check_project(session, project_id)  # FOR KEY SHARE: a deletion waits for this batch
         inserted = _insert_postgres(session, rows)
     elif dialect == "sqlite":
         inserted = _insert_sqlite(session, rows)
+        _check_project(session, project_id)  # under SQLite's write lock, taken by the inserts
     else:
         raise RuntimeError(f"unsupported database dialect {dialect!r}")
     _roll_up(session, project_id, rows, inserted)
     session.commit()
     return inserted
+
+
+def _check_project(session: Session, project_id: int) -> None:
+    """Raise 404 (and roll back) unless the project still exists, locking it against
+    deletion until the commit on PostgreSQL."""
+    lock = " FOR KEY SHARE" if session.get_bind().dialect.name == "postgresql" else ""
+    found = session.execute(text(f"SELECT id FROM projects WHERE id = :p{lock}"),
+                            {"p": project_id}).first()
+    if found is None:
+        session.rollback()
+        raise NotFound("No such project: it was deleted.", param="project")
 
 
 def _roll_up(session: Session, project_id: int, rows: Sequence[tuple[Any, ...]],

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 import secrets
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from llmlab_server import db
 from llmlab_server.errors import Conflict, Forbidden, NotFound
-from llmlab_server.models import ApiKey, Project, ProjectMember, User, utcnow
+from llmlab_server.models import ApiKey, CostEventRow, Project, ProjectMember, User, utcnow
 from llmlab_server.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -95,7 +95,14 @@ def delete_project(principal: Principal, project_id: int) -> None:
     require_user(principal)
     project = project_for(principal, project_id, role="owner")
     session = db.session()
-    session.delete(project)
+    # Events have no foreign key to the project (an ingest speed-up): they are deleted here,
+    # after locking the project row. An ingest that has already checked (and key-share
+    # locked) the project commits first, and its events are deleted too; one that comes
+    # later finds the project gone and stores nothing (see `ingest._store`).
+    session.execute(select(Project.id).where(Project.id == project.id).with_for_update())
+    session.execute(delete(CostEventRow).where(CostEventRow.project_id == project.id)
+                    .execution_options(synchronize_session=False))
+    session.delete(project)  # the database cascades to rollups, keys, members, budgets …
     session.commit()
 
 

@@ -343,8 +343,9 @@ class TestIngestBody:
         from llmlab_server.services.ingest import ingest_body
 
         def stored(session: Any, slug: str) -> list[tuple[Any, ...]]:
-            rows = session.scalars(select(CostEventRow).join(Project).where(
-                Project.slug == slug).order_by(CostEventRow.id)).all()
+            rows = session.scalars(
+                select(CostEventRow).join(Project, Project.id == CostEventRow.project_id)
+                .where(Project.slug == slug).order_by(CostEventRow.id)).all()
             return [tuple(getattr(r, c) for c in _COLUMNS if c not in (
                 "project_id", "received_at")) for r in rows]
 
