@@ -13,11 +13,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter, Map
 
 from llmlab_server import api, dashboard, db, errors, metrics, openapi
 from llmlab_server.config import Config, finalise
+from llmlab_server.models import MAX_ID
 
 __all__ = ["create_app"]
+
+
+class _IdConverter(IntegerConverter):
+    """``<int:...>`` path segments are database ids: a bigger number matches no route (404)
+    instead of overflowing the database driver."""
+
+    def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
@@ -26,6 +37,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     Raises `llmlab_server.config.ConfigError` when it must not start (no secret in production).
     """
     app = Flask(__name__)
+    app.url_map.converters["int"] = _IdConverter  # before any route is added
     app.config.from_object(Config.from_env() if not isinstance(config, Config) else config)
     if isinstance(config, Mapping):
         app.config.update(config)

@@ -19,6 +19,7 @@ from flask import Flask, Response, current_app, g, jsonify, request
 from pydantic import BaseModel, TypeAdapter
 
 from llmlab_server.errors import BadRequest, RateLimited, UnsupportedMediaType, envelope
+from llmlab_server.models import MAX_ID
 from llmlab_server.ratelimit import Decision, TokenBucketLimiter
 from llmlab_server.schemas import Envelope, ErrorEnvelope
 from llmlab_server.security import Principal
@@ -28,7 +29,8 @@ __all__ = ["Operation", "build_spec", "init_app", "ok", "operation", "principal"
 
 F = TypeVar("F", bound=Callable[..., Any])
 _REF = "#/components/schemas/{model}"
-_CONVERTERS = {"int": {"type": "integer"}, "string": {"type": "string"},
+_CONVERTERS = {"int": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+               "string": {"type": "string"},
                "default": {"type": "string"}}
 _STATUS_TEXT = {200: "OK", 201: "Created", 204: "No Content", 207: "Multi-Status",
                 400: "Bad request: invalid JSON, parameters or body", 401: "Not authenticated",

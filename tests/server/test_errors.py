@@ -6,6 +6,8 @@ from flask import Flask
 
 from llmlab_server.errors import error_body
 
+from .helpers import Api
+
 
 def _assert_envelope(response, status: int, code: str | None = None) -> dict:  # type: ignore[no-untyped-def]
     assert response.status_code == status
@@ -24,6 +26,16 @@ class TestEnvelope:
     def test_unknown_route_is_json_404(self, client) -> None:  # type: ignore[no-untyped-def]
         """An unknown URL is a JSON 404, not Werkzeug's HTML page."""
         _assert_envelope(client.get("/api/nope"), 404, "not_found")
+
+    def test_id_too_big_for_the_database_is_404(self, app: Flask) -> None:
+        """A path id above 2**63 - 1 matches no route (it overflowed SQLite's driver: 500)."""
+        api = Api(app.test_client())
+        token = api.user()
+        for path in ("/api/budgets/9223372036854775808", "/api/projects/99999999999999999999",
+                     "/api/webhooks/18446744073709551616"):
+            _assert_envelope(api.call("GET", path, token), 404, "not_found")
+        # The largest id still reaches the view: another tenant's or missing, also 404.
+        _assert_envelope(api.call("GET", "/api/budgets/9223372036854775807", token), 404)
 
     def test_wrong_method_is_json_405_with_allow(self, client) -> None:  # type: ignore[no-untyped-def]
         """A wrong method is a JSON 405 with an Allow header."""
