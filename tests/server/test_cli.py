@@ -27,7 +27,6 @@ from werkzeug.serving import make_server
 
 from llmlab._spool import Spool
 from llmlab.client import Client
-from llmlab.errors import NotFoundError
 from llmlab_server import create_app, db
 from llmlab_server.cli import cli, server_cli
 from llmlab_server.cli_config import load_file, resolve, save_file
@@ -576,20 +575,11 @@ class TestPricing:
         assert "No such file" in missing.output
 
 
-def _budgets_api(account: Account) -> None:
-    with Client(account.admin_key, account.url) as client:
-        try:
-            client.budgets()
-        except NotFoundError:
-            pytest.skip("the server has no /api/budgets yet")
-
-
 class TestBudgets:
     """``llmlab budgets list | set | status`` and ``llmlab recommendations``."""
 
     def test_set_list_and_status(self, account: Account) -> None:
         """set creates a budget that list and status then show."""
-        _budgets_api(account)
         seed(account, 2)
         created = run("budgets", "set", "--amount", "10", "--period", "monthly", "--action",
                       "block", "--name", "cap", "--json", env=configured(account))
@@ -607,7 +597,6 @@ class TestBudgets:
 
     def test_set_scoped_to_a_tag(self, account: Account) -> None:
         """--tag KEY=VALUE scopes a budget; a bad amount is a usage error."""
-        _budgets_api(account)
         result = run("budgets", "set", "--amount", "1", "--tag", "feature=chat", "--json",
                      env=configured(account))
         assert result.exit_code == 0, result.output
@@ -617,7 +606,6 @@ class TestBudgets:
 
     def test_recommendations(self, account: Account) -> None:
         """recommendations prints the server's list (JSON and table)."""
-        _budgets_api(account)
         seed(account, 20, usage={"input_tokens": 20000, "output_tokens": 4000})
         result = run("recommendations", "--json", env=configured(account))
         assert result.exit_code == 0, result.output
