@@ -179,7 +179,8 @@ class CostEventRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     #: No foreign key (a trigger query per inserted row): an ingest checks the project once
-    #: per batch under the same lock, and deleting a project deletes its events explicitly.
+    #: per batch under the same lock, and a delete trigger on ``projects`` deletes its events
+    #: (migration 0003).
     project_id: Mapped[int] = mapped_column(BigId)
     #: Compared bytewise on PostgreSQL (ids are opaque): cheaper unique-index inserts.
     event_id: Mapped[str] = mapped_column(

@@ -47,7 +47,7 @@ class TestMigrations:
 
     def test_postgres_round_trip_of_the_latest_revision(self) -> None:
         """On PostgreSQL the newest revision goes down and up again (0003: the event
-        foreign key and the bytewise event-id collation)."""
+        foreign key, the delete trigger and the bytewise event-id collation)."""
         from alembic import command
         from sqlalchemy import text
 
@@ -74,7 +74,11 @@ class TestMigrations:
                     "SELECT collation_name FROM information_schema.columns WHERE "
                     "table_schema = current_schema() AND table_name = 'cost_events' "
                     "AND column_name = 'event_id'")).scalar_one()
-            assert diff == [] and collation == "C"
+                triggers = conn.execute(text(
+                    "SELECT count(*) FROM information_schema.triggers WHERE "
+                    "trigger_schema = current_schema() "
+                    "AND trigger_name = 'trg_projects_delete_events'")).scalar_one()
+            assert diff == [] and collation == "C" and triggers == 1
         finally:
             engine.dispose()
             with admin.begin() as conn:

@@ -190,9 +190,9 @@ def _server_price(event: CostEvent, slug: str) -> CostBreakdown | None:
 
 def _db_time(value: datetime) -> str:
     """An aware time as the naive-UTC text both databases store (SQLAlchemy's SQLite form)."""
-    text = value.isoformat(" ", "microseconds")
-    if text.endswith("+00:00"):  # UTC, as the SDK sends: a quarter cheaper than converting
-        return text[:-6]
+    iso = value.isoformat(" ", "microseconds")
+    if iso.endswith("+00:00"):  # UTC, as the SDK sends: a quarter cheaper than converting
+        return iso[:-6]
     offset = value.utcoffset()
     naive = value.replace(tzinfo=None)
     return (naive - offset if offset else naive).isoformat(" ", "microseconds")
@@ -358,10 +358,11 @@ def _rejected(index: int, event_id: str | None, code: str, message: str) -> dict
 def _store(session: Session, project_id: int, rows: Sequence[tuple[Any, ...]]) -> set[str]:
     """Insert ``rows``, roll up the new ones and commit; the ids that were new.
 
-    ``cost_events`` has no foreign key to ``projects`` (its per-row trigger query was ~13 %
+    ``cost_events`` has no foreign key to ``projects`` (its per-row trigger query was ~12 %
     of PostgreSQL's ingest CPU): the project row is checked once per batch instead, under
-    the lock the foreign key would have taken, so a project deleted meanwhile (see
-    `projects.delete_project`) gets no events: the batch is refused with 404.
+    the lock the foreign key would have taken. A deletion of the project waits for this
+    batch (and its delete trigger then deletes these events too); a project deleted before
+    gets no events: the batch is refused with 404.
     """
     if not rows:
         session.commit()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 import secrets
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from llmlab_server import db
 from llmlab_server.errors import Conflict, Forbidden, NotFound
-from llmlab_server.models import ApiKey, CostEventRow, Project, ProjectMember, User, utcnow
+from llmlab_server.models import ApiKey, Project, ProjectMember, User, utcnow
 from llmlab_server.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -93,17 +94,16 @@ def update_project(principal: Principal, project_id: int, body: ProjectUpdate) -
 def delete_project(principal: Principal, project_id: int) -> None:
     """Delete a project with its events, rollups, keys and memberships (owner only)."""
     require_user(principal)
-    project = project_for(principal, project_id, role="owner")
+    project_for(principal, project_id, role="owner")
     session = db.session()
-    # Events have no foreign key to the project (an ingest speed-up): they are deleted here,
-    # after locking the project row. An ingest that has already checked (and key-share
-    # locked) the project commits first, and its events are deleted too; one that comes
-    # later finds the project gone and stores nothing (see `ingest._store`).
-    session.execute(select(Project.id).where(Project.id == project.id).with_for_update())
-    session.execute(delete(CostEventRow).where(CostEventRow.project_id == project.id)
-                    .execution_options(synchronize_session=False))
-    session.delete(project)  # the database cascades to rollups, keys, members, budgets …
+    # The database deletes the rest: foreign keys cascade to rollups, keys, members, budgets
+    # …, and a trigger deletes the events (migration 0003), after any ingest in flight for
+    # the project has committed (it holds the project row's key-share lock until then).
+    result = cast(CursorResult[Any], session.execute(
+        delete(Project).where(Project.id == project_id)))
     session.commit()
+    if not result.rowcount:  # a concurrent deletion came first
+        raise NotFound("No such project.", param="project")
 
 
 # -- members -------------------------------------------------------------------------------

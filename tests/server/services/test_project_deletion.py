@@ -1,11 +1,11 @@
 """Deleting a project deletes its events, also while an ingest for it is in flight.
 
 ``cost_events`` has no foreign key to ``projects`` (a trigger query per inserted row cost
-PostgreSQL ~13 % of its ingest CPU). Instead an ingest checks the project once per batch
-under the lock the key would have taken (``FOR KEY SHARE``), and `delete_project` locks the
-row (``FOR UPDATE``) before deleting the events itself. These tests race the two on
-PostgreSQL, where ingests and deletions run concurrently (SQLite runs one writer at a time).
-The deletion of a project's rows is checked on both databases.
+PostgreSQL ~12 % of its ingest CPU). Instead an ingest checks the project once per batch
+under the lock the key would have taken (``FOR KEY SHARE``), and a delete trigger on
+``projects`` (migration 0003) deletes the project's events, however the row is deleted.
+The races run on PostgreSQL, where ingests and deletions run concurrently (SQLite runs one
+writer at a time); the deletion of a project's rows is checked on both databases.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def _engine(app: Flask) -> Engine:
 
 
 def test_deleting_a_project_deletes_its_events_and_rollups(app: Flask, api: Api) -> None:
-    """Only the deleted project's events and rollups go; another tenant's stay."""
+    """Only the deleted project's events and rollups go; another tenant's stay; a second
+    deletion is a 404."""
     mine, other = api.tenant(), api.tenant()
     api.track(mine.key, [make_event(), make_event()])
     api.track(other.key, [make_event()])
@@ -55,6 +56,17 @@ def test_deleting_a_project_deletes_its_events_and_rollups(app: Flask, api: Api)
     api.data("DELETE", f"/api/projects/{mine.project_id}", mine.token)
     assert _rows(_engine(app), mine.project_id) == (0, 0)
     assert _rows(_engine(app), other.project_id) == (1, 1)
+    assert api.call("DELETE", f"/api/projects/{mine.project_id}", mine.token).status_code == 404
+
+
+def test_a_project_deleted_outside_the_api_takes_its_events(app: Flask, api: Api) -> None:
+    """The delete trigger works for any DELETE of a project row (an operator's SQL, a
+    future code path), not only through the API: no event outlives its project."""
+    t = api.tenant()
+    api.track(t.key, [make_event(), make_event()])
+    with _engine(app).begin() as conn:
+        conn.execute(text("DELETE FROM projects WHERE id = :p"), {"p": t.project_id})
+    assert _rows(_engine(app), t.project_id) == (0, 0)
 
 
 @pytest.fixture(scope="module")
@@ -81,17 +93,22 @@ def _in_thread(target: Any) -> tuple[threading.Thread, list[Any]]:
     return thread, out
 
 
-def _wait_until_blocked(conn: Connection, thread: threading.Thread) -> None:
-    """Until another backend waits for a lock (or the thread ended, which the test sees)."""
+def _wait_until_blocked(conn: Connection, holder: int, thread: threading.Thread) -> None:
+    """Until a backend waits for a lock that backend ``holder`` holds (or the thread ended,
+    which the test then sees)."""
     deadline = time.monotonic() + 10
     while thread.is_alive() and time.monotonic() < deadline:
         waiting = conn.execute(text(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND datname = current_database()")).scalar_one()
+            "SELECT count(*) FROM pg_stat_activity WHERE :holder = ANY(pg_blocking_pids(pid))"),
+            {"holder": holder}).scalar_one()
         conn.rollback()  # pg_stat_activity is read once per transaction
         if waiting:
             return
         time.sleep(0.02)
+
+
+def _backend_pid(conn: Connection | Session) -> int:
+    return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
 
 
 def test_a_deletion_waits_for_an_ingest_in_flight_and_deletes_its_events(pg_app: Flask
@@ -111,7 +128,7 @@ def test_a_deletion_waits_for_an_ingest_in_flight_and_deletes_its_events(pg_app:
         ingest.execute(text(_ROLLUP), {"p": t.project_id})
         thread, result = _in_thread(
             lambda: api.call("DELETE", f"/api/projects/{t.project_id}", t.token).status_code)
-        _wait_until_blocked(watch, thread)
+        _wait_until_blocked(watch, _backend_pid(ingest), thread)
         assert thread.is_alive(), "the deletion did not wait for the ingest"
         ingest.commit()
         thread.join(10)
@@ -120,21 +137,18 @@ def test_a_deletion_waits_for_an_ingest_in_flight_and_deletes_its_events(pg_app:
 
 
 def test_an_ingest_after_a_deletion_began_stores_nothing(pg_app: Flask) -> None:
-    """A deletion that locked the project first makes a racing ingest fail its rollup's
-    reference: its events are rolled back, none is left without its project."""
+    """An ingest racing a deletion that came first waits for it, then finds the project
+    gone: 404, nothing stored, no event left without its project."""
     api = Api(pg_app.test_client())
     t: Tenant = api.tenant()
     api.track(t.key, [make_event()])  # the racing batch's rollup row exists: an update
     with _engine(pg_app).connect() as deletion, _engine(pg_app).connect() as watch:
-        # A deletion as `delete_project` runs it, stopped before its commit.
-        deletion.execute(text("SELECT id FROM projects WHERE id = :p FOR UPDATE"),
-                         {"p": t.project_id})
-        deletion.execute(text("DELETE FROM cost_events WHERE project_id = :p"),
-                         {"p": t.project_id})
-        thread, result = _in_thread(lambda: api.track(t.key, [make_event()]).status_code)
-        _wait_until_blocked(watch, thread)
-        assert thread.is_alive(), "the ingest did not wait for the deletion"
+        # A deletion as `delete_project` runs it (the trigger deletes the events), stopped
+        # before its commit. The API key is deleted with the project only at the commit.
         deletion.execute(text("DELETE FROM projects WHERE id = :p"), {"p": t.project_id})
+        thread, result = _in_thread(lambda: api.track(t.key, [make_event()]).status_code)
+        _wait_until_blocked(watch, _backend_pid(deletion), thread)
+        assert thread.is_alive(), "the ingest did not wait for the deletion"
         deletion.commit()
         thread.join(10)
     assert result == [404]  # refused ("it was deleted"), not stored

@@ -1,10 +1,11 @@
-"""cost_events: no foreign key to projects, event ids compared bytewise on PostgreSQL
+"""cost_events: a delete trigger on projects instead of a foreign key; bytewise event ids
 
 Both make every ingested event cheaper for PostgreSQL (about 18 % of its CPU per event,
-docs/performance.md). The foreign key ran one trigger query per inserted row; an ingest now
-checks the project once per batch under the same lock (services/ingest.py), and deleting a
-project deletes its events explicitly (services/projects.py). Event ids are opaque, so the
-unique index on (project_id, event_id) needs no locale-aware comparison.
+docs/performance.md). The foreign key ran one trigger query per inserted row. Instead an
+ingest checks its project once per batch under the lock the key took (services/ingest.py),
+and a trigger deletes a project's events when the project row is deleted, however it is
+deleted: one query per deleted project, not per inserted event. Event ids are opaque, so the
+unique index on (project_id, event_id) needs no locale-aware comparison (PostgreSQL).
 
 Revision ID: 0003
 Revises: 0002
@@ -23,6 +24,8 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _FK = 'fk_cost_events_project_id_projects'
+_TRIGGER = 'trg_projects_delete_events'
+_FUNCTION = 'llmlab_delete_project_events'
 
 
 def upgrade() -> None:
@@ -32,10 +35,20 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == 'postgresql':
         op.alter_column('cost_events', 'event_id', type_=sa.String(length=128, collation='C'),
                         existing_type=sa.String(length=128), existing_nullable=False)
+        op.execute(f'CREATE FUNCTION {_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$ '
+                   'BEGIN DELETE FROM cost_events WHERE project_id = OLD.id; RETURN OLD; END $$')
+        op.execute(f'CREATE TRIGGER {_TRIGGER} AFTER DELETE ON projects FOR EACH ROW '
+                   f'EXECUTE FUNCTION {_FUNCTION}()')
+    else:
+        op.execute(f'CREATE TRIGGER {_TRIGGER} AFTER DELETE ON projects FOR EACH ROW '
+                   'BEGIN DELETE FROM cost_events WHERE project_id = OLD.id; END')
 
 
 def downgrade() -> None:
+    op.execute(f'DROP TRIGGER {_TRIGGER}' + (
+        ' ON projects' if op.get_bind().dialect.name == 'postgresql' else ''))
     if op.get_bind().dialect.name == 'postgresql':
+        op.execute(f'DROP FUNCTION {_FUNCTION}()')
         op.alter_column('cost_events', 'event_id', type_=sa.String(length=128),
                         existing_type=sa.String(length=128, collation='C'),
                         existing_nullable=False)
