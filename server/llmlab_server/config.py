@@ -110,7 +110,8 @@ class Config:
     GC_FREEZE: bool | None = None
     #: Net allocations between collections of the collector's youngest generation; None:
     #: 10,000 in production (an ingest batch's short-lived objects are then freed by
-    #: reference counting before a collection looks at them), 0 elsewhere: Python's (700).
+    #: reference counting before a collection looks at them), 0 elsewhere: left as it is
+    #: (Python's 700 unless the host application changed it).
     GC_THRESHOLD: int | None = None
 
     @classmethod
@@ -173,8 +174,9 @@ def finalise(settings: dict[str, Any]) -> None:
         settings["GC_FREEZE"] = settings["ENV"] == "production"
     if settings.get("GC_THRESHOLD") is None:
         settings["GC_THRESHOLD"] = 10_000 if settings["ENV"] == "production" else 0
-    if settings["GC_THRESHOLD"] < 0:
-        raise ConfigError("LLMLAB_GC_THRESHOLD must be 0 (Python's default) or positive")
+    if not 0 <= settings["GC_THRESHOLD"] < 2**31:
+        raise ConfigError("LLMLAB_GC_THRESHOLD must be 0 (keep Python's) or a positive "
+                          "number of allocations below 2**31")
     url = str(settings["DATABASE_URL"])
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)

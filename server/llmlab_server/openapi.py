@@ -29,7 +29,7 @@ __all__ = ["Operation", "build_spec", "init_app", "ok", "operation", "principal"
 
 F = TypeVar("F", bound=Callable[..., Any])
 _REF = "#/components/schemas/{model}"
-_CONVERTERS = {"int": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+_CONVERTERS = {"int": {"type": "integer", "format": "int64", "minimum": 0, "maximum": MAX_ID},
                "string": {"type": "string"},
                "default": {"type": "string"}}
 _STATUS_TEXT = {200: "OK", 201: "Created", 204: "No Content", 207: "Multi-Status",

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from llmlab.schema import CostEvent
+from llmlab_server.models import MAX_ID
 
 __all__ = [
     "ApiKeyCreate", "ApiKeyCreated", "ApiKeyOut", "ApiKeysQuery", "Email", "ErrorEnvelope",
@@ -44,6 +45,10 @@ Filter = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+#: A database id named by a caller: a bigger number would overflow the driver (a 500).
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class _Out(BaseModel):
@@ -177,7 +182,7 @@ class MemberOut(BaseModel):
 class ApiKeyCreate(_In):
     """A new API key for a project."""
 
-    project_id: int
+    project_id: Id
     name: Name = "default"
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=3)] = ["ingest"]
 
@@ -185,7 +190,7 @@ class ApiKeyCreate(_In):
 class ApiKeysQuery(_In):
     """Filter API keys by project."""
 
-    project: int | None = None
+    project: Id | None = None
 
 
 class ApiKeyOut(_Out):
@@ -246,13 +251,13 @@ class TrackResult(BaseModel):
 class TrackQuery(_In):
     """Which project a user (JWT) ingests into; API keys imply their own."""
 
-    project: int | None = None
+    project: Id | None = None
 
 
 # -- reads -------------------------------------------------------------------------------------
 
 class _Range(_In):
-    project: int | None = Field(None, description="Project id; default: every visible project")
+    project: Id | None = Field(None, description="Project id; default: every visible project")
     start: TimeParam | None = Field(None, description="Inclusive; default: 30 days before end")
     end: TimeParam | None = Field(None, description="Exclusive; default: the next full hour")
     tz: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
@@ -475,7 +480,7 @@ class BudgetScope(BaseModel):
 class BudgetCreate(_In):
     """A new budget."""
 
-    project_id: int
+    project_id: Id
     name: Name = "budget"
     amount: AmountStr = Field(description="USD per period, decimal string", examples=["100"])
     period: BudgetPeriod = "monthly"
@@ -500,7 +505,7 @@ class BudgetUpdate(_In):
 class BudgetsQuery(_In):
     """Filter budgets by project."""
 
-    project: int | None = None
+    project: Id | None = None
 
 
 class BudgetOut(BaseModel):
@@ -558,8 +563,8 @@ class BudgetStatusList(BaseModel):
 class AlertsQuery(_In):
     """Filters of the alert list (newest first)."""
 
-    project: int | None = None
-    budget: int | None = None
+    project: Id | None = None
+    budget: Id | None = None
     kind: Literal["threshold", "forecast"] | None = None
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
 
@@ -584,7 +589,7 @@ class AlertOut(BaseModel):
 class WebhookCreate(_In):
     """A new webhook: alerts of the project are POSTed to ``url``, signed."""
 
-    project_id: int
+    project_id: Id
     url: Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2048,
                                           pattern=r"^https?://")]
     name: Name = "webhook"
@@ -602,7 +607,7 @@ class WebhookUpdate(_In):
 class WebhooksQuery(_In):
     """Filter webhooks by project."""
 
-    project: int | None = None
+    project: Id | None = None
 
 
 class WebhookOut(BaseModel):
@@ -635,7 +640,7 @@ class WebhookTest(BaseModel):
 class RecommendationsQuery(_In):
     """Which project, and how many days of history to learn from."""
 
-    project: int | None = None
+    project: Id | None = None
     days: Annotated[int, Field(ge=1, le=366)] = Field(30, description="Window, days")
 
 

@@ -55,8 +55,9 @@ class TestFromEnv:
             settings = {**base, "ENV": env}
             finalise(settings)
             assert settings["GC_THRESHOLD"] == threshold
-        with pytest.raises(ConfigError, match="LLMLAB_GC_THRESHOLD"):
-            finalise({**base, "ENV": "testing", "GC_THRESHOLD": -1})
+        for bad in (-1, 2**31):
+            with pytest.raises(ConfigError, match="LLMLAB_GC_THRESHOLD"):
+                finalise({**base, "ENV": "testing", "GC_THRESHOLD": bad})
 
     @pytest.mark.parametrize(("name", "value"), [("LLMLAB_MAX_BATCH", "many"),
                                                  ("LLMLAB_ENV", "staging"),

@@ -34,8 +34,15 @@ class TestEnvelope:
         for path in ("/api/budgets/9223372036854775808", "/api/projects/99999999999999999999",
                      "/api/webhooks/18446744073709551616"):
             _assert_envelope(api.call("GET", path, token), 404, "not_found")
-        # The largest id still reaches the view: another tenant's or missing, also 404.
-        _assert_envelope(api.call("GET", "/api/budgets/9223372036854775807", token), 404)
+        # The largest id still reaches the view, which answers its own 404.
+        body = _assert_envelope(api.call("GET", "/api/budgets/9223372036854775807", token), 404)
+        assert body["error"]["message"] == "No such budget."
+        # Ids in query strings and bodies are bounded too (they overflowed the same way).
+        big = 99999999999999999999
+        for method, path, payload in (("GET", f"/api/events?project={big}", None),
+                                      ("POST", "/api/keys", {"project_id": big})):
+            body = _assert_envelope(api.call(method, path, token, payload), 400)
+            assert "less than or equal to 9223372036854775807" in body["error"]["message"]
 
     def test_wrong_method_is_json_405_with_allow(self, client) -> None:  # type: ignore[no-untyped-def]
         """A wrong method is a JSON 405 with an Allow header."""
