@@ -14,7 +14,7 @@ from typing import Any
 
 from llmlab.pricing._engine import money
 
-__all__ = ["dumps", "wire_default"]
+__all__ = ["dumps", "to_bytes", "wire_default"]
 
 
 def wire_default(value: Any) -> Any:
@@ -34,3 +34,10 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan
 def dumps(value: Any) -> str:
     """Compact JSON of an event (or a batch), Decimals and datetimes in wire form."""
     return _ENCODER.encode(value)
+
+
+def to_bytes(text: str) -> bytes:
+    """UTF-8 of encoded events. Text UTF-8 cannot hold (a lone surrogate, as in a name decoded
+    from bad bytes with ``os.fsdecode``) is written as "?": the event, and the batch and spool
+    file around it, still go out instead of failing to encode again and again."""
+    return text.encode("utf-8", "replace")

@@ -8,12 +8,13 @@ file; readers count each event id once (`read_ledger` does).
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from llmlab._json import dumps
+from llmlab._json import dumps, to_bytes
 from llmlab.transport import SendResult, Transport
 
 __all__ = ["LedgerTransport", "read_ledger"]
@@ -36,8 +37,15 @@ class LedgerTransport(Transport):
             with self._lock:
                 self.directory.mkdir(parents=True, exist_ok=True)
                 for day, lines in by_day.items():
-                    with open(self.directory / f"{day}.jsonl", "a", encoding="utf-8") as fh:
-                        fh.write("\n".join(lines) + "\n")
+                    data = to_bytes("\n".join(lines) + "\n")
+                    with open(self.directory / f"{day}.jsonl", "a+b") as fh:
+                        # A line torn by a crash mid-write would swallow this batch's first
+                        # line (the two would read as one bad line): end it first.
+                        if fh.seek(0, os.SEEK_END):
+                            fh.seek(-1, os.SEEK_END)
+                            if fh.read(1) != b"\n":
+                                data = b"\n" + data
+                        fh.write(data)  # appended at the end whatever was read ("a" mode)
         except OSError as exc:
             return SendResult(retry=True, error=f"cannot write the ledger: {exc}")
         return SendResult.all_accepted(events)

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llmlab._json import to_bytes
+
 try:  # POSIX advisory locks guard the cap and the shared counter; best effort elsewhere.
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -105,7 +107,7 @@ class Spool:
             if name is None:
                 name = (f"{time.time_ns():019d}-{os.getpid()}-{next(self._seq):06d}"
                         f"-{len(lines)}{SUFFIX}")
-            data = ("\n".join(lines) + "\n").encode()
+            data = to_bytes("\n".join(lines) + "\n")
             tmp = self.directory / f".tmp-{os.getpid()}-{threading.get_ident()}-{name}"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:

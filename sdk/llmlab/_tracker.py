@@ -255,12 +255,15 @@ class Tracker(NonRecordingTracker):
         timestamp: datetime | None = None,
         cost: Mapping[str, Any] | None = None,
         attribution: Mapping[str, Any] | None = None,
+        validate: bool = False,
     ) -> dict[str, Any]:
         """Price one call and capture its event now; returns the event's wire dict.
 
         The event is built directly as a wire dict (money as `Decimal` and the time as
         `datetime` until the worker encodes them, see `llmlab._json`); a `CostEvent` model is
         made only for those who ask for one (``on_event`` callbacks, ``Scope.events``).
+        With ``validate`` (caller-made values, `llmlab.record`) it is checked against the
+        wire schema first: an invalid event raises ``ValueError`` and is not captured.
         """
         when = timestamp or datetime.now(UTC)
         scope = current_scope()
@@ -276,6 +279,8 @@ class Tracker(NonRecordingTracker):
             requested_model=requested_model, operation=operation, latency_ms=latency_ms,
             ttfb_ms=ttfb_ms, stream=stream, status=status, error_type=error_type,
             estimated=estimated, service_tier=service_tier, region=region, cost=cost)
+        if validate:
+            CostEvent.model_validate(wire)
         self.capture(wire, total, priced)
         self._count_for_budgets(wire, attrs, total)
         return wire

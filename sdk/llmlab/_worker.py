@@ -318,12 +318,15 @@ class Worker:
             thread.join(max(0.0, deadline - time.monotonic() - min(0.2, timeout * 0.1)))
         with self._cond:
             # The thread is stuck (black-holed request) or gone: take over what it still holds.
-            leftovers = list(self._queue)
+            # Popped one by one, not copied then cleared: a lock-free append racing this
+            # either is taken here or stays queued, where `_appended` finds and counts it.
+            queue, leftovers = self._queue, []
+            while queue:
+                leftovers.append(queue.popleft())
             self._taken += len(leftovers)
             if self._inflight is not None and thread is not None and thread.is_alive():
                 leftovers = self._inflight + leftovers
                 self._inflight = None
-            self._queue.clear()
             self._shutdown_done = True
         if leftovers:
             items = [self._item_or_reject(e) for e in leftovers]

@@ -166,7 +166,8 @@ def record(
                    "tags": _checked_tags(tags)}
     wire = tracker.record_usage(provider=provider, model=model, usage=normalised,
                                 operation=operation, latency_ms=latency_ms, status=status,
-                                timestamp=timestamp, cost=cost, attribution=attribution)
+                                timestamp=timestamp, cost=cost, attribution=attribution,
+                                validate=True)  # a bad event raises before it is counted
     return CostEvent.model_validate(wire) if wire is not None else None
 
 

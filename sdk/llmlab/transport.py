@@ -7,8 +7,9 @@ one attempt to send one batch and says what happened, as a `SendResult`:
   ``rejected`` with the server's reason (never retried);
 - for the whole batch: ``retry`` (transient: connection error, timeout, 408, 429, 5xx; with a
   ``retry_after`` hint), ``split`` (413 or a whole-batch 400/422: resend in halves, which also
-  isolates one poisoned event) or ``hold`` (401/403/404: retrying will not help until the
-  configuration changes, so the worker keeps the events on disk for a later process).
+  isolates one poisoned event) or ``hold`` (401/403/404, a redirect, any other status:
+  retrying will not help until the configuration changes, so the worker keeps the events on
+  disk for a later process).
 
 Transports never raise: every failure becomes a `SendResult`.
 
@@ -32,7 +33,7 @@ from typing import Any, Literal
 
 import httpx
 
-from llmlab._json import dumps
+from llmlab._json import dumps, to_bytes
 
 __all__ = [
     "EventResult",
@@ -52,8 +53,8 @@ EventStatus = Literal["accepted", "duplicate", "rejected"]
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 #: Statuses that mean "this batch, as a whole, is unacceptable: try smaller pieces".
 SPLIT_STATUSES = frozenset({400, 413, 422})
-#: Statuses that mean "the configuration is wrong (key, URL): keep the events for later".
-HOLD_STATUSES = frozenset({401, 403, 404, 405})
+#: Every other status but 2xx means "the configuration or the way to the server is wrong
+#: (key, URL, a redirect, a proxy): keep the events for later" (a ``hold``).
 TRACK_PATH = "/api/events/track"
 
 
@@ -228,11 +229,11 @@ class HTTPTransport(Transport):
 
     def encode(self, events: Sequence[Event]) -> bytes:
         """The request body (uncompressed)."""
-        return dumps({"events": list(events)}).encode()
+        return to_bytes(dumps({"events": list(events)}))
 
     def send_encoded(self, events: list[Event], lines: list[str]) -> SendResult:
         """POST a batch whose events are already encoded (no second JSON encoding)."""
-        body = ('{"events":[' + ",".join(lines) + "]}").encode()
+        body = to_bytes('{"events":[' + ",".join(lines) + "]}")
         return self._send_body(events, body)
 
     def send(self, events: list[Event]) -> SendResult:
@@ -285,16 +286,15 @@ class HTTPTransport(Transport):
         if status in RETRY_STATUSES or status >= 500:
             return SendResult(retry=True, status_code=status, error=error,
                               retry_after=parse_retry_after(response.headers.get("Retry-After")))
-        if status in HOLD_STATUSES:
-            return SendResult(hold=True, status_code=status, error=error)
-        if status in SPLIT_STATUSES or len(events) > 1:
-            if len(events) == 1:
+        if status in SPLIT_STATUSES:
+            if len(events) == 1:  # this one event is what the server refuses: never retried
                 return SendResult(results={str(events[0].get("id")): EventResult("rejected", error)},
                                   status_code=status, error=error)
             return SendResult(split=True, status_code=status, error=error)
-        # Any other 4xx for a single event: the server will never take it.
-        return SendResult(results={str(events[0].get("id")): EventResult("rejected", error)},
-                          status_code=status, error=error)
+        # 401/403/404/405, a redirect (httpx does not follow them: an http:// URL behind an
+        # https redirect), 407, 410, …: nothing says the events are bad, the configuration or
+        # the way to the server is. Keep them on disk for a process that can deliver them.
+        return SendResult(hold=True, status_code=status, error=error)
 
     def close(self) -> None:
         """Close the HTTP client (only if this process created it)."""

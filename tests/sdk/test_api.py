@@ -95,6 +95,15 @@ class TestRecord:
         with pytest.raises(UsageError):
             llmlab.record("openai", "gpt-4o", {"prompt_tokens": -1})
 
+    def test_an_invalid_record_raises_before_it_is_counted(self,
+                                                          events: list[CostEvent]) -> None:
+        """A record the wire schema refuses (here a user id over 256 characters) raises
+        ValueError and reaches no callback, scope or worker: a caller who fixes and retries
+        does not count it twice (it used to be captured, then raise)."""
+        with llmlab.track(job="retry") as scope, pytest.raises(ValueError):
+            llmlab.record("openai", "gpt-4o", {"prompt_tokens": 10}, user="u" * 300)
+        assert events == [] and scope.calls == 0 and scope.cost == 0
+
     def test_failing_callback_is_swallowed(self, caplog: pytest.LogCaptureFixture) -> None:
         """An on_event callback that raises is logged; the caller's code continues."""
         def broken(event: CostEvent) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 
 import pytest
 
+from llmlab._ledger import LedgerTransport, read_ledger
 from llmlab.testing._capture_server import CaptureServer, make_event, make_events
 from llmlab.transport import (
     EventResult,
@@ -119,6 +122,16 @@ class TestHTTPTransportFailures:
         assert result.hold and not result.retry and not result.results
         http.close()
 
+    @pytest.mark.parametrize("status", [301, 308, 404, 407, 410, 418])
+    def test_other_statuses_hold_the_batch(self, server: CaptureServer,
+                                           transport: HTTPTransport, status: int) -> None:
+        """A redirect (never followed), a proxy's 407 or any status the server does not use
+        for bad events keeps the whole batch for later: neither split nor rejected (every
+        event used to end up rejected, one by one, and was lost)."""
+        server.fail_next(1, status)
+        result = transport.send(make_events(3))
+        assert result.hold and not result.split and not result.retry and not result.results
+
     def test_connection_refused_is_retryable(self, server: CaptureServer) -> None:
         """A server that is not listening gives a retryable connection error."""
         server.down()
@@ -198,3 +211,27 @@ class TestCaptureServer:
         server.up()
         assert server.port == port
         assert transport.send([event]).results[event["id"]].status == "duplicate"
+
+
+class TestLedgerTransport:
+    """The local JSONL ledger (no server configured)."""
+
+    def test_a_torn_last_line_does_not_swallow_the_next_event(self, tmp_path: Path) -> None:
+        """A crash mid-append leaves a line without its newline; the next batch starts on a
+        line of its own, so only the torn event is unreadable (the next one was lost too)."""
+        ledger = LedgerTransport(tmp_path)
+        first, second, third = make_events(3)
+        ledger.send([first])
+        [path] = tmp_path.glob("*.jsonl")
+        with open(path, "ab") as fh:
+            fh.write(b'{"id":"torn","times')  # the crash
+        ledger.send([second, third])
+        assert [e["id"] for e in read_ledger(tmp_path)] == [first["id"], second["id"],
+                                                             third["id"]]
+
+    def test_text_utf8_cannot_hold_is_written_as_a_question_mark(self, tmp_path: Path) -> None:
+        """A lone surrogate neither fails the write nor stops the ledger."""
+        ledger = LedgerTransport(tmp_path)
+        event = make_event(user_id=os.fsdecode(b"bob\xff"))
+        assert ledger.send([event]).results[event["id"]].status == "accepted"
+        assert [e["user_id"] for e in read_ledger(tmp_path)] == ["bob?"]

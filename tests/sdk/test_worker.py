@@ -6,6 +6,7 @@ deduplicated still shows up as a second arrival here.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -14,6 +15,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -111,6 +113,57 @@ class TestSubmit:
             worker.submit(bad)  # type: ignore[arg-type]
         worker.flush(5)
         assert worker.stats()["rejected"] == 4
+
+    def test_text_utf8_cannot_hold_does_not_stop_its_batch(self, server: CaptureServer,
+                                                          make_worker: MakeWorker) -> None:
+        """A lone surrogate (a name decoded from bad bytes with os.fsdecode) is sent as "?":
+        the event and the five around it arrive (the whole batch used to be lost)."""
+        worker = make_worker()
+        events = [*make_events(5), make_event(user_id=os.fsdecode(b"bob\xff"))]
+        for event in events:
+            worker.submit(event)
+        assert worker.flush(5) is True
+        assert server.ids == {e["id"] for e in events} and worker.stats()["sent"] == 6
+        assert {e["user_id"] for e in server.events if e["id"] == events[-1]["id"]} == {"bob?"}
+
+    def test_a_redirect_keeps_the_events_on_disk(self, server: CaptureServer,
+                                                 make_worker: MakeWorker,
+                                                 spool_dir: Path) -> None:
+        """An answer that says nothing about the events (here a 308 the SDK does not follow)
+        keeps them in the spool: none is counted as rejected (all were, and were lost)."""
+        server.fail_next(100, 308)
+        worker = make_worker()
+        events = make_events(4)
+        for event in events:
+            worker.submit(event)
+        worker.flush(2)
+        worker.shutdown(timeout=2)
+        assert worker.stats()["rejected"] == 0
+        spooled = {json.loads(line)["id"] for f in spool_dir.glob("*.jsonl")
+                   for line in f.read_text().splitlines()}
+        assert spooled == {e["id"] for e in events}
+
+    def test_an_append_racing_the_shutdown_drain_is_taken_or_counted(self) -> None:
+        """A lock-free submit() whose append lands just after shutdown() emptied the queue
+        is found by `_appended` and counted as dropped (its event used to be cleared away
+        while submit() returned True)."""
+        late = make_event()
+
+        class RacyQueue(deque):  # type: ignore[type-arg]
+            armed = True
+
+            def __bool__(self) -> bool:
+                if self.armed and not len(self):
+                    self.armed = False
+                    deque.append(self, late)  # the racing append, once the drain saw "empty"
+                    return False
+                return len(self) > 0
+
+        worker = Worker(InMemoryTransport(), atexit=False, handle_sigterm=False)
+        worker._queue = RacyQueue()
+        worker.shutdown(timeout=1)
+        assert worker._appended(late) is False  # what submit() does after seeing _closed
+        assert not worker._queue and worker.stats()["dropped"] == 1
 
     def test_full_queue_drops_and_counts(self, make_worker: MakeWorker) -> None:
         """With the worker stuck and no spool, a full queue makes submit return False and count."""
