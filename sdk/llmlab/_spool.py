@@ -54,6 +54,8 @@ class SpoolFile:
     path: Path
     events: list[dict[str, Any]]
     lines: list[str]
+    #: Unreadable lines found (and counted as dropped) in the file; released files lose them.
+    unreadable: int = 0
 
 
 def _count_in(name: str) -> int:
@@ -235,12 +237,12 @@ class Spool:
             with contextlib.suppress(OSError):
                 os.utime(claimed)  # the claim's age starts now
             try:
-                text = claimed.read_text(encoding="utf-8")
+                text = claimed.read_text(encoding="utf-8", errors="replace")
             except OSError as exc:
                 logger.warning("llmlab: could not read spool file %s: %s", claimed, exc)
                 self._put_back(claimed, name)
                 return None
-            events, lines = [], []
+            events, lines, unreadable = [], [], 0
             for line in text.splitlines():
                 if not line.strip():
                     continue
@@ -249,12 +251,14 @@ class Spool:
                 except ValueError:
                     event = None
                 if not isinstance(event, dict):
+                    unreadable += 1
                     with contextlib.suppress(OSError), self._locked():
                         self._count_dropped(1, f"unreadable line in spool file {name}")
                     continue
                 events.append(event)
                 lines.append(line)
-            return SpoolFile(name=name, path=claimed, events=events, lines=lines)
+            return SpoolFile(name=name, path=claimed, events=events, lines=lines,
+                             unreadable=unreadable)
         return None
 
     def complete(self, claimed: SpoolFile) -> None:
@@ -265,9 +269,13 @@ class Spool:
     def release(self, claimed: SpoolFile, lines: Sequence[str] | None = None) -> None:
         """Give the file back for a later replay, keeping its place in the order.
 
-        ``lines``: only these events are still unsettled (default: all of them).
+        ``lines``: only these events are still unsettled (default: all of them). A file with
+        unreadable lines is rewritten without them, so they are counted as dropped once, not
+        at every claim.
         """
-        if lines is None or len(lines) == len(claimed.lines):
+        if lines is None:
+            lines = claimed.lines
+        if len(lines) == len(claimed.lines) and not claimed.unreadable:
             self._put_back(claimed.path, claimed.name)
             return
         if not lines:

@@ -415,7 +415,7 @@ class Tracker(NonRecordingTracker):
         if self.budget_guard is not None:
             self.budget_guard.stop()
         if self.worker is not None:
-            self.worker.shutdown(self.options.flush_timeout if timeout is None else timeout)
+            self.worker.shutdown(timeout)  # None: the worker's shutdown_timeout (2 s)
 
     def stats(self) -> dict[str, int]:
         """Delivery counters: queued, sent, retried, spooled, rejected, dropped."""

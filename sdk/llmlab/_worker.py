@@ -181,6 +181,9 @@ class Worker:
         self._probed_gen = 0
         self._first_seen: float | None = None
         self._shutdown_done = False
+        self._finished = threading.Event()  # set when a shutdown has spooled what was left
+        self._shutdown_owner: int | None = None  # the thread inside _shutdown, if any
+        self._after_shutdown: Callable[[], None] | None = None  # a signal it interrupted
         self._down_since: float | None = None
         self._next_probe = 0.0
         self._replay_active = self.spool is not None
@@ -306,13 +309,36 @@ class Worker:
         deadline = start + max(0.0, timeout)
         with self._cond:
             if self._shutdown_done or self._stopping:
+                running = self._stopping and not self._finished.is_set()
+                if running and self._shutdown_owner != threading.get_ident():
+                    wait = True  # another thread is shutting down: let it finish spooling
+                else:
+                    return self._settled >= self._taken + len(self._queue)
+            else:
+                wait = False
+                self._shutdown_owner = threading.get_ident()
+                target, lost = self._taken + len(self._queue), self._lost
+                self._closed = True
+                self._stopping = True
+                # Keep a slice of the deadline for handing leftovers to the spool ourselves.
+                self._drain_deadline = start + max(0.0, timeout) * 0.8
+                self._cond.notify_all()
+        if wait:
+            self._finished.wait(max(0.0, timeout))
+            with self._cond:
                 return self._settled >= self._taken + len(self._queue)
-            target, lost = self._taken + len(self._queue), self._lost
-            self._closed = True
-            self._stopping = True
-            # Keep a slice of the deadline for handing leftovers to the spool ourselves.
-            self._drain_deadline = start + max(0.0, timeout) * 0.8
-            self._cond.notify_all()
+        try:
+            return self._shutdown_now(deadline, timeout, target, lost)
+        finally:
+            self._shutdown_owner = None
+            self._finished.set()
+            deferred, self._after_shutdown = self._after_shutdown, None
+            if deferred is not None:  # a SIGTERM interrupted this shutdown: act on it now
+                deferred()
+
+    def _shutdown_now(self, deadline: float, timeout: float, target: int, lost: int) -> bool:
+        """Join the thread, spool what is left, stop; True when ``target`` events settled
+        and none more was ``lost``."""
         thread = self._thread
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             thread.join(max(0.0, deadline - time.monotonic() - min(0.2, timeout * 0.1)))
@@ -742,16 +768,24 @@ class Worker:
             return  # the host ignores SIGTERM or handles it in C: leave it alone
         ref = weakref.ref(self)
 
-        def handler(signum: int, frame: FrameType | None) -> None:
-            worker = ref()
-            if worker is not None:
-                worker.shutdown()
+        def chain(signum: int, frame: FrameType | None) -> None:
             if callable(previous):
                 previous(signum, frame)
             elif previous == signal.SIG_DFL:
                 # Re-deliver with the default action so the exit status stays "killed by SIGTERM".
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 os.kill(os.getpid(), signal.SIGTERM)
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            worker = ref()
+            if worker is not None and worker._shutdown_owner == threading.get_ident():
+                # The signal interrupted this thread's own shutdown (atexit, llmlab.shutdown):
+                # let it finish spooling, then act (dying now would lose the queue).
+                worker._after_shutdown = lambda: chain(signum, frame)
+                return
+            if worker is not None:
+                worker.shutdown()  # waits for a shutdown another thread is running
+            chain(signum, frame)
 
         try:
             signal.signal(signal.SIGTERM, handler)

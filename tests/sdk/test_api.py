@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from llmlab._ledger import read_ledger
 from llmlab.errors import ConfigurationError, UsageError
 from llmlab.schema import CostEvent
 from llmlab.testing import capture_events
+from llmlab.testing._capture_server import CaptureServer
 
 PUBLIC_API = [
     "APIError", "BudgetExceededError", "Client", "ConfigurationError", "CostBreakdown", "CostEvent",
@@ -116,6 +118,21 @@ class TestRecord:
             llmlab.shutdown()
         assert event is not None
         assert "callback" in caplog.text and "callback bug" in caplog.text
+
+
+class TestShutdown:
+    def test_shutdown_waits_the_workers_deadline_not_the_flush_timeout(self) -> None:
+        """llmlab.shutdown() (and the exit hook) give up after `shutdown_timeout` (2 s by
+        default, 0.5 s here) when the server never answers: the queue goes to the spool
+        (they waited `flush_timeout`, 5 s)."""
+        with CaptureServer(api_key="k") as server:
+            server.mode = "blackhole"
+            llmlab.init(api_key="k", base_url=server.url, auto_instrument=False,
+                        budgets=False, shutdown_timeout=0.5)
+            llmlab.record("openai", "gpt-4o", {"prompt_tokens": 10, "completion_tokens": 5})
+            started = time.monotonic()
+            llmlab.shutdown()
+            assert time.monotonic() - started < 2.0
 
 
 class TestLedger:

@@ -148,6 +148,27 @@ class TestClaim:
         assert claimed is not None and [e["id"] for e in claimed.events] == ["a", "b"]
         assert spool.dropped == 1 and spool.dropped_total == 1
 
+    def test_a_released_file_loses_its_unreadable_lines(self, spool: Spool) -> None:
+        """Released for a later replay (an outage probe failed), the file keeps its events
+        but not the bad line: it is counted as dropped once, not at every claim (it was
+        counted again every 30 s of an outage)."""
+        spool.write(['{"id": "a"}', "{not json", '{"id": "b"}'])
+        for _ in range(3):
+            claimed = spool.claim()
+            assert claimed is not None and [e["id"] for e in claimed.events] == ["a", "b"]
+            spool.release(claimed)
+        assert spool.dropped == 1 and spool.dropped_total == 1
+        assert spool.pending() == (1, 2)
+
+    def test_invalid_utf8_in_a_file_does_not_stop_the_replay(self, spool: Spool) -> None:
+        """Bytes that are not UTF-8 (a file from an older version, a disk error) cost only
+        their line; claim() does not raise."""
+        spool.write(['{"id": "a"}'])
+        [path] = spool.directory.glob("*.jsonl")
+        path.write_bytes(path.read_bytes() + b'{"id": "b\xff"}\n')
+        claimed = spool.claim()
+        assert claimed is not None and [e["id"] for e in claimed.events] == ["a", "b\ufffd"]
+
 
 class TestCap:
     def test_oldest_files_are_dropped_over_the_cap_and_counted(self, tmp_path: Path,

@@ -657,14 +657,33 @@ class TestProcessExit:
         out = self._terminate(body, server, spool_dir, expect=3)
         assert "host" in out
 
+    def test_sigterm_during_a_shutdown_lets_it_finish_spooling(self, server: CaptureServer,
+                                                               spool_dir: Path) -> None:
+        """A SIGTERM that interrupts a shutdown already running (atexit, llmlab.shutdown())
+        waits for it to spool the queue, then kills the process as before (it used to kill
+        it at once: nothing was spooled)."""
+        server.mode = "blackhole"  # the batch in flight never gets an answer
+        body = self.script("""
+            import signal, threading
+            for event in make_events(30, "term"):
+                worker.submit(event)
+            worker.flush(0.3)  # the batch is now in flight, black-holed
+            threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+            print("ready", flush=True)
+            worker.shutdown(timeout=3)  # the signal lands while this joins the worker
+            time.sleep(30)  # not reached: the deferred SIGTERM kills the process
+        """)
+        self._terminate(body, server, spool_dir, expect=-signal.SIGTERM, send=False)
+
     def _terminate(self, body: str, server: CaptureServer, spool_dir: Path,
-                   expect: int) -> str:
+                   expect: int, send: bool = True) -> str:
         proc = subprocess.Popen([sys.executable, "-c", body, server.url, str(spool_dir),
                                  "sigterm"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
-        proc.send_signal(signal.SIGTERM)
+        if send:
+            proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=15)
         assert proc.returncode == expect, err
         assert Spool(spool_dir).pending()[1] == 30
