@@ -21,6 +21,7 @@ The status contract (one entry per budget of the project)::
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from weakref import WeakSet
 
 from llmlab.errors import BudgetExceededError
 
@@ -95,6 +97,10 @@ class BudgetAlert:
     spent: Decimal
 
 
+#: Calls whose spend is kept locally until the server has counted them (see `BudgetGuard`).
+MAX_LOCAL_SPEND = 50_000
+
+
 @dataclass
 class _Spend:
     at: float
@@ -113,7 +119,9 @@ class BudgetGuard:
         self._on_alert = on_alert
         self._budgets: list[Budget] = []
         self._fetched_at: float | None = None
-        self._local: deque[_Spend] = deque()
+        # Bounded: while the server is unreachable nothing prunes it, and every check of a
+        # covered call adds it up; beyond this many calls the oldest local spend is forgotten.
+        self._local: deque[_Spend] = deque(maxlen=MAX_LOCAL_SPEND)
         self._alerted: set[tuple[str, str | None, int]] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -127,6 +135,16 @@ class BudgetGuard:
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="llmlab-budgets", daemon=True)
             self._thread.start()
+            _started.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child has no refresh thread (threads do not survive ``fork``) and may
+        inherit a held lock: new ones, and the refreshes start again unless stopped."""
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = None
+        if not self._stopped:
+            self.start()
 
     def stop(self) -> None:
         """Stop refreshing (the last status stays in force)."""
@@ -215,3 +233,20 @@ class BudgetGuard:
                     self._on_alert(alert)
                 except Exception:
                     logger.exception("llmlab: on_budget_alert callback raised (ignored)")
+
+
+#: Guards whose refresh thread was started: restarted in a forked child (gunicorn --preload,
+#: multiprocessing), where budgets would otherwise never refresh and local spend pile up.
+_started: WeakSet[BudgetGuard] = WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for guard in list(_started):
+        try:
+            guard._after_fork_in_child()
+        except Exception:
+            logger.debug("llmlab: could not restart budget refreshes after fork", exc_info=True)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -27,6 +27,10 @@ class LedgerTransport(Transport):
         self.directory = Path(directory)
         self._lock = threading.Lock()
 
+    def after_fork(self) -> None:
+        """In a forked child: a lock of its own (the parent's may have been held at the fork)."""
+        self._lock = threading.Lock()
+
     def send(self, events: list[dict[str, Any]]) -> SendResult:
         """Append ``events``, grouped by their UTC day."""
         by_day: dict[str, list[str]] = {}

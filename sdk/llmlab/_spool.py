@@ -100,6 +100,10 @@ class Spool:
 
     # -- writing -------------------------------------------------------------------------------
 
+    def after_fork(self) -> None:
+        """In a forked child: a lock of its own (the parent's may have been held at the fork)."""
+        self._lock = threading.Lock()
+
     def write(self, lines: Sequence[str], *, name: str | None = None) -> int:
         """Store one batch (JSON-encoded events, one per line); returns how many were written."""
         if not lines:

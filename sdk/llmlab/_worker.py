@@ -402,6 +402,8 @@ class Worker:
         """The child starts empty: the parent's queued events are the parent's to deliver."""
         self._init_state()
         self.transport.after_fork()
+        if self.spool is not None:
+            self.spool.after_fork()
 
     def _run(self) -> None:
         while True:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import openai
 import pytest
 
 import llmlab
-from llmlab._budgets import BudgetAlert, BudgetGuard
+from llmlab._budgets import MAX_LOCAL_SPEND, BudgetAlert, BudgetGuard
 from llmlab._tracker import get_tracker
 from llmlab.errors import BudgetExceededError
 from llmlab.testing import FakeProvider, FakeUsage
@@ -187,3 +188,40 @@ class TestClient:
         client = llmlab.Client("k", "http://127.0.0.1:9")
         with pytest.raises(llmlab.APIError, match="cannot reach"):
             client.health()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+class TestGuardAfterFork:
+    def test_a_forked_child_refreshes_its_budgets(self) -> None:
+        """Threads do not survive fork: the child (gunicorn --preload, a multiprocessing
+        pool) restarts the refreshes, so its budgets are not frozen at the parent's last
+        status and its local spend is pruned (it never was)."""
+        fetched: list[int] = []
+        def fetch() -> list[Any]:
+            fetched.append(os.getpid())
+            return []
+
+        guard = BudgetGuard(fetch, refresh_interval=0.02)
+        guard.start()
+        try:
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the child
+                code = 1
+                try:
+                    deadline = time.monotonic() + 5
+                    while os.getpid() not in fetched and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                    code = 0 if os.getpid() in fetched else 1
+                finally:
+                    os._exit(code)
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0
+        finally:
+            guard.stop()
+
+    def test_local_spend_is_bounded_while_the_server_is_unreachable(self) -> None:
+        """Nothing prunes local spend while refreshes fail: it keeps the newest calls only."""
+        guard = BudgetGuard(lambda: [])
+        for _ in range(MAX_LOCAL_SPEND + 10):
+            guard.record({"model": "m"}, Decimal("0.01"))
+        assert len(guard._local) == MAX_LOCAL_SPEND

@@ -572,6 +572,24 @@ class TestFork:
         assert_exactly_once(server, parent_events + child_events)
         assert len(server.ids) == 15
 
+    def test_a_spool_lock_held_at_the_fork_does_not_hang_the_child(
+            self, make_worker: MakeWorker) -> None:
+        """Another thread held the spool's lock when the process forked: the child gets a
+        lock of its own and can spool (its shutdown used to block the host for good)."""
+        worker = make_worker(transport=InMemoryTransport())
+        assert worker.spool is not None
+        with worker.spool._lock:  # held across the fork, as by a thread of the parent
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the child
+                code = 1
+                try:
+                    signal.alarm(5)  # a deadlock ends the child instead of the test run
+                    code = 0 if worker.spool.write(['{"id": "child"}']) == 1 else 1
+                finally:
+                    os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+
 
 WORKER_SCRIPT = """
 import os, sys, time
