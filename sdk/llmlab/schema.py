@@ -82,11 +82,15 @@ Money = Annotated[Decimal, BeforeValidator(_money_string), Field(ge=0, le=Decima
                   PlainSerializer(money, return_type=str)]
 Timestamp = Annotated[AwareDatetime, PlainSerializer(_as_utc_string, return_type=str)]
 Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
-ShortName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+#: No NUL character: PostgreSQL text cannot hold one (it failed whole batches and reads).
+_NO_NUL = r"^[^\x00]*$"
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256,
+                                        pattern=_NO_NUL)]
+ShortName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128,
+                                             pattern=_NO_NUL)]
 TagKey = Annotated[str, StringConstraints(min_length=1, max_length=64,
                                           pattern=r"^[A-Za-z0-9_.:-]+$")]
-TagValue = Annotated[str, StringConstraints(max_length=256)]
+TagValue = Annotated[str, StringConstraints(max_length=256, pattern=_NO_NUL)]
 
 
 class _Strict(BaseModel):

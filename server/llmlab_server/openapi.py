@@ -102,6 +102,8 @@ def _json_body() -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"The body is not valid JSON: {exc}.", code="invalid_json") from None
+    except RecursionError:  # "[[[[…" nested deeper than the interpreter's stack
+        raise BadRequest("The body is nested too deeply.", code="invalid_json") from None
 
 
 def operation(*, tag: str, auth: AuthMode = "any", scope: str | None = None,

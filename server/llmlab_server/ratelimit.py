@@ -36,6 +36,10 @@ class Decision:
         return out
 
 
+#: Callers a limiter remembers (about 100 bytes each).
+MAX_BUCKETS = 100_000
+
+
 class TokenBucketLimiter:
     """``burst`` requests at once, refilled at ``rate`` per second, per key."""
 
@@ -56,9 +60,13 @@ class TokenBucketLimiter:
             allowed = tokens >= cost
             if allowed:
                 tokens -= cost
-            if len(self._buckets) > 100_000:  # forget idle callers rather than grow forever
-                self._buckets.clear()
+            # Kept in order of last use: past the cap the least recently used caller is
+            # forgotten (its bucket has refilled the most), not every caller at once, which
+            # let anyone with enough keys or addresses reset every limit, their own included.
+            self._buckets.pop(key, None)
             self._buckets[key] = (tokens, now)
+            if len(self._buckets) > MAX_BUCKETS:
+                del self._buckets[next(iter(self._buckets))]
         reset = math.ceil((self.burst - tokens) / self.rate)
         retry = 0 if allowed else max(1, math.ceil((cost - tokens) / self.rate))
         return Decision(allowed, self.burst, int(tokens), reset, retry)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from llmlab.schema import CostEvent
 from llmlab_server.models import MAX_ID
@@ -45,6 +45,26 @@ Filter = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> Any:
+        # PostgreSQL text cannot hold NUL: a query or body with one answered 500 there.
+        for name, value in self:
+            if _has_nul(value):
+                raise ValueError(f"{name} must not contain NUL (\\u0000) characters")
+        return self
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, BaseModel):
+        return any(_has_nul(v) for _, v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 #: A database id named by a caller: a bigger number would overflow the driver (a 500).
@@ -454,7 +474,7 @@ TagScope = Annotated[str, StringConstraints(
 BudgetPeriod = Literal["daily", "weekly", "monthly", "total"]
 BudgetAction = Literal["alert", "block"]
 Threshold = Annotated[int, Field(ge=1, le=1000)]
-ProjectRef = Annotated[int | Annotated[str, StringConstraints(min_length=1, max_length=64)],
+ProjectRef = Annotated[Id | Annotated[str, StringConstraints(min_length=1, max_length=64)],
                        Field(description="Project id or slug")]
 
 

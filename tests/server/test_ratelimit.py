@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from llmlab_server import ratelimit
 from llmlab_server.ratelimit import TokenBucketLimiter
 
 
@@ -27,6 +30,20 @@ class TestTokenBucket:
         assert refused.retry_after == 1 and refused.headers()["Retry-After"] == "1"
         clock.now += 0.5
         assert limiter.hit("k").allowed
+
+    def test_many_other_callers_do_not_reset_a_busy_callers_limit(
+            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Past the cap the least recently used callers are forgotten, one at a time: a
+        caller still hitting its empty bucket stays limited however many other keys come
+        and go (the whole table used to be cleared, every limit reset at once)."""
+        monkeypatch.setattr(ratelimit, "MAX_BUCKETS", 100)
+        limiter = TokenBucketLimiter(rate=0.001, burst=1)
+        assert limiter.hit("busy").allowed
+        for n in range(1_000):
+            limiter.hit(f"other-{n}")
+            if n % 10 == 0:
+                assert not limiter.hit("busy").allowed
+        assert len(limiter._buckets) == 100
 
     def test_keys_are_independent(self) -> None:
         """One caller exhausting its bucket does not limit another."""

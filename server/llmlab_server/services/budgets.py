@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from llmlab_server import db
 from llmlab_server.errors import BadRequest, NotFound
-from llmlab_server.models import Budget, CostEventRow, CostRollupHourly, Project, utcnow
+from llmlab_server.models import MAX_ID, Budget, CostEventRow, CostRollupHourly, Project, utcnow
 from llmlab_server.schemas import (
     BudgetCreate,
     BudgetOut,
@@ -196,8 +196,10 @@ def status(ev: Evaluated, slug: str) -> BudgetStatus:
 def resolve_project_ref(principal: Principal, ref: int | str | None) -> list[int]:
     """Project ids a status read covers: an id, a slug, or every visible project."""
     if isinstance(ref, str):
-        if ref.isdigit():
+        if ref.isascii() and ref.isdigit():  # "²" is a digit to isdigit(), not to int()
             ref = int(ref)
+            if not 1 <= ref <= MAX_ID:
+                raise NotFound("No such project.", param="project")
         else:
             found = db.session().scalar(select(Project.id).where(Project.slug == ref))
             if found is None:

@@ -138,6 +138,8 @@ def _items(raw: bytes, max_batch: int) -> list[Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"The body is not valid JSON: {exc}.", code="invalid_json") from None
+    except RecursionError:  # "[[[[…" nested deeper than the interpreter's stack
+        raise BadRequest("The body is nested too deeply.", code="invalid_json") from None
     if not isinstance(body, dict):
         raise BadRequest("The body must be one event object or {\"events\": [...]}.",
                          code="invalid_body")

@@ -159,6 +159,11 @@ def _member(project_id: int, user_id: int) -> tuple[ProjectMember, User]:
 def _keep_an_owner(project_id: int, member: ProjectMember) -> None:
     if member.role != "owner":
         return
+    # Two owners demoting or removing each other at once would each count two owners and
+    # leave none: count under a lock on the project row that such changes take in turn
+    # (FOR NO KEY UPDATE: ingests, which key-share lock the row, do not wait for it).
+    db.session().execute(select(Project.id).where(Project.id == project_id)
+                         .with_for_update(key_share=True))
     owners = db.session().scalar(select(func.count()).where(
         ProjectMember.project_id == project_id, ProjectMember.role == "owner"))
     if (owners or 0) <= 1:

@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from llmlab.pricing import money
 from llmlab_server.errors import BadRequest
-from llmlab_server.models import CostEventRow, CostRollupHourly, Project
+from llmlab_server.models import MAX_ID, CostEventRow, CostRollupHourly, Project
 from llmlab_server.schemas import (
     EventOut,
     EventPage,
@@ -101,6 +101,9 @@ class Window:
         return not offset.total_seconds() % 3600
 
 
+_EARLIEST_YEAR, _LATEST_YEAR = 1900, 9000
+
+
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
@@ -121,10 +124,14 @@ def _parse_time(value: str, tz: ZoneInfo, param: str) -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
     try:
-        return parsed.astimezone(UTC)
+        utc = parsed.astimezone(UTC)
     except (OverflowError, ValueError):
-        raise BadRequest(f"{param}: {value!r} is out of range.", code="invalid_time",
-                         param=param) from None
+        utc = None
+    # Far from datetime's limits, so that a window's arithmetic (a year, a zone) cannot fail.
+    if utc is None or not _EARLIEST_YEAR <= utc.year <= _LATEST_YEAR:
+        raise BadRequest(f"{param}: {value!r} is out of range (years {_EARLIEST_YEAR}-"
+                         f"{_LATEST_YEAR}).", code="invalid_time", param=param) from None
+    return utc
 
 
 def parse_window(start: str | None, end: str | None, tz: str, max_days: int,
@@ -361,10 +368,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         stamp, row_id = json.loads(raw)
         when = datetime.fromisoformat(stamp)
-        if when.tzinfo is None or not isinstance(row_id, int):
+        if when.tzinfo is None or type(row_id) is not int or not 1 <= row_id <= MAX_ID:
             raise ValueError(cursor)
-        return when, row_id
-    except (ValueError, TypeError, json.JSONDecodeError):
+        return when.astimezone(UTC), row_id  # in range for the database, or OverflowError
+    except (ValueError, TypeError, OverflowError, RecursionError):
         raise BadRequest("Invalid cursor; pass next_cursor from the previous page.",
                          code="invalid_cursor", param="cursor") from None
 

@@ -117,8 +117,14 @@ def _allowed_networks(setting: Any) -> list[ipaddress.IPv4Network | ipaddress.IP
 
 
 def _internal(ip: Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # IPv6 forms that carry an IPv4 address reach that address: screen it too. (6to4,
+        # 2002::/16, counts as global to Python 3.11 whatever IPv4 address it embeds.)
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is not None and _internal(embedded):
+            return True
+        if ip.ipv4_mapped is not None:
+            return False  # the mapped address is all there is to it
     return (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast
             or ip.is_reserved or ip.is_unspecified or not ip.is_global)
 

@@ -1,4 +1,5 @@
-"""Deleting a project deletes its events, also while an ingest for it is in flight.
+"""Concurrency on PostgreSQL: deleting a project deletes its events, also while an ingest
+for it is in flight; the last-owner rule holds when two owners step down at once.
 
 ``cost_events`` has no foreign key to ``projects`` (a trigger query per inserted row cost
 PostgreSQL ~12 % of its ingest CPU). Instead an ingest checks the project once per batch
@@ -153,3 +154,33 @@ def test_an_ingest_after_a_deletion_began_stores_nothing(pg_app: Flask) -> None:
         thread.join(10)
     assert result == [404]  # refused ("it was deleted"), not stored
     assert _rows(_engine(pg_app), t.project_id) == (0, 0)
+
+
+def test_two_owners_demoting_themselves_at_once_keep_one(pg_app: Flask) -> None:
+    """The last-owner rule holds under concurrency: the second demotion counts after the
+    first committed and is refused (both used to count two owners, leaving none)."""
+    api = Api(pg_app.test_client())
+    first, second = api.signup(), api.signup()
+    project = api.project(first["access_token"])
+    pid = project["id"]
+    api.data("POST", f"/api/projects/{pid}/members", first["access_token"],
+             {"email": second["user"]["email"], "role": "owner"}, status=201)
+    with _engine(pg_app).connect() as demotion, _engine(pg_app).connect() as watch:
+        # The first owner's demotion as `update_member` runs it, stopped before its commit.
+        demotion.execute(text("SELECT id FROM projects WHERE id = :p FOR NO KEY UPDATE"),
+                         {"p": pid})
+        demotion.execute(text("UPDATE project_members SET role = 'admin' "
+                              "WHERE project_id = :p AND user_id = :u"),
+                         {"p": pid, "u": first["user"]["id"]})
+        thread, result = _in_thread(lambda: api.call(
+            "PATCH", f"/api/projects/{pid}/members/{second['user']['id']}",
+            second["access_token"], {"role": "admin"}).status_code)
+        _wait_until_blocked(watch, _backend_pid(demotion), thread)
+        assert thread.is_alive(), "the second demotion did not wait for the first"
+        demotion.commit()
+        thread.join(10)
+    assert result == [409]
+    with _engine(pg_app).connect() as conn:
+        owners = conn.execute(text("SELECT count(*) FROM project_members WHERE project_id = :p "
+                                   "AND role = 'owner'"), {"p": pid}).scalar_one()
+    assert owners == 1

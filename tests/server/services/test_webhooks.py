@@ -47,9 +47,12 @@ class TestScreening:
         "http://[::1]/", "http://[fe80::1]/", "http://224.0.0.1/", "http://0.0.0.0/",
         "http://240.0.0.1/", "http://100.64.0.1/", "http://[::ffff:127.0.0.1]/",
         "http://2130706433/",
+        # 6to4 (2002::/16) embedding 169.254.169.254 and 127.0.0.1: "global" to Python 3.11.
+        "http://[2002:a9fe:a9fe::]/", "http://[2002:7f00:1::]/",
     ])
     def test_internal_addresses_are_refused(self, url: str) -> None:
-        """Loopback, private, link-local, multicast, reserved and mapped addresses fail."""
+        """Loopback, private, link-local, multicast, reserved and mapped addresses fail,
+        also inside an IPv6 form that carries an IPv4 address (mapped, 6to4, Teredo)."""
         with pytest.raises(UnsafeURL):
             check_url(url)
 
