@@ -56,10 +56,12 @@ class _In(BaseModel):
 
 
 def _has_nul(value: Any) -> bool:
+    # Nested models check themselves: their own `_In` validator, or (an ingest batch's
+    # `CostEvent`s) their string patterns, at C speed; walking them here cost ~18 us an event.
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, BaseModel):
-        return any(_has_nul(v) for _, v in value)
+        return False
     if isinstance(value, dict):
         return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
     if isinstance(value, list | tuple | set | frozenset):
