@@ -49,7 +49,7 @@ from llmlab_server.errors import (
     UnsupportedMediaType,
     validation_message,
 )
-from llmlab_server.models import CostEventRow, Project, utcnow
+from llmlab_server.models import MAX_ID, CostEventRow, Project, utcnow
 from llmlab_server.schemas import TrackBatch, TrackResult
 
 __all__ = ["decode_batch", "ingest", "ingest_body", "to_nanos"]
@@ -78,10 +78,21 @@ _ROLLUP_SUMS = ("cost_nanos", "calls", "errors", "input_tokens", "output_tokens"
                 "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "latency_ms_sum",
                 "latency_count")
 _ROLLUP_COLUMNS = _ROLLUP_KEY + _ROLLUP_SUMS
-_ROLLUP_UPSERT = (
+_INTEGER_SUMS = _ROLLUP_SUMS[:-2] + _ROLLUP_SUMS[-1:]  # all but latency_ms_sum (a float)
+#: The integer sums saturate at BIGINT's maximum instead of overflowing: an absurd cost or
+#: token count (the schema allows up to $1e9 an event) must not fail every later batch of
+#: its hour and model, which the SDK would retry for ever. (SQLite turns an overflowing
+#: integer sum into a real number, which min() brings back to the maximum.)
+_SATURATED_SUM = {
+    "postgresql": "LEAST(cost_rollups_hourly.{c}::numeric + excluded.{c}, {max})::bigint",
+    "sqlite": "min(cost_rollups_hourly.{c} + excluded.{c}, {max})",
+}
+_ROLLUP_UPSERT = {dialect: (
     f"INSERT INTO cost_rollups_hourly ({', '.join(_ROLLUP_COLUMNS)}) VALUES {{values}} "
-    f"ON CONFLICT ({', '.join(_ROLLUP_KEY)}) DO UPDATE SET "
-    + ", ".join(f"{c} = cost_rollups_hourly.{c} + excluded.{c}" for c in _ROLLUP_SUMS))
+    f"ON CONFLICT ({', '.join(_ROLLUP_KEY)}) DO UPDATE SET " + ", ".join(
+        f"{c} = " + (saturated.format(c=c, max=MAX_ID) if c in _INTEGER_SUMS
+                     else f"cost_rollups_hourly.{c} + excluded.{c}")
+        for c in _ROLLUP_SUMS)) for dialect, saturated in _SATURATED_SUM.items()}
 #: The positions of the columns that may hold NULL, and COPY's text for each row shape.
 _NULLABLE = tuple(i for i, name in enumerate(_COLUMNS) if _EVENTS.c[name].nullable)
 _nullable_values = itemgetter(*_NULLABLE)
@@ -288,7 +299,9 @@ def _rollups(project_id: int, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any
             acc[8] += row[_LATENCY]
             acc[9] += 1
     # A fixed order makes concurrent upserts lock rows in the same order: no deadlocks.
-    return [(project_id, f"{hour}:00:00.000000", provider, model, *sums[hour, provider, model])
+    # Integer sums are capped like the upsert caps them (Python's ints do not overflow).
+    return [(project_id, f"{hour}:00:00.000000", provider, model,
+             *(min(v, MAX_ID) if isinstance(v, int) else v for v in sums[hour, provider, model]))
             for hour, provider, model in sorted(sums)]
 
 
@@ -497,10 +510,10 @@ def _upsert_rollups(session: Session, rollups: list[tuple[Any, ...]]) -> None:
     cur = dbapi.cursor()
     try:
         if session.get_bind().dialect.name == "postgresql":
-            execute_values(cur, _ROLLUP_UPSERT.format(values="%s"), rollups,
+            execute_values(cur, _ROLLUP_UPSERT["postgresql"].format(values="%s"), rollups,
                            page_size=len(rollups))
         else:
-            cur.executemany(_ROLLUP_UPSERT.format(
+            cur.executemany(_ROLLUP_UPSERT["sqlite"].format(
                 values=f"({', '.join('?' * len(_ROLLUP_COLUMNS))})"), rollups)
     finally:
         cur.close()

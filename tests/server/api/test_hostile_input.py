@@ -88,3 +88,24 @@ class TestRanges:
         2**63 - 1 overflowed the driver."""
         t = api.tenant()
         _error(api, "GET", f"/api/budgets/status?project={ref}", t.token, 404)
+
+
+class TestOverflow:
+    def test_absurd_costs_saturate_the_rollup_instead_of_failing_later_batches(
+            self, app: Any, api: Api) -> None:
+        """Ten events of $1e9 (the schema's cap) in one hour and model pass BIGINT's range:
+        the hour's rollup stops at its maximum, and later batches of that hour are stored
+        (each answered 500 before, for ever, and the SDK retried them)."""
+        from sqlalchemy import text
+
+        t = api.tenant()
+        absurd = [make_event(cost={"total": "1000000000"}) for _ in range(10)]
+        for batch in (absurd[:5], absurd[5:], [make_event(), make_event()]):
+            response = api.track(t.key, batch)
+            assert response.status_code == 207
+            assert response.get_json()["data"]["accepted"] == len(batch)
+        with app.extensions["llmlab_db"][0].connect() as conn:
+            cost, calls = conn.execute(text(
+                "SELECT cost_nanos, calls FROM cost_rollups_hourly WHERE project_id = :p"),
+                {"p": t.project_id}).one()
+        assert (cost, calls) == (2**63 - 1, 12)
