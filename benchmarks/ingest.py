@@ -101,30 +101,25 @@ def prepare_database(backend: str, pg_url: str) -> tuple[str, Any]:
     return url, drop
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (Linux); None when gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of ``pids`` so far (Linux ``/proc``; 0 for a gone process)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / tick
+    """User + system CPU time of ``pids`` so far (0 for a gone process)."""
+    ticks = sum(int(f[11]) + int(f[12]) for f in map(_stat, pids) if f is not None)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _children(parent: int) -> list[int]:
     """The pids whose parent is ``parent``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
-                    found.append(int(entry.name))
-            except (OSError, ValueError, IndexError):
-                continue
-    return found
+    return [int(entry.name) for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and (fields := _stat(entry.name)) is not None
+            and fields[1] == str(parent)]
 
 
 def _database_backends(url: str) -> list[int]:

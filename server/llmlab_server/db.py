@@ -14,11 +14,12 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["current_revision", "engine", "head_revision", "init_app", "make_engine", "session",
-           "upgrade"]
+__all__ = ["current_revision", "dialect_insert", "engine", "head_revision", "init_app",
+           "make_engine", "session", "upgrade"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -46,6 +47,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return eng
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+def dialect_insert(session: Session, table: Table) -> Any:
+    """An INSERT of the session's dialect, which knows ``ON CONFLICT``."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise RuntimeError(f"unsupported database dialect {dialect!r}")
 
 
 def init_app(app: Flask) -> None:

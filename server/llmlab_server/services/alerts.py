@@ -25,11 +25,11 @@ from flask import Flask
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from llmlab_server import db
 from llmlab_server.models import Budget, BudgetAlert, Project
 from llmlab_server.schemas import AlertOut, AlertsQuery
 from llmlab_server.services import budgets as budget_service
 from llmlab_server.services import webhooks
-from llmlab_server.services.ingest import _insert
 from llmlab_server.services.summaries import usd
 
 __all__ = ["FORECAST_MIN_ELAPSED", "evaluate", "evaluate_projects", "list_alerts", "out"]
@@ -73,7 +73,7 @@ def evaluate(session: Session, evaluated: Sequence[budget_service.Evaluated],
     table = BudgetAlert.__table__
     new: list[int] = []
     for row in rows:  # one by one: RETURNING of a multi-row ON CONFLICT is not portable
-        stmt = _insert(session, table).values(**row).on_conflict_do_nothing(  # type: ignore[arg-type]
+        stmt = db.dialect_insert(session, table).values(**row).on_conflict_do_nothing(  # type: ignore[arg-type]
             index_elements=["budget_id", "kind", "threshold", "period_key"]
         ).returning(table.c.id)
         inserted = session.scalar(stmt)

@@ -35,7 +35,6 @@ from typing import Any
 from psycopg2.extras import execute_values
 from pydantic import ValidationError
 from sqlalchemy import Table, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from llmlab.pricing import CostBreakdown
@@ -264,15 +263,6 @@ def _row(event: CostEvent, project_id: int, slug: str, received: str,
         event.environment, sdk.name if sdk else None, sdk.version if sdk else None)
 
 
-def _insert(session: Session, table: Table) -> Any:  # the dialect's Insert (ON CONFLICT)
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise RuntimeError(f"unsupported database dialect {dialect!r}")
-
-
 def _raw_id(item: Any) -> str | None:
     raw = item.get("id") if isinstance(item, dict) else None
     return raw[:128] if isinstance(raw, str) else None
@@ -384,34 +374,28 @@ def _store(session: Session, project_id: int, rows: Sequence[tuple[Any, ...]]) -
         return set()
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        _check_project(session, project_id)  # FOR KEY SHARE: a deletion waits for this batch
+        _check_project(session, project_id, " FOR KEY SHARE")  # a deletion waits for us
         inserted = _insert_postgres(session, rows)
     elif dialect == "sqlite":
         inserted = _insert_sqlite(session, rows)
         _check_project(session, project_id)  # under SQLite's write lock, taken by the inserts
     else:
         raise RuntimeError(f"unsupported database dialect {dialect!r}")
-    _roll_up(session, project_id, rows, inserted)
+    new_rows = rows if len(inserted) == len(rows) else [r for r in rows if r[_ID] in inserted]
+    if new_rows:
+        _upsert_rollups(session, dialect, _rollups(project_id, new_rows))
     session.commit()
     return inserted
 
 
-def _check_project(session: Session, project_id: int) -> None:
-    """Raise 404 (and roll back) unless the project still exists, locking it against
-    deletion until the commit on PostgreSQL."""
-    lock = " FOR KEY SHARE" if session.get_bind().dialect.name == "postgresql" else ""
+def _check_project(session: Session, project_id: int, lock: str = "") -> None:
+    """Raise 404 (and roll back) unless the project still exists (``lock``: the row lock
+    to take on it until the commit)."""
     found = session.execute(text(f"SELECT id FROM projects WHERE id = :p{lock}"),
                             {"p": project_id}).first()
     if found is None:
         session.rollback()
         raise NotFound("No such project: it was deleted.", param="project")
-
-
-def _roll_up(session: Session, project_id: int, rows: Sequence[tuple[Any, ...]],
-             inserted: set[str]) -> None:
-    new_rows = rows if len(inserted) == len(rows) else [r for r in rows if r[_ID] in inserted]
-    if new_rows:
-        _upsert_rollups(session, _rollups(project_id, new_rows))
 
 
 def _copy_text(rows: Sequence[tuple[Any, ...]]) -> str:
@@ -499,7 +483,7 @@ def _insert_sqlite(session: Session, rows: Sequence[tuple[Any, ...]]) -> set[str
     return inserted
 
 
-def _upsert_rollups(session: Session, rollups: list[tuple[Any, ...]]) -> None:
+def _upsert_rollups(session: Session, dialect: str, rollups: list[tuple[Any, ...]]) -> None:
     """Add ``rollups`` to the stored sums: one statement on PostgreSQL, one per row on SQLite.
 
     Plain SQL through the driver: SQLAlchemy's statement building and bulk path cost more
@@ -509,8 +493,8 @@ def _upsert_rollups(session: Session, rollups: list[tuple[Any, ...]]) -> None:
     assert dbapi is not None
     cur = dbapi.cursor()
     try:
-        if session.get_bind().dialect.name == "postgresql":
-            execute_values(cur, _ROLLUP_UPSERT["postgresql"].format(values="%s"), rollups,
+        if dialect == "postgresql":
+            execute_values(cur, _ROLLUP_UPSERT[dialect].format(values="%s"), rollups,
                            page_size=len(rollups))
         else:
             cur.executemany(_ROLLUP_UPSERT["sqlite"].format(
