@@ -2,7 +2,7 @@
 
 >>> import llmlab
 >>> llmlab.cost("gpt-4o", {"prompt_tokens": 1000, "completion_tokens": 100}).total
-Decimal('0.003500')
+Decimal('0.0035000')
 
 Two lines to track a whole app::
 

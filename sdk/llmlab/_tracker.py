@@ -152,7 +152,8 @@ class NonRecordingTracker:
 
     def stats(self) -> dict[str, int]:
         """All zeros."""
-        return {"queued": 0, "sent": 0, "retried": 0, "spooled": 0, "rejected": 0, "dropped": 0}
+        return {"queued": 0, "sent": 0, "retried": 0, "spooled": 0, "rejected": 0, "refused": 0,
+                "dropped": 0}
 
 
 def _has_max_cost(scope: Scope | None) -> bool:
@@ -405,7 +406,8 @@ class Tracker(NonRecordingTracker):
     # -- delivery ------------------------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait up to ``timeout`` seconds until every queued event is delivered or spooled."""
+        """Wait up to ``timeout`` seconds until every queued event is settled; see
+        `llmlab.flush` for when it returns False."""
         if self.worker is None:
             return True
         return bool(self.worker.flush(self.options.flush_timeout if timeout is None else timeout))
@@ -418,7 +420,7 @@ class Tracker(NonRecordingTracker):
             self.worker.shutdown(timeout)  # None: the worker's shutdown_timeout (2 s)
 
     def stats(self) -> dict[str, int]:
-        """Delivery counters: queued, sent, retried, spooled, rejected, dropped."""
+        """Delivery counters (see `llmlab.stats`)."""
         if self.worker is None:
             return super().stats()
         return dict(self.worker.stats())

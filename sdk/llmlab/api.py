@@ -172,10 +172,15 @@ def record(
 
 
 def flush(timeout: float | None = None) -> bool:
-    """Wait up to ``timeout`` seconds (default 5) for queued events to be delivered or spooled.
+    """Wait up to ``timeout`` seconds (default 5) for queued events to be delivered.
 
-    Returns True when nothing is left in memory. Call it before a process ends abruptly
-    (Celery's ``os._exit``, a Lambda handler returning).
+    Returns True when every event queued before the call was settled in time, and nothing
+    went wrong since the previous ``flush()`` returned (or since `init`). False when the
+    deadline passed, or since then an event was spooled, dropped, or rejected for a reason
+    the app must fix (``project=`` not the API key's project; a revoked key or one without
+    the ``ingest`` scope): the reason and its fix are logged once, `stats` counts it. Events
+    the server finds invalid are counted as ``rejected`` without making it False. Call it
+    before a process ends abruptly (Celery's ``os._exit``, a Lambda handler returning).
     """
     return get_tracker().flush(timeout)
 
@@ -187,5 +192,7 @@ def shutdown(timeout: float | None = None) -> None:
 
 
 def stats() -> dict[str, int]:
-    """Delivery counters: queued, sent, retried, spooled, rejected, dropped."""
+    """Delivery counters: queued, sent, duplicates, retried, spooled, replayed, rejected,
+    refused, dropped, the spool's size, and one ``rejected_<code>`` or ``refused_<code>`` per
+    reason the server gave (``rejected_project_mismatch``, ``refused_invalid_api_key``…)."""
     return get_tracker().stats()

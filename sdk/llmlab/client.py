@@ -64,9 +64,13 @@ class Client:
     """REST client for summaries, events, budgets, recommendations and pricing."""
 
     def __init__(self, api_key: str | None = None, base_url: str | None = None, *,
-                 timeout: float = 30.0, transport: httpx.BaseTransport | None = None) -> None:
-        api_key = api_key or os.environ.get("LLMLAB_API_KEY")
-        base_url = base_url or os.environ.get("LLMLAB_BASE_URL")
+                 timeout: float = 30.0, transport: httpx.BaseTransport | None = None,
+                 from_env: bool = True) -> None:
+        """``api_key`` and ``base_url`` default to ``$LLMLAB_API_KEY`` and ``$LLMLAB_BASE_URL``;
+        ``from_env=False`` uses exactly the arguments (no key: anonymous requests)."""
+        if from_env:
+            api_key = api_key or os.environ.get("LLMLAB_API_KEY")
+            base_url = base_url or os.environ.get("LLMLAB_BASE_URL")
         if not base_url:
             raise ConfigurationError("llmlab.Client needs a base_url (or LLMLAB_BASE_URL)")
         if not base_url.startswith(("http://", "https://")):

@@ -1,15 +1,15 @@
 """How batches of events reach the server: a tiny `Transport` seam and its implementations.
 
-The worker (`llmlab._worker`) owns queueing, retries and the spool; a transport only makes
-one attempt to send one batch and says what happened, as a `SendResult`:
+The worker (`llmlab._worker`) owns queueing, retries (`llmlab._sending`) and the spool; a
+transport only makes one attempt to send one batch and says what happened, as a `SendResult`:
 
 - per event (keyed by event id): ``accepted``, ``duplicate`` (already stored: delivered) or
-  ``rejected`` with the server's reason (never retried);
+  ``rejected`` with the server's code and reason (never retried);
 - for the whole batch: ``retry`` (transient: connection error, timeout, 408, 429, 5xx; with a
   ``retry_after`` hint), ``split`` (413 or a whole-batch 400/422: resend in halves, which also
   isolates one poisoned event) or ``hold`` (401/403/404, a redirect, any other status:
   retrying will not help until the configuration changes, so the worker keeps the events on
-  disk for a later process).
+  disk for a later process); ``code`` carries the server's error code for the logs' advice.
 
 Transports never raise: every failure becomes a `SendResult`.
 
@@ -65,6 +65,9 @@ class EventResult:
     status: EventStatus
     #: For ``rejected``: the server's ``code: message``; otherwise None.
     reason: str | None = None
+    #: For ``rejected``: the server's error code alone (``invalid_event``,
+    #: ``project_mismatch``…), when it gave one.
+    code: str | None = None
 
 
 @dataclass
@@ -83,6 +86,9 @@ class SendResult:
     hold: bool = False
     #: HTTP status, when there was a response.
     status_code: int | None = None
+    #: The error code of a refused batch (``invalid_api_key``, ``insufficient_scope``…), when
+    #: the server's error envelope said.
+    code: str | None = None
     #: One line for the logs when something went wrong.
     error: str | None = None
 
@@ -168,19 +174,26 @@ def _results_from_body(events: Sequence[Event], body: Any) -> dict[str, EventRes
             results[str(event_id)] = EventResult(status)
         elif status == "rejected":
             error: dict[str, Any] = row["error"] if isinstance(row.get("error"), dict) else {}
-            reason = f"{error.get('code', 'rejected')}: {error.get('message', '')}".rstrip(": ")
-            results[str(event_id)] = EventResult("rejected", reason)
+            code = error.get("code")
+            reason = f"{code or 'rejected'}: {error.get('message', '')}".rstrip(": ")
+            results[str(event_id)] = EventResult("rejected", reason,
+                                                 code if isinstance(code, str) else None)
         # Any other status (e.g. a per-event server error) stays unsettled and is retried.
     return results
 
 
-def _error_line(response: httpx.Response) -> str:
+def _error_of(response: httpx.Response) -> tuple[str | None, str]:
+    """The error envelope's code (if any) and one line for the logs."""
+    code = None
     try:
         error = response.json().get("error") or {}
+        code = error.get("code") if isinstance(error.get("code"), str) else None
         detail = f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
     except Exception:
-        detail = response.text[:200]
-    return f"HTTP {response.status_code}" + (f" ({detail})" if detail else "")
+        detail = response.text[:200].strip()
+    if response.is_redirect and response.headers.get("Location"):
+        detail = f"redirect to {response.headers['Location']}"  # the URL the fix needs
+    return code, f"HTTP {response.status_code}" + (f" ({detail})" if detail else "")
 
 
 class HTTPTransport(Transport):
@@ -244,8 +257,8 @@ class HTTPTransport(Transport):
             # The worker validates events first; a custom caller may not have.
             return SendResult(split=len(events) > 1, error=f"unserialisable event: {exc}",
                               results={} if len(events) > 1 else {
-                                  str(events[0].get("id")): EventResult("rejected",
-                                                                        f"unserialisable: {exc}")})
+                                  str(events[0].get("id")): EventResult(
+                                      "rejected", f"unserialisable: {exc}", "unencodable")})
         return self._send_body(events, body)
 
     def _send_body(self, events: list[Event], body: bytes) -> SendResult:
@@ -282,19 +295,20 @@ class HTTPTransport(Transport):
             unsettled = len(results) < len({str(e.get("id")) for e in events})
             return SendResult(results=results, retry=unsettled, status_code=status,
                               error="some events unsettled" if unsettled else None)
-        error = _error_line(response)
+        code, error = _error_of(response)
         if status in RETRY_STATUSES or status >= 500:
-            return SendResult(retry=True, status_code=status, error=error,
+            return SendResult(retry=True, status_code=status, error=error, code=code,
                               retry_after=parse_retry_after(response.headers.get("Retry-After")))
         if status in SPLIT_STATUSES:
             if len(events) == 1:  # this one event is what the server refuses: never retried
-                return SendResult(results={str(events[0].get("id")): EventResult("rejected", error)},
-                                  status_code=status, error=error)
-            return SendResult(split=True, status_code=status, error=error)
+                rejected = EventResult("rejected", error, code or f"http_{status}")
+                return SendResult(results={str(events[0].get("id")): rejected},
+                                  status_code=status, error=error, code=code)
+            return SendResult(split=True, status_code=status, error=error, code=code)
         # 401/403/404/405, a redirect (httpx does not follow them: an http:// URL behind an
         # https redirect), 407, 410, …: nothing says the events are bad, the configuration or
         # the way to the server is. Keep them on disk for a process that can deliver them.
-        return SendResult(hold=True, status_code=status, error=error)
+        return SendResult(hold=True, status_code=status, error=error, code=code)
 
     def close(self) -> None:
         """Close the HTTP client (only if this process created it)."""
@@ -317,7 +331,7 @@ class InMemoryTransport(Transport):
     """Records batches instead of sending them; for tests. Deduplicates by id like the server.
 
     ``fail_next(n, SendResult(retry=True))`` makes the next ``n`` sends return that result;
-    ``reject`` maps event ids to a rejection reason.
+    ``reject`` maps event ids to a rejection reason (``"code: message"`` sets the code).
 
     >>> transport = InMemoryTransport()
     >>> transport.fail_next(1, SendResult(retry=True))
@@ -361,7 +375,10 @@ class InMemoryTransport(Transport):
             for event in events:
                 event_id = str(event.get("id"))
                 if event_id in self.reject:
-                    results[event_id] = EventResult("rejected", self.reject[event_id])
+                    reason = self.reject[event_id]
+                    code, colon, _ = reason.partition(":")
+                    results[event_id] = EventResult(
+                        "rejected", reason, code if colon and code.isidentifier() else None)
                 elif event_id in self._seen:
                     results[event_id] = EventResult("duplicate")
                 else:

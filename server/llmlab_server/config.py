@@ -4,20 +4,34 @@
 `TestConfig`. ``LLMLAB_ENV`` is ``production`` (the default: gunicorn), ``development``
 (``llmlab server serve``) or ``testing``; outside development and testing a missing
 ``LLMLAB_SECRET_KEY`` refuses to start, because it signs access tokens and keys API-key hashes.
+
+Every variable is parsed and bounded by one pydantic-settings model (`_Environment`), so a bad
+value stops the start with a `ConfigError` naming the variable, the value and what is accepted,
+instead of failing later inside a request. Switches take the SDK's spellings (`llmlab._env`).
 """
 
 from __future__ import annotations
 
-import os
+import ipaddress
 import secrets
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+from pydantic import BeforeValidator, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from llmlab._env import SPELLINGS, parse_bool
 from llmlab._paths import home_dir
+
+if TYPE_CHECKING:  # pydantic's own dependency; only its type is needed
+    from pydantic_core import ErrorDetails
 
 __all__ = ["Config", "ConfigError", "TestConfig", "default_database_url"]
 
 ENVIRONMENTS = ("production", "development", "testing")
+#: Longest token lifetime, in seconds: 100 years keeps every expiry date representable.
+_MAX_TTL = 100 * 365 * 24 * 3600
 
 
 class ConfigError(RuntimeError):
@@ -29,36 +43,81 @@ def default_database_url() -> str:
     return f"sqlite:///{home_dir() / 'llmlab.db'}"
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
-
-
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
-
-
-def _flag(name: str) -> bool | None:
-    """An on/off variable; None when it is not set."""
-    raw = os.environ.get(name, "").strip().lower()
-    if not raw:
+def _switch(raw: object) -> object:
+    """A switch from its text (blank: unset); other values pass to pydantic unchanged."""
+    if not isinstance(raw, str):
+        return raw
+    if not raw.strip():
         return None
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be 1/0, true/false, yes/no or on/off, got {raw!r}")
+    flag = parse_bool(raw)
+    if flag is None:
+        raise ValueError("not an accepted switch spelling")
+    return flag
+
+
+def _switch_or_networks(raw: object) -> object:
+    """A switch, or a comma-separated list of CIDRs (checked here, kept as text)."""
+    if not isinstance(raw, str) or parse_bool(raw) is not None or not raw.strip():
+        return _switch(raw)
+    networks = [part.strip() for part in raw.split(",") if part.strip()]
+    for network in networks:
+        ipaddress.ip_network(network, strict=False)  # a ValueError refuses the variable
+    return ",".join(networks)
+
+
+def _environment_name(raw: object) -> object:
+    """``LLMLAB_ENV`` compared without case or surrounding spaces, as before."""
+    return raw.strip().lower() if isinstance(raw, str) else raw
+
+
+Switch = Annotated[bool | None, BeforeValidator(_switch)]
+_TTL = f"a whole number of seconds from 1 to {_MAX_TTL}"
+_AT_LEAST_1 = "a whole number, at least 1"
+
+
+class _Environment(BaseSettings):
+    """The ``LLMLAB_*`` variables, each parsed and bounded. Field names are `Config`'s
+    attributes; ``description`` says what is accepted (error messages quote it). Unset or
+    empty variables stay None, so `Config.from_env` keeps the class default."""
+
+    # Exact upper-case names, as the docs spell them; no .env file is read.
+    model_config = SettingsConfigDict(env_prefix="LLMLAB_", case_sensitive=True,
+                                      env_ignore_empty=True, extra="ignore")
+
+    ENV: Annotated[Literal["production", "development", "testing"] | None,
+                   BeforeValidator(_environment_name)] = Field(
+        default=None, description="one of production, development or testing")
+    DATABASE_URL: str | None = None
+    SECRET_KEY: str | None = None
+    AUTO_MIGRATE: Switch = Field(default=None, description=SPELLINGS)
+    ACCESS_TOKEN_TTL: int | None = Field(default=None, ge=1, le=_MAX_TTL, description=_TTL)
+    REFRESH_TOKEN_TTL: int | None = Field(default=None, ge=1, le=_MAX_TTL, description=_TTL)
+    # bcrypt's own range: gensalt() refuses anything else, so every signup would fail.
+    BCRYPT_ROUNDS: int | None = Field(default=None, ge=4, le=31,
+                                      description="a whole number from 4 to 31")
+    MAX_BODY_BYTES: int | None = Field(default=None, ge=1, description=_AT_LEAST_1)
+    MAX_BATCH: int | None = Field(default=None, ge=1, description=_AT_LEAST_1)
+    RATE_LIMIT_PER_SECOND: float | None = Field(default=None, gt=0, allow_inf_nan=False,
+                                                description="a finite number above 0")
+    RATE_LIMIT_BURST: int | None = Field(default=None, ge=1, description=_AT_LEAST_1)
+    # Ranges are compared with a timedelta, which holds at most this many days.
+    MAX_RANGE_DAYS: int | None = Field(
+        default=None, ge=1, le=timedelta.max.days,
+        description=f"a whole number of days from 1 to {timedelta.max.days}")
+    WEBHOOK_ALLOW_PRIVATE: Annotated[bool | str | None, BeforeValidator(_switch_or_networks)] = (
+        Field(default=None, description=f"{SPELLINGS}, or a comma-separated list of CIDRs "
+                                        "such as 127.0.0.0/8,::1/128"))
+    GC_FREEZE: Switch = Field(default=None, description=SPELLINGS)
+    # gc.set_threshold() takes a C int.
+    GC_THRESHOLD: int | None = Field(default=None, ge=0, lt=2**31,
+                                     description="0 (keep Python's) or a whole number below 2**31")
+
+
+def _refusal(error: ErrorDetails) -> str:
+    """One sentence for one invalid variable: its name, its value, what is accepted."""
+    field = str(error["loc"][0])
+    accepted = _Environment.model_fields[field].description or error["msg"]
+    return f"LLMLAB_{field} must be {accepted}, got {error['input']!r}"
 
 
 def _dev_secret() -> str:
@@ -116,30 +175,18 @@ class Config:
 
     @classmethod
     def from_env(cls) -> Config:
-        """A config from ``LLMLAB_*`` environment variables."""
+        """A config from ``LLMLAB_*`` environment variables; an unset or empty one keeps the
+        class default. Raises `ConfigError` listing every invalid variable."""
+        try:
+            read = _Environment()
+        except ValidationError as exc:
+            raise ConfigError("\n".join(_refusal(error) for error in exc.errors())) from None
         cfg = cls()
-        env = os.environ.get("LLMLAB_ENV", cls.ENV).strip().lower()
-        if env not in ENVIRONMENTS:
-            raise ConfigError(f"LLMLAB_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
-        cfg.ENV = env
-        cfg.TESTING = env == "testing"
-        cfg.DATABASE_URL = os.environ.get("LLMLAB_DATABASE_URL") or default_database_url()
-        cfg.SECRET_KEY = os.environ.get("LLMLAB_SECRET_KEY", "")
-        auto = os.environ.get("LLMLAB_AUTO_MIGRATE")
-        cfg.AUTO_MIGRATE = None if not auto else auto.lower() in ("1", "true", "yes")
-        cfg.ACCESS_TOKEN_TTL = _int("LLMLAB_ACCESS_TOKEN_TTL", cls.ACCESS_TOKEN_TTL)
-        cfg.REFRESH_TOKEN_TTL = _int("LLMLAB_REFRESH_TOKEN_TTL", cls.REFRESH_TOKEN_TTL)
-        cfg.BCRYPT_ROUNDS = _int("LLMLAB_BCRYPT_ROUNDS", cls.BCRYPT_ROUNDS)
-        cfg.MAX_BODY_BYTES = _int("LLMLAB_MAX_BODY_BYTES", cls.MAX_BODY_BYTES)
-        cfg.MAX_BATCH = _int("LLMLAB_MAX_BATCH", cls.MAX_BATCH)
-        cfg.RATE_LIMIT_PER_SECOND = _float("LLMLAB_RATE_LIMIT_PER_SECOND",
-                                           cls.RATE_LIMIT_PER_SECOND)
-        cfg.RATE_LIMIT_BURST = _int("LLMLAB_RATE_LIMIT_BURST", cls.RATE_LIMIT_BURST)
-        cfg.MAX_RANGE_DAYS = _int("LLMLAB_MAX_RANGE_DAYS", cls.MAX_RANGE_DAYS)
-        cfg.WEBHOOK_ALLOW_PRIVATE = os.environ.get("LLMLAB_WEBHOOK_ALLOW_PRIVATE", "") or False
-        cfg.GC_FREEZE = _flag("LLMLAB_GC_FREEZE")
-        threshold = os.environ.get("LLMLAB_GC_THRESHOLD", "").strip()
-        cfg.GC_THRESHOLD = _int("LLMLAB_GC_THRESHOLD", 0) if threshold else None
+        for name, value in read.model_dump(exclude_unset=True).items():
+            if value is not None:
+                setattr(cfg, name, value)
+        cfg.TESTING = cfg.ENV == "testing"
+        cfg.DATABASE_URL = cfg.DATABASE_URL or default_database_url()
         return cfg
 
 

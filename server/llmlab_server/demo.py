@@ -24,13 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 import llmlab
+from llmlab.cli._output import money, print_recommendations, print_summary
 from llmlab.client import Client
 from llmlab.errors import APIError, BudgetExceededError
 from llmlab.testing import FakeProvider, FakeUsage
 
-__all__ = ["DEMO_EMAIL", "DEMO_PASSWORD", "DemoResult", "run_demo"]
+__all__ = ["DEMO_EMAIL", "DEMO_PASSWORD", "DemoResult", "cli_hint", "run_demo"]
 
 DEMO_EMAIL = "demo@llmlab.dev"
 DEMO_PASSWORD = "llmlab-demo"
@@ -244,7 +246,7 @@ def _setup_account(url: str, result: DemoResult) -> int:
 
 def _create_budget(client: Client, project_id: int, result: DemoResult) -> None:
     try:
-        client.create_budget(project_id=project_id, name="Demo shop monthly", amount="1",
+        client.create_budget(project_id=project_id, name="Demo shop monthly", amount="100",
                              period="monthly", action="alert", thresholds=[50, 80, 100],
                              timezone="UTC")
         result.budgets_api = True
@@ -268,6 +270,11 @@ def run_demo(*, host: str = "127.0.0.1", port: int = 0, serve_forever: bool = Tr
         console.print(f"[bold]llmlab demo[/]: server on {server.url} (temporary SQLite), fake "
                       "OpenAI / Anthropic / Gemini on localhost. No network, no keys.")
         project_id = _setup_account(server.url, result)
+        from llmlab_server.demo_history import DAYS, backfill_project
+
+        history = backfill_project(server.app, project_id)  # trends need weeks, not a minute
+        console.print(f"Backfilled the shop's last {DAYS} days: {len(history.events):,} calls "
+                      "through the server's ingest.")
         with Client(result.admin_key, server.url) as client:
             _create_budget(client, project_id, result)
             console.print("Running the sample shop app through the llmlab SDK …")
@@ -298,9 +305,6 @@ def run_demo(*, host: str = "127.0.0.1", port: int = 0, serve_forever: bool = Tr
 
 def _report(console: Console, result: DemoResult, by_feature: dict[str, Any],
             status: list[Any]) -> None:
-    from llmlab_server.cli import print_recommendations, print_summary
-    from llmlab_server.cli_output import money
-
     console.print(f"{result.calls} provider calls tracked in {result.seconds:.1f} s.\n")
     print_summary(console, result.by_provider, title="Cost by provider")
     console.print()
@@ -317,9 +321,17 @@ def _report(console: Console, result: DemoResult, by_feature: dict[str, Any],
         console.print()
         print_recommendations(console, result.recommendations)
     for skipped in result.skipped:
-        console.print(f"[dim]skipped: {skipped}[/]")
+        # escape: the install hint's "[all]" is not rich markup.
+        console.print(f"[dim]skipped: {escape(skipped)}[/]")
     console.print(f"\nDashboard: {result.url}/   login {DEMO_EMAIL} / {DEMO_PASSWORD}")
     console.print("Try the CLI against it (while it runs):")
-    console.print(f"  export LLMLAB_BASE_URL={result.url} LLMLAB_API_KEY={result.admin_key}",
-                  soft_wrap=True)
-    console.print("  llmlab summary --by job   ·   llmlab events   ·   llmlab recommendations")
+    for line in cli_hint(result):
+        console.print(f"  {line}", markup=False, soft_wrap=True)
+
+
+def cli_hint(result: DemoResult) -> list[str]:
+    """CLI commands that read the demo's server and project: the options beat any config or
+    environment an earlier ``llmlab init`` (or the app's shell) set up."""
+    options = f"--url {result.url} --api-key {result.admin_key} --project {PROJECT_SLUG}"
+    return [f"llmlab {command} {options}"
+            for command in ("summary --by job", "events", "recommendations")]

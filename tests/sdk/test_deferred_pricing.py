@@ -4,6 +4,7 @@ on the calling thread when a scope, an ``on_event`` callback or a budget does.""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from decimal import Decimal
@@ -131,12 +132,33 @@ def test_usage_the_worker_cannot_read_is_logged_and_rejected_never_raised(
     fail_on_swallowed_errors.clear()
 
 
+_PACKAGE_DIR = os.path.dirname(llmlab.__file__) + os.sep
+
+
+def _is_llmlab_code(filename: str) -> bool:
+    """Whether a code object comes from the llmlab package itself (not just any path with an
+    ``llmlab`` folder in it: a checkout named llmlab holds ``.venv/.../site-packages/openai``)."""
+    return filename.startswith(_PACKAGE_DIR)
+
+
+def test_the_profile_filter_ignores_provider_code_inside_a_checkout_named_llmlab() -> None:
+    """Code of the provider SDK installed in a checkout folder named llmlab is not counted
+    as llmlab's own (the fast-path test failed in a fresh `git clone` into llmlab/)."""
+    import openai.resources.chat.completions as completions
+
+    checkout = os.path.dirname(os.path.dirname(_PACKAGE_DIR.rstrip(os.sep)))
+    inside = os.path.join(checkout, "llmlab", ".venv", "lib", "site-packages", "openai", "x.py")
+    assert not _is_llmlab_code(inside)
+    assert not _is_llmlab_code(completions.__file__)
+    assert _is_llmlab_code(llmlab.api.__file__)
+
+
 def _llmlab_functions_called(run: Any) -> set[str]:
     """Names of the llmlab functions the calling thread entered while ``run()`` ran."""
     names: set[str] = set()
 
     def profile(frame: Any, event: str, arg: Any) -> None:
-        if event == "call" and "/llmlab/" in frame.f_code.co_filename:
+        if event == "call" and _is_llmlab_code(frame.f_code.co_filename):
             names.add(frame.f_code.co_name)
 
     sys.setprofile(profile)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from llmlab._ledger import LedgerTransport, read_ledger
@@ -68,6 +69,14 @@ class TestHTTPTransportSuccess:
         rejected = result.results[events[1]["id"]]
         assert rejected.status == "rejected" and "invalid_event" in (rejected.reason or "")
 
+    def test_a_rejection_carries_the_servers_code(self, server: CaptureServer,
+                                                  transport: HTTPTransport) -> None:
+        """A per-event rejection also carries the server's error code alone, which the
+        worker counts and advises by."""
+        events = make_events(2)
+        server.reject_ids = {events[0]["id"]}
+        assert transport.send(events).results[events[0]["id"]].code == "invalid_event"
+
     def test_plain_json_when_gzip_disabled(self, server: CaptureServer) -> None:
         """With ``gzip=False`` the body goes uncompressed."""
         http = HTTPTransport(server.url, KEY, gzip=False)
@@ -121,6 +130,26 @@ class TestHTTPTransportFailures:
         result = http.send(make_events(1))
         assert result.hold and not result.retry and not result.results
         http.close()
+
+    def test_a_refused_key_carries_the_servers_code(self, server: CaptureServer) -> None:
+        """A 401 hold carries the error code (``invalid_api_key``) that picks the fix the
+        worker logs."""
+        http = HTTPTransport(server.url, "wrong-key")
+        result = http.send(make_events(1))
+        assert result.hold and (result.status_code, result.code) == (401, "invalid_api_key")
+        http.close()
+
+    def test_a_redirect_names_where_it_leads(self) -> None:
+        """A redirect's Location is in the error line: it is the URL the fix needs."""
+        target = "https://llmlab.example/api/events/track"
+
+        def redirect(request: httpx.Request) -> httpx.Response:
+            return httpx.Response(308, headers={"Location": target})
+
+        http = HTTPTransport("http://llmlab.example", KEY, client_factory=lambda: httpx.Client(
+            transport=httpx.MockTransport(redirect)))
+        result = http.send(make_events(1))
+        assert result.hold and f"HTTP 308 (redirect to {target})" == result.error
 
     @pytest.mark.parametrize("status", [301, 308, 404, 407, 410, 418])
     def test_other_statuses_hold_the_batch(self, server: CaptureServer,
@@ -197,6 +226,13 @@ class TestInMemoryTransport:
         memory.reject["b"] = "bad"
         assert memory.send([{"id": "a"}]).hold
         assert memory.send([{"id": "b"}]).results["b"] == EventResult("rejected", "bad")
+
+    def test_a_rejection_reason_names_its_code(self) -> None:
+        """A ``reject`` reason written ``"code: message"`` sets the result's code, as the
+        server's rejections do."""
+        memory = InMemoryTransport()
+        memory.reject["a"] = "project_mismatch: not this key's project"
+        assert memory.send([{"id": "a"}]).results["a"].code == "project_mismatch"
 
 
 class TestCaptureServer:

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
+import threading
 import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-ENTRY = "from llmlab._cli_entry import main; raise SystemExit(main())"
+from llmlab_server.demo import PROJECT_SLUG, DemoResult, cli_hint
+
+ENTRY = "from llmlab.cli import main; raise SystemExit(main())"
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +81,86 @@ class TestDemo:
         """The demo keeps its database, spool and ledger in a temporary directory."""
         _, _, home = demo_run
         assert not (home / "config.toml").exists() and not (home / "ledger").exists()
+
+    def test_the_cli_hint_names_server_key_and_project(self, demo_run: tuple) -> None:
+        """The suggested CLI commands carry the demo's URL, its admin key and its project."""
+        proc, _, _ = demo_run
+        url = re.search(r"Dashboard: (http://127\.0\.0\.1:\d+)/", proc.stdout)
+        assert url, proc.stdout
+        hint = proc.stdout.split("Try the CLI against it", 1)[1]
+        assert re.search(rf"llmlab summary --by job --url {re.escape(url[1])} --api-key llm_\S+ "
+                         rf"--project {PROJECT_SLUG}\n", hint), hint
+
+
+def test_without_provider_sdks_the_install_hint_is_literal() -> None:
+    """With no provider SDK importable, the demo still runs and prints each skipped workload's
+    install line with its "[all]" intact (not eaten as rich markup)."""
+    blocker = ("import sys\n"
+               "class Missing:\n"
+               "    def find_spec(self, name, path=None, target=None):\n"
+               "        if name.split('.')[0] in ('openai', 'anthropic') or name == 'google.genai':\n"
+               "            raise ModuleNotFoundError(name, name=name)\n"
+               "sys.meta_path.insert(0, Missing())\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLMLAB_")}
+    env.update(COLUMNS="160")
+    proc = subprocess.run([sys.executable, "-c", blocker + ENTRY, "demo", "--exit"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("openai", "anthropic", "google-genai"):
+        assert f"skipped: {name} (pip install 'llmlab[all]')" in proc.stdout, proc.stdout
+
+
+class TestCliHint:
+    """The demo's suggested CLI commands read the demo's project whatever else is configured."""
+
+    def test_the_hint_works_after_init_configured_another_project(
+            self, tmp_path: Path, llmlab_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Against a server holding the demo's project, each hinted command succeeds and reads
+        that project, although config.toml and the app's environment name another one."""
+        from click.testing import CliRunner
+        from werkzeug.serving import make_server
+
+        from llmlab.cli._app import cli
+        from llmlab.cli._config import save_file
+        from llmlab.client import Client
+        from llmlab_server import create_app
+        from llmlab_server.config import TestConfig
+
+        config = TestConfig()
+        config.DATABASE_URL = f"sqlite:///{tmp_path / 'hint.db'}"
+        config.AUTO_MIGRATE = True
+        app = create_app(config)
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_port}"
+        try:
+            keys = {}
+            an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+            for email, slug in (("demo@example.com", PROJECT_SLUG), ("me@example.com", "mine")):
+                with Client(None, url) as anonymous:
+                    token = anonymous.signup(email, "correct horse battery")["access_token"]
+                with Client(token, url) as user:
+                    project = user.create_project(slug, slug)
+                    keys[slug] = (user.create_key(project["id"], scopes=["admin"])["key"],
+                                  user.create_key(project["id"], scopes=["ingest"])["key"])
+                with Client(keys[slug][1], url) as app_client:
+                    app_client.request("POST", "/api/events/track", json={
+                        "id": f"ev-{slug}", "timestamp": an_hour_ago,
+                        "provider": "openai", "model": "gpt-4o", "job_id": f"job-of-{slug}",
+                        "usage": {"input_tokens": 100, "output_tokens": 10}})
+            save_file({"base_url": url, "api_key": keys["mine"][0], "project": "mine"})
+            monkeypatch.setenv("LLMLAB_PROJECT", "mine")
+            monkeypatch.setenv("LLMLAB_API_KEY", keys["mine"][1])
+            result = DemoResult(url=url, admin_key=keys[PROJECT_SLUG][0])
+            outputs = []
+            for line in cli_hint(result):
+                args = shlex.split(line)
+                assert args[0] == "llmlab"
+                ran = CliRunner().invoke(cli, args[1:])
+                assert ran.exit_code == 0, (line, ran.output)
+                outputs.append(ran.output)
+            assert "job-of-demo-shop" in outputs[0] and "job-of-mine" not in outputs[0]
+        finally:
+            server.shutdown()
+            server.server_close()
+            app.extensions["llmlab_db"][0].dispose()

@@ -257,7 +257,7 @@ def _build_plain(record: tuple[Any, ...]) -> dict[str, Any] | None:
 
     The record is ``(_build_plain, tracker, spec, instance, requested model, model, usage,
     extra, started, ended, when)``: a tuple is the cheapest record to make on the calling
-    thread (see `llmlab._worker._encode`). None when it cannot be built (logged).
+    thread (see `llmlab._event_items.encode`). None when it cannot be built (logged).
     """
     _, tracker, spec, instance, requested, model, usage, extra, started, ended, when = record
     with capture_internal_exceptions():

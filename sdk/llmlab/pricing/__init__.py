@@ -3,7 +3,7 @@
 >>> from llmlab.pricing import cost
 >>> cost("claude-sonnet-4-5", {"input_tokens": 100, "cache_read_input_tokens": 1000,
 ...                            "output_tokens": 50}).total
-Decimal('0.00135')
+Decimal('0.0013500')
 
 See ``docs/pricing.md`` for the rules, the sources, overrides and how to refresh prices.
 """

@@ -87,7 +87,7 @@ class Catalogue:
 
     >>> cat = Catalogue.bundled()
     >>> cat.cost("gpt-4o", {"prompt_tokens": 1000, "completion_tokens": 100}).total
-    Decimal('0.003500')
+    Decimal('0.0035000')
     """
 
     def __init__(self, data: Mapping[str, Any]) -> None:
@@ -272,7 +272,7 @@ class Catalogue:
         >>> cat = Catalogue.bundled()
         >>> cat.set_price("acme-llm", provider="openai", input="1", output="2")
         >>> cat.cost("acme-llm", {"input_tokens": 1_000_000, "output_tokens": 0}).total
-        Decimal('1')
+        Decimal('1.000000')
         """
         unknown = set(components) - set(COMPONENTS)
         if unknown:

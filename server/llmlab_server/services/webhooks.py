@@ -44,6 +44,7 @@ import urllib3
 from flask import Flask, current_app
 from sqlalchemy import select, update
 
+from llmlab._env import parse_bool
 from llmlab_server import db
 from llmlab_server.errors import BadRequest, NotFound
 from llmlab_server.models import Webhook, utcnow
@@ -108,10 +109,11 @@ def _allowed_networks(setting: Any) -> list[ipaddress.IPv4Network | ipaddress.IP
     if setting is True or setting is False or setting is None:
         return bool(setting)
     if isinstance(setting, str):
-        if setting.strip().lower() in ("", "0", "false", "no"):
+        if not setting.strip():
             return False
-        if setting.strip().lower() in ("1", "true", "yes"):
-            return True
+        switch = parse_bool(setting)  # the spellings every on/off setting takes
+        if switch is not None:
+            return switch
         setting = [s for s in setting.split(",") if s.strip()]
     return [ipaddress.ip_network(str(s).strip(), strict=False) for s in setting]
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import openai
 import pytest
+from provider_versions import openai_cut_stream_error  # tests/sdk, on sys.path through its conftest
 from pydantic import BaseModel
 
 import llmlab
@@ -160,9 +161,9 @@ class TestChatCompletions:
 
     def test_broken_stream_records_error_and_reraises(
             self, fake: FakeProvider, events: list[CostEvent]) -> None:
-        """A stream cut mid-way raises the SDK's error to the caller and records an error."""
+        """A stream cut mid-way raises the SDK's own error to the caller and records an error."""
         fake.break_next_stream(after_chunks=1, provider="openai")
-        with pytest.raises(openai.APIError):
+        with pytest.raises(openai_cut_stream_error()):
             list(client(fake).chat.completions.create(model="gpt-4o", messages=MESSAGES,
                                                       stream=True))
         assert [e.status for e in events] == ["error"]

@@ -12,6 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from provider_versions import (  # tests/sdk, on sys.path through its conftest
+    anthropic_cut_stream_error,
+    openai_cut_stream_error,
+)
 from pydantic import BaseModel
 
 from llmlab.testing._fake_provider import (
@@ -325,12 +329,13 @@ def test_openai_retries_then_succeeds(fp: FakeProvider) -> None:
 
 
 def test_openai_broken_stream_raises(fp: FakeProvider) -> None:
-    """A stream cut mid-way raises openai.APIConnectionError after the first chunks."""
+    """A stream cut mid-way raises (openai's error for it in this version) after the first
+    chunks."""
     fp.break_next_stream(after_chunks=2)
     with openai_client(fp) as client:
         stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
         received = []
-        with pytest.raises(openai.APIConnectionError):
+        with pytest.raises(openai_cut_stream_error()):
             for chunk in stream:
                 received.append(chunk)
         assert len(received) == 2
@@ -447,13 +452,14 @@ def test_anthropic_errors(fp: FakeProvider, status: int, exc_name: str, error_ty
 
 
 def test_anthropic_broken_stream_raises(fp: FakeProvider) -> None:
-    """A cut Anthropic stream raises in the stream helper; unlike openai, anthropic lets the raw
-    httpx2.RemoteProtocolError through instead of wrapping it in APIConnectionError."""
+    """A cut Anthropic stream raises in the stream helper, with the error this anthropic
+    version raises for a peer that closed mid-body, after the chunks sent before the cut."""
     fp.break_next_stream(after_chunks=4)
     pieces: list[str] = []
-    with anthropic_client(fp) as client, pytest.raises(httpx2.RemoteProtocolError):  # noqa: SIM117
+    with anthropic_client(fp) as client, pytest.raises(anthropic_cut_stream_error()) as info:  # noqa: SIM117
         with client.messages.stream(model=CLAUDE, max_tokens=10, messages=MESSAGES) as stream:
             pieces.extend(stream.text_stream)
+    assert "incomplete chunked read" in str(info.value)
     assert pieces == [TEXT[:11]]  # message_start, content_block_start, ping, first delta
 
 

@@ -74,3 +74,15 @@ class TestScreening:
         with pytest.raises(UnsafeURL):
             check_url("http://10.0.0.1/", "127.0.0.0/8")
         assert check_url("http://10.0.0.1/", True).address == "10.0.0.1"
+
+    @pytest.mark.parametrize(("setting", "allowed"), [("on", True), ("Yes", True), ("1", True),
+                                                      ("off", False), ("false", False),
+                                                      ("0", False), ("", False)])
+    def test_an_on_off_setting_takes_every_spelling(self, setting: str, allowed: bool) -> None:
+        """A setting given as text (a config mapping) takes the on/off spellings every switch
+        takes: `on` allows internal addresses, `off` refuses them (it is no CIDR list)."""
+        if allowed:
+            assert check_url("http://10.0.0.1/", setting).address == "10.0.0.1"
+        else:
+            with pytest.raises(UnsafeURL):
+                check_url("http://10.0.0.1/", setting)

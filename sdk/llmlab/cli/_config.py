@@ -1,15 +1,23 @@
-"""The CLI's settings: ``$LLMLAB_HOME/config.toml`` (``~/.llmlab/config.toml``), env and flags.
+"""The CLI's settings: flags, the CLI's own environment, and ``$LLMLAB_HOME/config.toml``.
 
-Precedence, highest first: command-line flags, then ``LLMLAB_BASE_URL`` / ``LLMLAB_API_KEY`` /
-``LLMLAB_PROJECT``, then the file. ``llmlab init`` and ``llmlab login`` write the file::
+Precedence, highest first: the command-line flag, the environment variable, the file::
+
+    setting    flag        environment            config.toml
+    base_url   --url       LLMLAB_BASE_URL        base_url
+    api_key    --api-key   LLMLAB_CLI_API_KEY     api_key
+    project    --project   LLMLAB_PROJECT         project
+
+The server URL and the project are shared with the app (they name the same server and the
+same project). The key is not: an app's ``LLMLAB_API_KEY`` is an ingest-only key that cannot
+read costs, so the CLI never reads it — in the app's shell it keeps using its own key.
+
+``llmlab init`` and ``llmlab login`` write the file (mode 0600: it holds API keys)::
 
     base_url = "http://127.0.0.1:8000"
     api_key = "llm_…"        # the CLI's key: scopes admin (reads, budgets) — keep it private
     project = "support-bot"  # the default project (slug)
     ingest_key = "llm_…"     # an ingest-only key for your app's LLMLAB_API_KEY
     email = "me@example.com"
-
-The file is written with mode 0600 because it holds API keys.
 """
 
 from __future__ import annotations
@@ -22,11 +30,16 @@ from typing import Any
 
 from llmlab._paths import home_dir
 
-__all__ = ["KEYS", "ConfigFileError", "Settings", "config_path", "load_file", "resolve", "save_file"]
+__all__ = ["ENV", "FLAGS", "KEYS", "ConfigFileError", "Settings", "config_path", "load_file",
+           "resolve", "save_file"]
 
 #: Keys of the config file, in the order they are written.
 KEYS = ("base_url", "api_key", "project", "ingest_key", "email")
-_ENV = {"base_url": "LLMLAB_BASE_URL", "api_key": "LLMLAB_API_KEY", "project": "LLMLAB_PROJECT"}
+#: The command-line flag of each setting that has one.
+FLAGS = {"base_url": "--url", "api_key": "--api-key", "project": "--project"}
+#: The environment variable of each setting that has one (never the app's LLMLAB_API_KEY).
+ENV = {"base_url": "LLMLAB_BASE_URL", "api_key": "LLMLAB_CLI_API_KEY",
+       "project": "LLMLAB_PROJECT"}
 
 
 class ConfigFileError(ValueError):
@@ -84,7 +97,8 @@ def save_file(values: dict[str, Any], path: Path | None = None) -> Path:
 
 @dataclass
 class Settings:
-    """The resolved connection settings, with where each came from (for ``llmlab status``)."""
+    """The resolved connection settings, and where each came from: the flag (``--url``), the
+    environment variable's name, or the config file's path (``llmlab status`` shows them)."""
 
     base_url: str | None = None
     api_key: str | None = None
@@ -96,18 +110,18 @@ class Settings:
 
 
 def resolve(flags: dict[str, str | None] | None = None, path: Path | None = None) -> Settings:
-    """Flags over environment over file."""
+    """Flags over the CLI's environment over the file."""
     path = path or config_path()
     settings = Settings(path=path)
-    layers: list[tuple[str, dict[str, str]]] = [
-        ("flag", {k: v for k, v in (flags or {}).items() if v}),
-        ("env", {k: os.environ[var] for k, var in _ENV.items() if os.environ.get(var)}),
-        (str(path), load_file(path)),
-    ]
+    given = {k: v for k, v in (flags or {}).items() if v}
+    from_file = load_file(path)
     for key in KEYS:
-        for source, values in layers:
-            if values.get(key):
-                setattr(settings, key, values[key])
+        layers = [(FLAGS.get(key), given.get(key)),
+                  (ENV.get(key), os.environ.get(ENV[key]) if key in ENV else None),
+                  (str(path), from_file.get(key))]
+        for source, value in layers:
+            if source and value:
+                setattr(settings, key, value)
                 settings.sources[key] = source
                 break
     return settings

@@ -1,0 +1,285 @@
+"""The worker's thread side: the queue's state, and the threads that drain it.
+
+`WorkerThread` holds what the caller's side (`llmlab._worker.Worker`) and the threads share:
+the queue, its lock and conditions, the in-flight batch, and the delivery stages. Its
+delivery thread cuts the queue into batches (at ``batch_size`` events, ``batch_bytes`` of
+encoded JSON, or ``flush_interval`` seconds after a batch's first event; at once for a
+`flush()`), moves each through the stages (`llmlab._sending`, `llmlab._results`,
+`llmlab._spill`, `llmlab._outage`) and replays the spool between batches
+(`llmlab._replay`). A spill thread moves the oldest queued events to the spool while the
+delivery thread is stuck (`_spill_due`).
+
+Everything here is rebuilt in a forked child (`after_fork_in_child`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from llmlab._event_items import Item, encode
+from llmlab._outage import Outage
+from llmlab._replay import Replayer
+from llmlab._results import Results
+from llmlab._sending import Delivery, Sender
+from llmlab._spill import Spiller
+from llmlab._spool import Spool
+from llmlab.transport import Transport
+
+__all__ = ["WorkerThread"]
+
+logger = logging.getLogger("llmlab")
+
+_IDLE_WAIT = 1.0
+_STUCK_AFTER = 1.0
+
+
+class WorkerThread:
+    """The state the caller's side and the threads share, and the threads' work."""
+
+    def __init__(self, transport: Transport, spool: Spool | None, *, queue_size: int,
+                 batch_size: int, batch_bytes: int, flush_interval: float, max_retries: int,
+                 backoff_initial: float, backoff_max: float, replay_interval: float) -> None:
+        self.transport = transport
+        self.spool = spool
+        self.queue_size = max(1, queue_size)
+        self.batch_size = max(1, batch_size)
+        self.batch_bytes = max(1024, batch_bytes)
+        self.flush_interval = max(0.0, flush_interval)
+        self.max_retries = max(0, max_retries)
+        self.backoff_initial = max(0.0, backoff_initial)
+        self.backoff_max = max(self.backoff_initial, backoff_max)
+        self.replay_interval = replay_interval
+        # Spill the oldest queued events to disk while a batch is backing off, before the queue
+        # is full, so a long outage costs disk, not memory and not dropped events.
+        self._high_water = min(self.queue_size, max(self.batch_size, self.queue_size // 2))
+        self._closed = False
+        self._init_state()
+
+    def _init_state(self) -> None:
+        """Everything a forked child must rebuild (and nothing it may inherit)."""
+        # RLock: a SIGTERM handler runs on the main thread and may interrupt submit() there.
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._queue: deque[Any] = deque()
+        self._inflight: list[Any] | None = None
+        self._thread: threading.Thread | None = None
+        self._spill_thread: threading.Thread | None = None
+        self._spill_cond = threading.Condition(self._lock)
+        self._inflight_since = 0.0
+        self._stopping = False
+        self._drain_deadline = 0.0
+        self._flush_waiters = 0
+        self._flush_gen = 0  # bumped by flush(); a flush may force one probe during an outage
+        self._probed_gen = 0
+        self._first_seen: float | None = None
+        self._shutdown_done = False
+        self._finished = threading.Event()  # set when a shutdown has spooled what was left
+        self._shutdown_owner: int | None = None  # the thread inside _shutdown, if any
+        self._after_shutdown: Callable[[], None] | None = None  # a signal it interrupted
+        # Events ever submitted = ``_taken`` + ``len(_queue)``: submit() may append without
+        # the lock. ``_results.settled`` counts those that left memory since.
+        self._taken = 0  # events taken out of the queue (net of those put back)
+        # The delivery stages (they share the lock, so they are rebuilt with it).
+        self._results = Results(self._cond, self.spool)
+        self._outage = Outage(self.backoff_max, spooling=self.spool is not None)
+        self._sender = Sender(self.transport, self._results, self._cond, self._draining_until,
+                              max_retries=self.max_retries, backoff_initial=self.backoff_initial,
+                              backoff_max=self.backoff_max)
+        self._replayer = Replayer(self.spool, self._sender, self._results, self._outage,
+                                  interval=self.replay_interval, closed=self._is_closed)
+        self._spiller = Spiller(self.spool, self._results, self._outage, self._put_back)
+
+    def _draining_until(self) -> float | None:
+        """None until shutdown starts; then the time by which delivery must stop."""
+        return self._drain_deadline if self._stopping else None
+
+    def _is_closed(self) -> bool:
+        return self._closed
+
+    # -- threads and fork ---------------------------------------------------------------------
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._closed and not self._stopping:
+                return
+            if self._shutdown_done:
+                return
+            if self._thread is not None and self._thread.is_alive():
+                return
+            thread = threading.Thread(target=self._run, name="llmlab-worker", daemon=True)
+            try:
+                thread.start()
+                if self.spool is not None and self._spill_thread is None:
+                    self._spill_thread = threading.Thread(target=self._spill_loop, daemon=True,
+                                                          name="llmlab-spill")
+                    self._spill_thread.start()
+            except RuntimeError:  # interpreter shutting down: shutdown() spools the queue
+                logger.debug("llmlab: could not start the worker thread", exc_info=True)
+            self._thread = thread
+
+    def after_fork_in_child(self) -> None:
+        """The child starts empty: the parent's queued events are the parent's to deliver."""
+        self._init_state()
+        self.transport.after_fork()
+        if self.spool is not None:
+            self.spool.after_fork()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                replayed = self._replayer.step()
+                batch = self._next_batch(block=not replayed)
+                if batch is None:
+                    return
+                if batch:
+                    self._process(batch)
+            except Exception:
+                logger.exception("llmlab: internal error in the delivery worker")
+                time.sleep(0.05)
+
+    # -- batching -----------------------------------------------------------------------------
+
+    def _flush_pending(self) -> bool:
+        """A flush() asked for delivery and no probe has been made for it yet."""
+        return self._flush_gen != self._probed_gen
+
+    def _next_batch(self, block: bool = True) -> list[Any] | None:
+        """Raw events for the next batch; [] when there is other work first; None to exit."""
+        outage = self._outage
+        with self._cond:
+            while True:
+                size = len(self._queue)
+                now = time.monotonic()
+                if self._stopping:
+                    if not size:
+                        return None
+                    break
+                # Without a spool an outage keeps events in memory (bounded) until the next probe.
+                hold = (outage.down and self.spool is None
+                        and now < outage.next_probe and not self._flush_pending())
+                if not hold:
+                    if size >= self.batch_size or (size and self._flush_waiters):
+                        break
+                    if size:
+                        if self._first_seen is None:
+                            self._first_seen = now
+                        if now - self._first_seen >= self.flush_interval:
+                            break
+                    if not block or self._replayer.ready(now):
+                        return []
+                if hold:
+                    wait = outage.next_probe - now
+                elif self._first_seen is not None and size:
+                    wait = self._first_seen + self.flush_interval - now
+                else:
+                    wait = _IDLE_WAIT
+                self._cond.wait(max(0.001, min(wait, _IDLE_WAIT)))
+            batch = [self._queue.popleft() for _ in range(min(size, self.batch_size))]
+            self._taken += len(batch)
+            self._first_seen = None
+            self._inflight = batch
+            self._inflight_since = now
+            return batch
+
+    def _process(self, raw: list[Any]) -> None:
+        """Deliver one batch; park what is left and enter (or leave) outage mode."""
+        items: list[Item] = []
+        size = 2
+        for index, event in enumerate(raw):
+            item = encode(event)
+            if isinstance(item, str):
+                self._results.reject_unencodable(event, item, True)
+                continue
+            if items and size + len(item.line) + 1 > self.batch_bytes:
+                with self._cond:  # over the byte budget: the rest goes back, in order
+                    self._queue.extendleft(reversed(raw[index:]))
+                    self._taken -= len(raw) - index
+                    if self._inflight is raw:
+                        del raw[index:]
+                break
+            items.append(item)
+            size += len(item.line) + 1
+        if not items:
+            self._finish(raw)
+            return
+        outage = self._outage
+        if outage.down and not self._stopping and not self._flush_pending() \
+                and time.monotonic() < outage.next_probe:
+            # Outage: straight to the spool.
+            delivery = Delivery(items, "the server is unreachable", outage.refusal)
+        else:
+            self._probed_gen = self._flush_gen
+            delivery = self._sender.deliver(items, live=True, probe=outage.down)
+        if not self._finish(raw):
+            return  # shutdown() took this batch over and spooled it
+        if delivery.left:
+            outage.enter(delivery.why, delivery.refusal)  # first: parking counts a refusal
+            self._spiller.park(delivery.left, live=True)
+        elif outage.leave():
+            self._replayer.wake()
+
+    def _finish(self, raw: list[Any]) -> bool:
+        """Release the in-flight batch; False when shutdown() already took it over."""
+        with self._cond:
+            if self._inflight is not raw:
+                return False
+            self._inflight = None
+            return True
+
+    def _reject_live(self, event: Any, why: str) -> None:
+        self._results.reject_unencodable(event, why, True)
+
+    def _put_back(self, events: list[Any]) -> list[Any]:
+        """Return ``events`` to the front of the queue, in order, while there is room (none
+        once closed); the events that found none."""
+        with self._cond:
+            rest = events
+            if not self._closed:
+                room = max(0, self.queue_size - len(self._queue))
+                self._queue.extendleft(reversed(events[:room]))
+                self._taken -= len(events[:room])
+                rest = events[room:]
+            self._cond.notify_all()
+            return rest
+
+    # -- spilling a queue that a stuck worker lets grow ----------------------------------------
+
+    def _spill_loop(self) -> None:
+        self._spiller.run(self._take_spill_chunk)
+
+    def _take_spill_chunk(self) -> list[Any] | None:
+        """Wait until the queue must spill; the oldest events to move, or None once closed."""
+        with self._lock:
+            while True:
+                if self._closed:
+                    return None
+                wait = self._spill_wait()
+                if wait <= 0:
+                    break
+                self._spill_cond.wait(wait)
+            count = min(self.batch_size * 10, len(self._queue) - self._high_water // 2)
+            chunk = [self._queue.popleft() for _ in range(max(1, count))]
+            self._taken += len(chunk)
+            return chunk
+
+    def _spill_due(self) -> bool:
+        """The queue is past half its cap *and* the worker has held its batch for over a
+        second or is in an outage (so a healthy burst is never written to disk)."""
+        held = time.monotonic() - self._inflight_since
+        busy = self._inflight is not None and held > _STUCK_AFTER
+        return len(self._queue) >= self._high_water and (busy or self._outage.down)
+
+    def _spill_wait(self) -> float:
+        """0 when the queue must spill now (`_spill_due`), else how long to wait before
+        looking again (as soon as a batch would count as stuck when the queue is high)."""
+        if self._spill_due():
+            return 0.0
+        held = time.monotonic() - self._inflight_since
+        high = len(self._queue) >= self._high_water
+        wait = max(0.02, _STUCK_AFTER - held) if high and self._inflight else _IDLE_WAIT
+        return min(wait, _IDLE_WAIT)

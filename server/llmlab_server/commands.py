@@ -1,0 +1,100 @@
+"""The server's own ``llmlab`` commands: ``serve``, ``server serve | db upgrade | db current``
+and ``demo``.
+
+`llmlab.cli` (the client CLI, in the SDK) loads `COMMANDS` from here when one of them runs
+and this package's dependencies are installed; otherwise it tells the user to
+``pip install 'llmlab[server]'``. Errors reach the root group, which prints one message.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from llmlab.cli._output import err_console, out_console
+from llmlab_server import db
+from llmlab_server.config import ConfigError, default_database_url
+
+__all__ = ["COMMANDS", "demo", "serve", "server_cli"]
+
+_DATABASE_HELP = "SQLAlchemy URL (default: $LLMLAB_DATABASE_URL, else ~/.llmlab/llmlab.db)."
+
+
+@click.group("server")
+def server_cli() -> None:
+    """Run and administer the llmlab server."""
+
+
+@server_cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--database", "database", default=None, metavar="URL", help=_DATABASE_HELP)
+@click.option("--debug/--no-debug", default=False, help="Flask debugger and reloader.")
+def serve(host: str, port: int, database: str | None, debug: bool) -> None:
+    """Run the development server (use gunicorn in production)."""
+    from llmlab_server import create_app
+
+    os.environ.setdefault("LLMLAB_ENV", "development")
+    if database:
+        os.environ["LLMLAB_DATABASE_URL"] = database
+    try:
+        app = create_app()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    err_console().print(f"llmlab server on http://{host}:{port}  database: "
+                        f"{app.config['DATABASE_URL'].split('@')[-1]}", markup=False)
+    app.run(host=host, port=port, debug=debug, use_reloader=debug)
+
+
+@server_cli.group("db")
+def db_group() -> None:
+    """Database schema commands."""
+
+
+def _database(database: str | None) -> str:
+    return database or os.environ.get("LLMLAB_DATABASE_URL") or default_database_url()
+
+
+@db_group.command("upgrade")
+@click.option("--database", "database", default=None, metavar="URL", help=_DATABASE_HELP)
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+def upgrade(database: str | None, revision: str) -> None:
+    """Apply migrations up to the newest (or --revision)."""
+    engine = db.make_engine(_database(database))
+    try:
+        before = db.current_revision(engine)
+        db.upgrade(engine, revision)
+        after = db.current_revision(engine)
+    finally:
+        engine.dispose()
+    where = engine.url.render_as_string(hide_password=True)
+    click.echo(f"{where}: {before or 'empty'} -> {after}")
+
+
+@db_group.command("current")
+@click.option("--database", "database", default=None, metavar="URL", help=_DATABASE_HELP)
+def current(database: str | None) -> None:
+    """Show the database's migration and the newest one shipped."""
+    engine = db.make_engine(_database(database))
+    try:
+        click.echo(f"current: {db.current_revision(engine) or 'none'}  "
+                   f"head: {db.head_revision()}")
+    finally:
+        engine.dispose()
+
+
+@click.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=0, type=int, help="Port [default: a free one].")
+@click.option("--exit", "exit_after", is_flag=True,
+              help="Stop after printing the results instead of serving until Ctrl-C.")
+def demo(host: str, port: int, exit_after: bool) -> None:
+    """Run a server, a fake OpenAI/Anthropic/Gemini and a sample app, offline; show the costs."""
+    from llmlab_server.demo import run_demo
+
+    run_demo(host=host, port=port, serve_forever=not exit_after, console=out_console())
+
+
+#: What the root ``llmlab`` group runs for each name (``serve`` is short for ``server serve``).
+COMMANDS: dict[str, click.Command] = {"server": server_cli, "serve": serve, "demo": demo}
