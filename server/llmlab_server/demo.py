@@ -319,7 +319,7 @@ def _report(console: Console, result: DemoResult, by_feature: dict[str, Any],
                       f"({budget.get('percent', 0):.0f}%, action {budget.get('action')}).")
     if result.recommendations is not None:
         console.print()
-        print_recommendations(console, result.recommendations)
+        print_recommendations(console, result.recommendations, limit=5)
     for skipped in result.skipped:
         # escape: the install hint's "[all]" is not rich markup.
         console.print(f"[dim]skipped: {escape(skipped)}[/]")

@@ -126,14 +126,15 @@ def _saving(item: dict[str, Any]) -> Decimal:
         return Decimal(0)
 
 
-def print_recommendations(console: Console, data: Any) -> None:
-    """Recommendations as a table, biggest saving first."""
+def print_recommendations(console: Console, data: Any, limit: int | None = None) -> None:
+    """Recommendations as a table, biggest saving first (the ``limit`` biggest, if given)."""
     items = items_of(data, "recommendations")
     if not items:
         console.print("No recommendations yet: spend looks efficient (or there is too little data).")
         return
     rows = []
-    for item in sorted(items, key=_saving, reverse=True):
+    ranked = sorted(items, key=_saving, reverse=True)
+    for item in ranked[:limit]:
         evidence = item.get("evidence")
         if isinstance(evidence, dict):
             evidence = ", ".join(f"{k}={v}" for k, v in list(evidence.items())[:4])
@@ -142,6 +143,10 @@ def print_recommendations(console: Console, data: Any) -> None:
                      item.get("detail") or item.get("description") or evidence or ""])
     console.print(table("Recommendations", ["recommendation", "saves / month", "confidence",
                                             "why"], rows, right={"saves / month"}))
+    if len(ranked) > len(rows):
+        rest = sum((_saving(item) for item in ranked[len(rows):]), Decimal(0))
+        console.print(f"… and {len(ranked) - len(rows)} more, saving {money(rest, 2)} a month "
+                      "(`llmlab recommendations` lists them all).", markup=False)
     for note in (data.get("notes") or []) if isinstance(data, dict) else []:
         console.print(f"note: {note}", style="dim", markup=False)
 

@@ -61,7 +61,8 @@ class TestRecommendations:
         assert result.exit_code == 0, result.output
         items = json.loads(result.stdout)["recommendations"]
         assert {"cheaper_model", "prompt_caching"} <= {r["kind"] for r in items}
-        table_out = run("recommendations", env=configured(account)).output
+        # Wide enough that no title folds onto two lines of its cell.
+        table_out = run("recommendations", env={**configured(account), "COLUMNS": "400"}).output
         best = max(items, key=lambda r: float(r["monthly_savings"]))
         assert table_out.index(best["title"]) < min(
             table_out.index(r["title"]) for r in items if r is not best)
@@ -72,3 +73,20 @@ class TestRecommendations:
         """A project without spend gets the "nothing yet" line."""
         result = run("recommendations", env=configured(account))
         assert result.exit_code == 0 and "No recommendations yet" in result.output
+
+    def test_a_limited_table_shows_the_biggest_and_sums_the_rest(self) -> None:
+        """With a limit (the demo shows five), the biggest savings are listed and the rest is
+        one line with their count and their total saving."""
+        import io
+
+        from rich.console import Console
+
+        from llmlab.cli._output import print_recommendations
+
+        items = [{"title": f"idea {n}", "savings_per_month": str(n), "confidence": "high",
+                  "detail": "why"} for n in (1, 7, 3, 5, 2)]
+        out = io.StringIO()
+        print_recommendations(Console(file=out, width=120), {"recommendations": items}, limit=2)
+        text = out.getvalue()
+        assert "idea 7" in text and "idea 5" in text and "idea 3" not in text
+        assert "… and 3 more, saving $6.00 a month" in text
