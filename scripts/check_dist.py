@@ -63,7 +63,7 @@ class CheckFailed(Exception):
 def run(cmd: list[str], *, expect: int | None = 0, env: dict[str, str] | None = None,
         timeout: float = 600) -> str:
     """Run ``cmd``; its combined output; CheckFailed when the exit status is not ``expect``."""
-    shown = " ".join(str(c) for c in cmd)
+    shown = " ".join(str(c) for c in cmd).replace("\n", " ")
     print(f"$ {shown if len(shown) < 160 else shown[:157] + '...'}", flush=True)
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     output = result.stdout + result.stderr
