@@ -4,6 +4,8 @@
 
 Both engines price the same realistic mix of usages (OpenAI with cache and reasoning,
 Anthropic with cache writes, Gemini with thinking and a long-context prompt, embeddings).
+A third line prices the mix plus a DeepSeek V4 call (off-peak windows) at event timestamps,
+as the SDK and the server do (``at=`` an aware datetime).
 litellm is measured only if importable here or in the interpreter given by
 ``--litellm-python`` (litellm pins its own openai version, so it usually lives in its own
 virtualenv). Prints one line per engine and the ratio; figures go to docs/performance.md.
@@ -16,6 +18,7 @@ import json
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sdk"))
@@ -74,6 +77,25 @@ def bench_llmlab(seconds: float) -> float:
     return n / (time.perf_counter() - start)
 
 
+def bench_llmlab_at_timestamps(seconds: float) -> float:
+    """Costs per second with ``at=`` each event's timestamp (peak and off-peak hours)."""
+    catalogue = Catalogue.bundled()
+    deepseek = ("deepseek-v4-flash", "deepseek", {"input_tokens": 3000, "output_tokens": 500,
+                                                  "cache_read_tokens": 2000})
+    monday = datetime(2026, 12, 7, tzinfo=UTC)
+    calls = [(model, provider, Usage(**usage), monday + timedelta(hours=3 * i))
+             for i, (model, provider, usage) in enumerate([*MIX, deepseek])]
+    for model, provider, usage, when in calls:
+        catalogue.cost(model, usage, provider, at=when)
+    n = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for model, provider, usage, when in calls:
+            catalogue.cost(model, usage, provider, at=when)
+        n += len(calls)
+    return n / (time.perf_counter() - start)
+
+
 def bench_llmlab_from_native(seconds: float) -> float:
     """Costs per second when usage arrives as a provider's native dict (adapter included)."""
     catalogue = Catalogue.bundled()
@@ -107,8 +129,10 @@ def main() -> int:
     parser.add_argument("--litellm-python", help="a Python interpreter with litellm installed")
     args = parser.parse_args()
     ours = bench_llmlab(args.seconds)
+    at = bench_llmlab_at_timestamps(args.seconds)
     native = bench_llmlab_from_native(args.seconds)
     print(f"llmlab  Catalogue.cost (normalised usage): {ours:12,.0f} costs/s")
+    print(f"llmlab  Catalogue.cost (at= event times):  {at:12,.0f} costs/s")
     print(f"llmlab  Catalogue.cost (native OpenAI dict): {native:10,.0f} costs/s")
     theirs = bench_litellm(args.seconds, args.litellm_python)
     if theirs is not None:

@@ -9,10 +9,14 @@ Streaming chat completions only report usage when asked with
 ``stream_options={"include_usage": True}``. When the caller did not ask, llmlab asks (for
 OpenAI and Azure hosts, `init(openai_stream_usage=False)` to disable) and hides the extra
 usage-only chunk, so the caller iterates exactly what it would have without llmlab.
+
+A client pointed at a regional OpenAI host (``https://eu.api.openai.com/v1``, ``us.``) is
+billed OpenAI's regional-processing uplift: its calls carry that region (``eu``, ``us``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from typing import Any, ClassVar
 
@@ -28,7 +32,7 @@ from llmlab.integrations._common import (
     sync_wrapper,
 )
 
-__all__ = ["OpenAIIntegration", "provider_for_base_url"]
+__all__ = ["OpenAIIntegration", "provider_for_base_url", "region_for_base_url"]
 
 _RAW_RESPONSE_TYPES = frozenset({"LegacyAPIResponse", "APIResponse", "AsyncAPIResponse"})
 _NO_EXTRA: dict[str, Any] = {}  # read-only: `Call.finish` takes it as **extra
@@ -45,28 +49,42 @@ def provider_for_base_url(host: str) -> str:
     return "openai"
 
 
-#: id(base_url object) → (that object, provider): parsing the host on every call is not free.
-_PROVIDER_BY_URL: dict[int, tuple[Any, str]] = {}
+def region_for_base_url(host: str) -> str | None:
+    """The OpenAI data-residency region of a host (``eu.api.openai.com`` → ``eu``), or None."""
+    label, _, rest = host.lower().partition(".")
+    return label if rest == "api.openai.com" and label.isalpha() else None
 
 
-def _provider(resource: Any) -> str:
+#: id(base_url object) → (that object, provider, region): parsing the host on every call is
+#: not free.
+_PROVIDER_BY_URL: dict[int, tuple[Any, str, str | None]] = {}
+_NO_CLIENT = (None, "openai", None)
+
+
+def _host_info(resource: Any) -> tuple[Any, str, str | None]:
     client = getattr(resource, "_client", None)
     if client is None:
-        return "openai"
+        return _NO_CLIENT
     # openai's `base_url` property runs an import on every access; read what it returns.
     base_url = getattr(client, "_base_url", None) or getattr(client, "base_url", None)
     cached = _PROVIDER_BY_URL.get(id(base_url))
     if cached is not None and cached[0] is base_url:
-        return cached[1]
+        return cached
+    host = getattr(base_url, "host", None)
+    region = None
     if type(client).__name__.startswith(("AzureOpenAI", "AsyncAzureOpenAI")):
         provider = "azure"
     else:
-        host = getattr(base_url, "host", None)
         provider = provider_for_base_url(str(host)) if host else "openai"
+        region = region_for_base_url(str(host)) if host and provider == "openai" else None
     if len(_PROVIDER_BY_URL) > 1000:
         _PROVIDER_BY_URL.clear()
-    _PROVIDER_BY_URL[id(base_url)] = (base_url, provider)
-    return provider
+    info = _PROVIDER_BY_URL[id(base_url)] = (base_url, provider, region)
+    return info
+
+
+def _provider(resource: Any) -> str:
+    return _host_info(resource)[1]
 
 
 def _read(result: Any) -> tuple[str | None, UsageSource | None, dict[str, Any]]:
@@ -90,6 +108,10 @@ class _ChatStream:
         self.model: str | None = None
         self.usage: UsageSource | None = None
         self.chars = 0
+        self.region: str | None = None
+
+    def extra(self) -> dict[str, Any]:
+        return {"region": self.region} if self.region else _NO_EXTRA
 
     def on_chunk(self, chunk: Any) -> bool:
         # Per streamed token: plain attribute reads of the SDK's chunk models; anything
@@ -139,6 +161,10 @@ class _ResponsesStream:
         self.model: str | None = None
         self.usage: UsageSource | None = None
         self.chars = 0
+        self.region: str | None = None
+
+    def extra(self) -> dict[str, Any]:
+        return {"region": self.region} if self.region else _NO_EXTRA
 
     def on_chunk(self, event: Any) -> bool:
         kind = getattr(event, "type", "")
@@ -213,14 +239,64 @@ def _spec(operation: str, *, stream_state: Any = None, prepare_stream: Any = Non
     spec = CallSpec(provider=_provider, operation=operation, read_result=_read,
                     new_stream_state=stream_state, prepare_stream=prepare_stream,
                     adapted_types=_RAW_RESPONSE_TYPES)
+    spec.adapt_result = _adapter(spec)
+    return spec
 
+
+def _adapter(spec: CallSpec) -> Any:
     def adapt(result: Any, call: Call) -> Any:
         if type(result).__name__ not in _RAW_RESPONSE_TYPES:
             return None  # the common case, decided without another call
         return _adapt_raw(result, call, spec)
 
-    spec.adapt_result = adapt
-    return spec
+    return adapt
+
+
+def _regional(spec: CallSpec, region: str) -> CallSpec:
+    """``spec`` for a client of a regional host: every result and stream carries ``region``."""
+    read, new_state = spec.read_result, spec.new_stream_state
+
+    def read_regional(result: Any) -> tuple[str | None, UsageSource | None, dict[str, Any]]:
+        model, usage, extra = read(result)
+        return model, usage, {**extra, "region": region}
+
+    def state_regional(call: Call) -> Any:
+        assert new_state is not None  # only set as a stream state when there is one
+        state: Any = new_state(call)  # this module's states: they have a region
+        state.region = region
+        return state
+
+    variant = dataclasses.replace(spec, read_result=read_regional,
+                                  new_stream_state=state_regional if new_state else None)
+    variant.adapt_result = _adapter(variant)
+    return variant
+
+
+def _by_region(spec: CallSpec, is_async: bool) -> Any:
+    """The recording wrapper of ``spec``, choosing per call the client's regional variant.
+
+    One dictionary hit per call (the host is parsed once per base URL): regional hosts are
+    rare, and a region cannot be read from a response.
+    """
+    plain = async_wrapper(spec) if is_async else sync_wrapper(spec)
+    regional: dict[str, Any] = {}
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> Any:
+        try:
+            region = _host_info(instance)[2]
+        except Exception:
+            region = None
+        if region is None:
+            return plain(wrapped, instance, args, kwargs)
+        chosen = regional.get(region)
+        if chosen is None:
+            variant = _regional(spec, region)
+            chosen = regional[region] = (async_wrapper(variant) if is_async
+                                         else sync_wrapper(variant))
+        return chosen(wrapped, instance, args, kwargs)
+
+    return wrapper
 
 
 def _chat_state(call: Call) -> _ChatStream:
@@ -234,6 +310,9 @@ class OpenAIIntegration(Integration):
     module: ClassVar[str] = "openai"
     distribution: ClassVar[str] = "openai"
     min_version: ClassVar[tuple[int, ...]] = (3, 0)
+
+    def _wrapper(self, spec: Any, is_async: bool) -> Any:
+        return _by_region(spec, is_async)
 
     def _targets(self) -> list[tuple[Any, str, CallSpec, bool]]:
         try:
@@ -274,7 +353,7 @@ class OpenAIIntegration(Integration):
             resource = resources[owner.__name__]
             if type(resource) is not owner or name in vars(resource):
                 continue
-            wrapper = async_wrapper(spec) if is_async else sync_wrapper(spec)
+            wrapper = self._wrapper(spec, is_async)
             setattr(resource, name, wrapt.FunctionWrapper(getattr(resource, name), wrapper))
         return True
 

@@ -47,7 +47,9 @@ def cost(
     """The exact cost of one call, from the process-wide catalogue.
 
     ``usage`` is a provider's native usage object, a dict of it, or a normalised dict
-    (`llmlab.usage.Usage`). ``at`` prices the call as of that time (price history);
+    (`llmlab.usage.Usage`). ``at`` prices the call as of that instant (a datetime, naive
+    meaning UTC, or ISO text): price history by its UTC date, off-peak windows by its UTC time;
+    a bare date bills standard hours and no ``at`` means now;
     ``service_tier`` is ``batch``, ``flex``, ``priority`` …; ``region`` applies a regional
     multiplier (``us``, ``eu``); ``project`` applies that project's markup. An unknown model
     gives ``priced=False`` and zero amounts, with one warning per model, never an exception.

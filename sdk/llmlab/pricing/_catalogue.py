@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -17,41 +16,14 @@ from typing import Any
 from llmlab.errors import ConfigurationError, PricingError
 from llmlab.pricing._engine import CostBreakdown, compute
 from llmlab.pricing._litellm import convert_table
+from llmlab.pricing._names import FALLBACK, PREFIXES, PROVIDER_IDS, candidates
 from llmlab.pricing._rates import COMPONENTS, ModelPrice, PricePeriod
+from llmlab.pricing._when import to_date, to_instant
 from llmlab.usage import NORMALISED_TYPES, Usage
 
 __all__ = ["PROVIDER_IDS", "Catalogue", "ImportReport"]
 
 logger = logging.getLogger("llmlab")
-
-#: Provider ids, in the order a bare model name is looked up.
-PROVIDER_IDS = ("openai", "anthropic", "google", "mistral", "cohere", "deepseek", "xai",
-                "vertex", "azure", "bedrock", "groq", "together", "fireworks", "openrouter")
-
-# Prefixes users and SDKs put before a model name, and the provider each one means.
-_PREFIXES = {
-    "openai": "openai", "anthropic": "anthropic", "gemini": "google", "google": "google",
-    "vertex_ai": "vertex", "vertex": "vertex", "azure": "azure", "bedrock": "bedrock",
-    "mistral": "mistral", "codestral": "mistral", "cohere": "cohere", "deepseek": "deepseek",
-    "xai": "xai", "groq": "groq", "together_ai": "together", "together": "together",
-    "fireworks_ai": "fireworks", "fireworks": "fireworks", "openrouter": "openrouter",
-}
-# Where a provider's model may be priced when it has no entry of its own: Azure OpenAI and
-# OpenRouter bill OpenAI's list price; Vertex and Bedrock resell Gemini and Claude.
-_FALLBACK = {
-    "azure": ("openai",), "vertex": ("google", "anthropic"), "bedrock": ("anthropic",),
-    "openrouter": ("openai", "anthropic", "google"),
-}
-# Suffixes that name a snapshot of a model rather than another model; stripped one at a time.
-_SNAPSHOT_SUFFIXES = (
-    re.compile(r"-v\d+(?::\d+)?$"),            # bedrock: -v1:0
-    re.compile(r"-\d{4}-\d{2}-\d{2}$"),        # openai: -2024-08-06
-    re.compile(r"-\d{8}$"),                    # anthropic: -20250929
-    re.compile(r"@(?:\d{8}|default|latest)$"),  # vertex: @20250929
-    re.compile(r"-latest$"),
-    re.compile(r"-\d{3,4}$"),                  # google -001, mistral -2407
-)
-_BEDROCK_GEO = re.compile(r"^(?:us|eu|apac|au|jp|ca|global|us-gov)\.")
 
 _BUNDLED: Catalogue | None = None
 _MISSING: Any = object()
@@ -67,19 +39,6 @@ class ImportReport:
     added: int
     updated: int
     unchanged: int
-
-
-def _to_date(when: date | datetime | str | None) -> date | None:
-    if when is None:
-        return None
-    if isinstance(when, datetime):
-        return when.date()
-    if isinstance(when, date):
-        return when
-    try:
-        return datetime.fromisoformat(str(when).replace("Z", "+00:00")).date()
-    except ValueError as exc:
-        raise ConfigurationError(f"{when!r} is not an ISO date (YYYY-MM-DD)") from exc
 
 
 class Catalogue:
@@ -224,18 +183,20 @@ class Catalogue:
             name = self._aliases[name]
         name = name.removeprefix("models/")
         head, sep, rest = name.partition("/")
-        if sep and head in _PREFIXES:
-            prefixed = _PREFIXES[head]
+        if sep and head in PREFIXES:
+            prefixed = PREFIXES[head]
             if provider is None or provider == prefixed:
-                return self._lookup(rest, prefixed)
+                # A provider's own id may itself start with a prefix (Together's
+                # ``together/Tev1-4B-experimental``): the whole id is tried too.
+                return self._lookup(rest, prefixed) or self._lookup(name, prefixed)
             # OpenRouter's own ids contain a slash (openrouter + "openai/gpt-4o").
             return self._lookup(name, provider) or self._lookup(rest, provider)
         return self._lookup(name, provider)
 
     def _lookup(self, name: str, provider: str | None) -> ModelPrice | None:
         providers: tuple[str | None, ...] = (
-            (provider, *_FALLBACK.get(provider, ())) if provider else (None,))
-        for candidate in _candidates(name):
+            (provider, *FALLBACK.get(provider, ())) if provider else (None,))
+        for candidate in candidates(name):
             for prov in providers:
                 found = self._exact(candidate, prov)
                 if found is not None:
@@ -292,7 +253,7 @@ class Catalogue:
             rates[component] = rate
         name = model.strip().lower()
         key = f"{provider}/{name}"
-        period = PricePeriod(effective_from=_to_date(effective_from), rates={"standard": rates})
+        period = PricePeriod(effective_from=to_date(effective_from), rates={"standard": rates})
         with self._lock:
             existing = self._model(key)
             if existing is not None and period.effective_from is not None:
@@ -336,7 +297,7 @@ class Catalogue:
             except (OSError, ValueError) as exc:
                 raise PricingError(f"cannot read LiteLLM table {table}: {exc}") from exc
         models = convert_table(table)  # type: ignore[arg-type]
-        when = _to_date(effective_from) or date.today()
+        when = to_date(effective_from) or date.today()
         added = updated = unchanged = 0
         with self._lock:
             for key, data in models.items():
@@ -348,8 +309,9 @@ class Catalogue:
                     continue
                 latest = current.periods[-1]
                 period = new.periods[0]
-                if (latest.rates, latest.tiers, latest.multipliers) == (
-                        period.rates, period.tiers, period.multipliers):
+                if (latest.rates, latest.tiers, latest.multipliers, latest.off_peak,
+                        latest.tier_rule) == (period.rates, period.tiers, period.multipliers,
+                                              period.off_peak, period.tier_rule):
                     unchanged += 1
                     continue
                 period.effective_from = when
@@ -390,9 +352,16 @@ class Catalogue:
                                  pricing_version=self.pricing_version)
         periods = entry.periods
         period = periods[-1] if at is None or len(periods) == 1 else entry.period_at(
-            at if type(at) is date else _to_date(at))
+            at if type(at) is date else to_date(at))
         svc = _SERVICE_TIER_NAMES.get(service_tier) or str(service_tier).lower()
-        card = period.card(svc, normalised.input_tokens)
+        off_peak = period.off_peak
+        if off_peak is None:  # the time is read only for models priced by the time of day
+            card = period.card(svc, normalised.input_tokens)
+        else:
+            # A bare date cannot say the hour: standard (peak) rates; no ``at`` means now.
+            when = datetime.now(UTC) if at is None else to_instant(at)
+            card = period.card(svc, normalised.input_tokens,
+                               isinstance(when, datetime) and off_peak.covers(when))
         multiplier = _ONE
         if self._markups:
             multiplier = self._markups.get(project) or self._markups.get(None) or _ONE
@@ -409,29 +378,3 @@ class Catalogue:
 _SERVICE_TIER_NAMES = {None: "standard", "default": "standard", "auto": "standard",
                        "standard": "standard", "standard_only": "standard", "scale": "standard",
                        "batch": "batch", "batches": "batch"}
-
-
-def _candidates(name: str) -> list[str]:
-    """``name`` and the names it may be a snapshot or regional id of, most specific first."""
-    out = [name]
-    if name.startswith("ft:"):  # ft:gpt-4o-mini-2024-07-18:org::id → ft:gpt-4o-mini-2024-07-18
-        base = name.split(":")[1]
-        out += [f"ft:{base}", base]
-    stripped = _BEDROCK_GEO.sub("", name)
-    if stripped != name:
-        out.append(stripped)
-    if stripped.startswith("anthropic."):
-        out.append(stripped.removeprefix("anthropic."))
-    for candidate in list(out):
-        current = candidate
-        changed = True
-        while changed:
-            changed = False
-            for pattern in _SNAPSHOT_SUFFIXES:
-                shorter = pattern.sub("", current)
-                if shorter != current and shorter:
-                    out.append(shorter)
-                    current = shorter
-                    changed = True
-                    break
-    return list(dict.fromkeys(out))

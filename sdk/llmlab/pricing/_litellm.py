@@ -4,7 +4,10 @@ Used by ``scripts/build_catalogue.py`` (the bundled catalogue) and by `import_li
 (a user refreshing prices). LiteLLM rates are USD per token; ``*_above_{N}k_tokens`` keys are
 long-context tiers, ``*_above_1hr`` / ``*_above_12hr`` long-lived cache writes, ``_batches``,
 ``_priority``, ``_flex`` … service tiers; ``provider_specific_entry`` and
-``regional_*_multiplier`` are multipliers.
+``regional_*_multiplier`` are multipliers; ``off_peak_pricing`` holds time-of-day rates
+(`llmlab.pricing._offpeak`). Provider rules the table does not spell out are applied here,
+each with its source in docs/pricing.md: xAI tiers start when the prompt reaches the
+threshold; Fireworks bills cache reads at half the input rate unless a rate is listed.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from llmlab.errors import PricingError
+from llmlab.pricing._collisions import pick
+from llmlab.pricing._offpeak import OffPeak
 
 __all__ = ["PROVIDERS", "convert_entry", "convert_table", "provider_of"]
 
@@ -71,10 +76,15 @@ _SUPPORTS = {
     "supports_pdf_input": "pdf_input", "supports_response_schema": "structured_output",
     "supports_web_search": "web_search",
 }
-# Claude 4.6 and later bill their whole 1M context at the standard rate (Anthropic's model
-# pages: "Context window: 1M tokens", one input and one output price). Long-context tiers
-# that LiteLLM still lists for them are stale and would double a long prompt's bill.
-_FLAT_LONG_CONTEXT = re.compile(r"claude-[a-z]+-(?:4[-._](?:[6-9]|[1-9]\d)(?!\d)|[5-9](?!\d))")
+# Providers whose long-context tier starts when the prompt reaches the threshold (xAI bills
+# its higher rate from exactly 128k/200k prompt tokens, docs.x.ai/developers/pricing; a bill
+# check found llmlab at 0.5x there with ">"). Everyone else's once the prompt exceeds it.
+_TIER_REACHED = frozenset({"xai"})
+# Fraction of the input rate a cache read bills at when the entry lists no cache-read rate.
+# Fireworks documents a 50 % default discount on cached prompt tokens for serverless models
+# (docs.fireworks.ai/serverless/pricing); elsewhere a missing rate means the input rate
+# (the table's own README).
+_DEFAULT_CACHE_READ = {"fireworks": Decimal("0.5")}
 
 
 def provider_of(entry: Mapping[str, Any]) -> str | None:
@@ -104,7 +114,6 @@ def convert_entry(key: str, entry: Mapping[str, Any], provider: str) -> dict[str
     """One LiteLLM entry as a catalogue model (a single price period, effective always)."""
     rates: dict[str, dict[str, str]] = {}
     tiers: dict[str, dict[str, dict[str, str]]] = {}
-    flat_context = bool(_FLAT_LONG_CONTEXT.search(key.lower()))
     for field_name, value in entry.items():
         m = _RATE_KEY.match(field_name)
         if m is None or isinstance(value, (dict, list, bool)) or value is None:
@@ -117,8 +126,6 @@ def convert_entry(key: str, entry: Mapping[str, Any], provider: str) -> dict[str
         svc = _SERVICE_TIERS[m["svc"]] if m["svc"] else "standard"
         amount = format(_rate(value, f"{key}.{field_name}"), "f")
         if m["tier"]:
-            if flat_context:
-                continue
             threshold = str(int(m["tier"]) * 1000)
             tiers.setdefault(threshold, {}).setdefault(svc, {})[component] = amount
         else:
@@ -126,6 +133,10 @@ def convert_entry(key: str, entry: Mapping[str, Any], provider: str) -> dict[str
     if "standard" not in rates or "input" not in rates["standard"]:
         raise PricingError(f"{key}: no input_cost_per_token")
     rates["standard"].setdefault("output", "0")
+    discount = _DEFAULT_CACHE_READ.get(provider)
+    if discount is not None and "cache_read" not in rates["standard"]:
+        input_rate = Decimal(rates["standard"]["input"])
+        rates["standard"]["cache_read"] = format((input_rate * discount).normalize(), "f")
     multipliers: dict[str, str] = {}
     specific = entry.get("provider_specific_entry")
     if isinstance(specific, Mapping):
@@ -140,6 +151,11 @@ def convert_entry(key: str, entry: Mapping[str, Any], provider: str) -> dict[str
     period: dict[str, Any] = {"effective_from": None, "rates": rates}
     if tiers:
         period["tiers"] = tiers
+        if provider in _TIER_REACHED:
+            period["tier_rule"] = "reach"
+    off_peak = entry.get("off_peak_pricing")
+    if isinstance(off_peak, Mapping):
+        period["off_peak"] = _off_peak(key, off_peak)
     if multipliers:
         period["multipliers"] = multipliers
     model: dict[str, Any] = {"provider": provider, "name": model_name(key),
@@ -157,17 +173,28 @@ def convert_entry(key: str, entry: Mapping[str, Any], provider: str) -> dict[str
     return model
 
 
-def convert_table(table: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def _off_peak(key: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """An entry's ``off_peak_pricing`` in catalogue form (validated: bad windows raise)."""
+    rates: dict[str, str] = {}
+    for field_name, value in data.items():
+        m = _RATE_KEY.match(field_name)
+        if m and not (m["long"] or m["tier"] or m["svc"]):
+            rates[_BASES[m["base"]]] = format(_rate(value, f"{key}.off_peak_pricing"), "f")
+    window_fields = {k: v for k, v in data.items() if k in ("windows", "weekday_timezone")}
+    return OffPeak.from_dict(window_fields, {c: Decimal(v) for c, v in rates.items()}).to_dict()
+
+
+def convert_table(table: Mapping[str, Any], *, strict: bool = False) -> dict[str, dict[str, Any]]:
     """Every covered chat, responses, embedding and completion model of a LiteLLM table.
 
     Returns catalogue models keyed ``provider/name``. Entries of other providers or modes,
-    and entries without a token price, are skipped. When two LiteLLM keys name the same
-    model (``gemini-pro`` and ``gemini/gemini-pro``), the prefixed one wins.
+    and entries without a token price, are skipped. Two LiteLLM keys naming the same model
+    with different prices are a collision, settled by `llmlab.pricing._collisions.pick`:
+    with ``strict`` (the bundled build) an unknown collision raises `PricingError`.
     """
     if not isinstance(table, Mapping):
         raise PricingError("a LiteLLM price table is a JSON object of model entries")
-    models: dict[str, dict[str, Any]] = {}
-    prefixed: set[str] = set()
+    found: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for key in sorted(table):
         entry = table[key]
         if not isinstance(entry, Mapping) or entry.get("mode") not in _MODES:
@@ -176,11 +203,6 @@ def convert_table(table: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         if provider is None or "input_cost_per_token" not in entry:
             continue
         model = convert_entry(key, entry, provider)
-        ref = f"{provider}/{model['name']}"
-        is_prefixed = "/" in key and key.split("/", 1)[0] in _KEY_PREFIXES
-        if ref in models and (ref in prefixed or not is_prefixed):
-            continue
-        models[ref] = model
-        if is_prefixed:
-            prefixed.add(ref)
-    return models
+        found.setdefault(f"{provider}/{model['name']}", []).append((key, model))
+    return {ref: pick(ref, candidates, _KEY_PREFIXES, strict=strict)
+            for ref, candidates in found.items()}

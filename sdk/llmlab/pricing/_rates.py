@@ -1,11 +1,12 @@
 """Rates of one model: price periods, service tiers, long-context tiers and multipliers.
 
 A model's prices are a list of `PricePeriod`s, each valid from its ``effective_from``. Within a
-period, a `RateCard` is resolved once per (service tier, long-context threshold) and cached, so
-pricing a call is a dictionary hit and a few `Decimal` multiplications.
+period, a `RateCard` is resolved once per (service tier, long-context threshold, off-peak) and
+cached, so pricing a call is a dictionary hit and a few `Decimal` multiplications.
 
 Resolution of one component (DESIGN.md, shared/reference/README.md):
 
+0. off-peak (`OffPeak`): its rates replace the standard ones they list;
 1. the long-context tier's rate for the service tier, then the tier's standard rate;
 2. the service tier's rate, then the standard rate;
    a missing batch rate is half the standard one, a missing tier named in the multipliers
@@ -13,6 +14,13 @@ Resolution of one component (DESIGN.md, shared/reference/README.md):
 3. a component still missing falls back to its parent, never to zero:
    cache_read, cache_write, audio_input and image_input → input; cache_write_long →
    cache_write; reasoning, audio_output and image_output → output.
+
+Reasoning is output: where a tier (service or long-context) lists an output rate but no
+reasoning rate, reasoning takes that tier's output rate (scaled by the standard
+reasoning/output ratio), not the standard reasoning rate.
+
+A long-context tier applies once the prompt passes its threshold (``>``), or reaches it
+(``>=``) for providers that bill that way (``tier_rule: "reach"``, xAI).
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
+
+from llmlab.pricing._offpeak import OffPeak
 
 __all__ = ["COMPONENTS", "ModelPrice", "PricePeriod", "RateCard"]
 
@@ -38,6 +48,8 @@ _HALF = Decimal("0.5")
 _ONE = Decimal(1)
 STANDARD = "standard"
 BATCH = "batch"
+#: ``tier_rule`` values: a tier applies when the prompt exceeds (default) or reaches it.
+EXCEED, REACH = "exceed", "reach"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,22 +90,33 @@ class PricePeriod:
     rates: dict[str, dict[str, Decimal]]
     tiers: dict[int, dict[str, dict[str, Decimal]]] = field(default_factory=dict)
     multipliers: dict[str, Decimal] = field(default_factory=dict)
-    _cards: dict[tuple[str, int], RateCard] = field(default_factory=dict, repr=False)
+    off_peak: OffPeak | None = None
+    tier_rule: str = EXCEED
+    _cards: dict[tuple[str, int, bool], RateCard] = field(default_factory=dict, repr=False)
     _thresholds: tuple[int, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
-        self._thresholds = tuple(sorted(self.tiers, reverse=True))
+        # A prompt reaching N passes the tier iff it exceeds N - 1: one comparison either way.
+        shift = 1 if self.tier_rule == REACH else 0
+        self._thresholds = tuple(t - shift for t in sorted(self.tiers, reverse=True))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PricePeriod:
         """Read a period from its catalogue JSON form."""
         eff = data.get("effective_from")
+        off_peak = data.get("off_peak")
+        tier_rule = data.get("tier_rule", EXCEED)
+        if tier_rule not in (EXCEED, REACH):
+            raise ValueError(f"tier_rule {tier_rule!r} is not {EXCEED!r} or {REACH!r}")
         return cls(
             effective_from=date.fromisoformat(eff) if eff else None,
             rates={svc: _decimals(r) for svc, r in (data.get("rates") or {}).items()},
             tiers={int(t): {svc: _decimals(r) for svc, r in by_svc.items()}
                    for t, by_svc in (data.get("tiers") or {}).items()},
             multipliers={k: Decimal(str(v)) for k, v in (data.get("multipliers") or {}).items()},
+            off_peak=OffPeak.from_dict(off_peak, _decimals(off_peak.get("rates") or {}))
+            if off_peak else None,
+            tier_rule=tier_rule,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,24 +130,33 @@ class PricePeriod:
                             for t, by in sorted(self.tiers.items())}
         if self.multipliers:
             out["multipliers"] = {k: str(v) for k, v in self.multipliers.items()}
+        if self.tier_rule != EXCEED:
+            out["tier_rule"] = self.tier_rule
+        if self.off_peak is not None:
+            out["off_peak"] = self.off_peak.to_dict()
         return out
 
     def threshold_for(self, prompt_tokens: int) -> int:
         """The long-context threshold a prompt of this size passes (0 for none)."""
+        shift = 1 if self.tier_rule == REACH else 0
         for threshold in self._thresholds:
             if prompt_tokens > threshold:
-                return threshold
+                return threshold + shift
         return 0
 
-    def card(self, service_tier: str = STANDARD, prompt_tokens: int = 0) -> RateCard:
-        """The resolved rates for a service tier and a prompt of ``prompt_tokens`` tokens."""
-        key = (service_tier, self.threshold_for(prompt_tokens) if self._thresholds else 0)
+    def card(self, service_tier: str = STANDARD, prompt_tokens: int = 0,
+             off_peak: bool = False) -> RateCard:
+        """The resolved rates for a service tier, a prompt of ``prompt_tokens`` tokens and,
+        when ``off_peak``, the model's off-peak rates."""
+        key = (service_tier, self.threshold_for(prompt_tokens) if self._thresholds else 0,
+               off_peak and self.off_peak is not None)
         card = self._cards.get(key)
         if card is None:
             card = self._cards[key] = self._resolve(*key)
         return card
 
-    def _layers(self, svc: str, threshold: int) -> list[tuple[Mapping[str, Decimal], Decimal]]:
+    def _layers(self, svc: str, threshold: int,
+                off_peak: bool) -> list[tuple[Mapping[str, Decimal], Decimal]]:
         """Rate tables to consult in order, each with the factor to apply to it."""
         layers: list[tuple[Mapping[str, Decimal], Decimal]] = []
 
@@ -137,17 +169,23 @@ class PricePeriod:
 
         if threshold:
             add(self.tiers[threshold])
-        add(self.rates)
+        rates = self.rates
+        if off_peak and self.off_peak is not None and STANDARD in rates:
+            rates = {**rates, STANDARD: {**rates[STANDARD], **self.off_peak.rates}}
+        add(rates)
         return layers
 
-    def _resolve(self, svc: str, threshold: int) -> RateCard:
-        layers = self._layers(svc, threshold)
+    def _resolve(self, svc: str, threshold: int, off_peak: bool = False) -> RateCard:
+        layers = self._layers(svc, threshold, off_peak)
         found: dict[str, Decimal] = {}
+        where: dict[str, int] = {}
         for component in COMPONENTS:
-            for table, factor in layers:
+            for i, (table, factor) in enumerate(layers):
                 if component in table:
                     found[component] = table[component] * factor
+                    where[component] = i
                     break
+        _reasoning_follows_output(layers, found, where)
         found.setdefault("input", Decimal(0))
         found.setdefault("output", Decimal(0))
         for component in COMPONENTS:
@@ -156,6 +194,19 @@ class PricePeriod:
                 c = _PARENT[c]
             found[component] = found[c]
         return RateCard(**found, service_tier=svc, threshold=threshold)
+
+
+def _reasoning_follows_output(layers: list[tuple[Mapping[str, Decimal], Decimal]],
+                              found: dict[str, Decimal], where: dict[str, int]) -> None:
+    """Reasoning listed only by a less specific table than output takes the output rate found,
+    times that table's reasoning/output ratio (Gemini under flex: flex output, not standard
+    reasoning)."""
+    if "reasoning" not in where or "output" not in where or where["output"] >= where["reasoning"]:
+        return
+    table = layers[where["reasoning"]][0]
+    base = table.get("output")
+    ratio = table["reasoning"] / base if base else _ONE
+    found["reasoning"] = found["output"] * ratio
 
 
 @dataclass(slots=True)

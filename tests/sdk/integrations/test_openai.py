@@ -13,7 +13,7 @@ from provider_versions import openai_cut_stream_error  # tests/sdk, on sys.path 
 from pydantic import BaseModel
 
 import llmlab
-from llmlab.integrations.openai import provider_for_base_url
+from llmlab.integrations.openai import provider_for_base_url, region_for_base_url
 from llmlab.schema import CostEvent
 from llmlab.testing import FakeProvider, FakeUsage
 
@@ -310,3 +310,40 @@ class TestProviderDetection:
         assert _provider(groq.chat.completions) == "groq"
         assert _provider(azure.chat.completions) == "azure"
         assert _provider(openai.OpenAI(api_key="k").embeddings) == "openai"
+
+
+class TestRegionalHosts:
+    @pytest.mark.parametrize(("host", "region"), [
+        ("eu.api.openai.com", "eu"), ("us.api.openai.com", "us"), ("api.openai.com", None),
+        ("api.groq.com", None), ("eu.api.openai.com.evil.test", None),
+    ])
+    def test_region_of_a_host(self, host: str, region: str | None) -> None:
+        """Only OpenAI's regional API hosts name a data-residency region."""
+        assert region_for_base_url(host) == region
+
+    @pytest.mark.parametrize("stream", [False, True])
+    def test_regional_host_bills_the_uplift(self, fake: FakeProvider, events: list[CostEvent],
+                                            stream: bool) -> None:
+        """A client on eu.api.openai.com is billed gpt-5.5's 10 % EU regional uplift."""
+        import httpx2 as httpx  # the HTTP library openai 3.x is built on
+
+        target = httpx.URL(fake.openai_base_url)
+
+        class ToFake(httpx.HTTPTransport):
+            """Sends what the client addresses to eu.api.openai.com to the fake provider."""
+
+            def handle_request(self, request: httpx.Request) -> httpx.Response:
+                request.url = request.url.copy_with(scheme=target.scheme, host=target.host,
+                                                    port=target.port)
+                return super().handle_request(request)
+
+        fake.configure("openai", usage=FakeUsage(input_tokens=1000, output_tokens=100))
+        eu = openai.OpenAI(api_key="sk-test", base_url="https://eu.api.openai.com/v1",
+                           max_retries=0, http_client=httpx.Client(transport=ToFake()))
+        result = eu.chat.completions.create(model="gpt-5.5", messages=MESSAGES, stream=stream)
+        if stream:
+            list(result)
+        [event] = events
+        # gpt-5.5: $5/M input, $30/M output; OpenAI's regional processing: x 1.1.
+        assert event.cost is not None
+        assert event.cost.total == (1000 * D("5") + 100 * D("30")) / 1_000_000 * D("1.1")

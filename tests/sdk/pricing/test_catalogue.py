@@ -79,6 +79,18 @@ class TestResolution:
         """A bare name served by several providers is priced as the first-party model."""
         assert catalogue.resolve("claude-sonnet-4-5").provider == "anthropic"  # type: ignore[union-attr]
 
+    def test_model_id_starting_with_a_provider_prefix(self, catalogue: Catalogue) -> None:
+        """Together's own id ``together/Tev1-4B-experimental`` is priced, its prefix kept."""
+        for provider in ("together", None):
+            c = catalogue.cost("together/Tev1-4B-experimental", Usage(input_tokens=1_000_000),
+                               provider)
+            assert c.priced and c.total == Decimal("0.042")  # the table's $0.042 per 1M
+
+    def test_codestral_latest_bills_the_api_price(self, catalogue: Catalogue) -> None:
+        """``codestral-latest`` bills Mistral's $0.30/$0.90 per 1M, not the free endpoint's $0."""
+        c = catalogue.cost("codestral-latest", Usage(input_tokens=1_000, output_tokens=1_000))
+        assert c.total == (1_000 * Decimal("0.30") + 1_000 * Decimal("0.90")) / 1_000_000
+
     def test_provider_does_not_borrow_unrelated_prices(self, catalogue: Catalogue) -> None:
         """Groq is not priced with OpenAI's list price for a model it does not list."""
         assert catalogue.resolve("gpt-6-sol", "groq") is None

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+from anthropic.types import Usage as AnthropicUsage
+from google.genai.types import GenerateContentResponseUsageMetadata
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from openai.types import CompletionUsage
+from openai.types.completion_usage import PromptTokensDetails
 
 from llmlab.pricing import Catalogue, CostBreakdown, money
 from llmlab.usage import Usage
 
 D = Decimal
+M = 1_000_000
 
 
 class TestDesignExample:
@@ -62,11 +68,28 @@ class TestRegressions:
         assert c.reasoning == 400 * card.reasoning
         assert c.total == 1000 * card.output
 
-    def test_stale_long_context_tier_does_not_double_the_bill(self, catalogue: Catalogue) -> None:
-        """Claude 4.6+ bills its 1M context flat: LiteLLM's stale >100k tier is not applied."""
-        c = catalogue.cost("claude-haiku-5-5", Usage(input_tokens=500_000, output_tokens=0))
-        assert c.total == D("0.05")  # 500k x $0.10/M, not the stale $0.20/M
-        assert c.long_context_threshold == 0
+    def test_model_long_context_band_beats_a_family_rule(self, catalogue: Catalogue) -> None:
+        """Claude Haiku 5.5's documented >100k band applies: no "Claude 4.6+ is flat" rule."""
+        # Anthropic's Haiku 5.5 page: $0.10/$0.50 per 1M up to 100k prompt tokens,
+        # $0.50/$2.50 per 1M for the whole request above.
+        below = catalogue.cost("claude-haiku-5-5", AnthropicUsage(input_tokens=100_000,
+                                                                  output_tokens=1_000))
+        above = catalogue.cost("claude-haiku-5-5", AnthropicUsage(input_tokens=500_000,
+                                                                  output_tokens=1_000))
+        assert below.total == (100_000 * D("0.10") + 1_000 * D("0.50")) / M
+        assert above.total == (500_000 * D("0.50") + 1_000 * D("2.50")) / M
+        assert above.long_context_threshold == 100_000
+
+    def test_xai_tier_starts_when_the_prompt_reaches_it(self, catalogue: Catalogue) -> None:
+        """xAI bills a prompt of exactly 200k at the long-context rate ($2.50/M, not $1.25/M)."""
+        def usage(prompt: int) -> CompletionUsage:
+            return CompletionUsage(prompt_tokens=prompt, completion_tokens=0,
+                                   total_tokens=prompt)
+
+        at = catalogue.cost("grok-4.3", usage(200_000), "xai")
+        under = catalogue.cost("grok-4.3", usage(199_999), "xai")
+        assert at.total == 200_000 * D("2.50") / M
+        assert under.total == 199_999 * D("1.25") / M
 
     def test_real_long_context_tier_bills_the_whole_request(self, catalogue: Catalogue) -> None:
         """Once the prompt, cache included, passes 200k, every token bills at the tier rate."""
@@ -83,6 +106,20 @@ class TestRegressions:
 
 
 class TestFallbacksAndTiers:
+    def test_fireworks_cache_reads_default_to_half_the_input_rate(
+            self, catalogue: Catalogue) -> None:
+        """Fireworks' documented 50 % cache discount applies where no cache rate is listed."""
+        def usage() -> CompletionUsage:
+            return CompletionUsage(prompt_tokens=1_000, completion_tokens=0, total_tokens=1_000,
+                                   prompt_tokens_details=PromptTokensDetails(cached_tokens=1_000))
+
+        # chronos-hermes-13b-v2 lists $0.20/M input only; minimax-m2p1 lists $0.03/M cached.
+        unlisted = catalogue.cost("accounts/fireworks/models/chronos-hermes-13b-v2", usage(),
+                                  "fireworks")
+        listed = catalogue.cost("accounts/fireworks/models/minimax-m2p1", usage(), "fireworks")
+        assert unlisted.cache_read == 1_000 * D("0.20") * D("0.5") / M
+        assert listed.cache_read == 1_000 * D("0.03") / M
+
     def test_missing_cache_rate_falls_back_to_input(self, catalogue: Catalogue) -> None:
         """A model without a cache-read price bills cache reads at the input rate, never $0."""
         c = catalogue.cost("groq/llama-guard-3-8b", Usage(input_tokens=1000, cache_read_tokens=1000))
@@ -107,6 +144,27 @@ class TestFallbacksAndTiers:
             == D("0.54")
         assert catalogue.cost("gemini-2.5-flash", usage, "google", service_tier="flex").total \
             == D("0.15")
+
+    @pytest.mark.parametrize(("tier", "output_rate"), [("flex", "1.25"), ("priority", "4.50")])
+    def test_reasoning_bills_at_the_service_tier_rate(self, catalogue: Catalogue, tier: str,
+                                                      output_rate: str) -> None:
+        """Gemini thinking under flex or priority bills at that tier's output rate."""
+        # gemini-2.5-flash output per 1M: $2.50 standard, $1.25 flex, $4.50 priority.
+        usage = GenerateContentResponseUsageMetadata(
+            prompt_token_count=0, candidates_token_count=100, thoughts_token_count=900)
+        c = catalogue.cost("gemini-2.5-flash", usage, "google", service_tier=tier)
+        assert c.reasoning == 900 * D(output_rate) / M
+        assert c.total == 1_000 * D(output_rate) / M
+
+    def test_reasoning_follows_a_long_context_tier(self) -> None:
+        """A tier that lists output but not reasoning bills reasoning at its output rate."""
+        cat = Catalogue({"pricing_version": "t", "models": {"google/m": {
+            "provider": "google", "name": "m", "prices": [{"effective_from": None,
+            "rates": {"standard": {"input": "0.000001", "output": "0.00001",
+                                   "reasoning": "0.00001"}},
+            "tiers": {"200000": {"standard": {"input": "0.000002", "output": "0.000015"}}}}]}}})
+        c = cat.cost("m", Usage(input_tokens=200_001, output_tokens=1_000, reasoning_tokens=1_000))
+        assert c.reasoning == 1_000 * D("15") / M
 
     def test_region_and_speed_multipliers(self, catalogue: Catalogue) -> None:
         """US inference and fast mode multiply every component, applied last."""

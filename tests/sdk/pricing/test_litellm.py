@@ -33,13 +33,38 @@ class TestConvertEntry:
         assert model["supports"] == ["vision"]
         assert model["max_input_tokens"] == 1000
 
-    def test_stale_claude_long_context_tiers_are_dropped(self) -> None:
-        """Claude 4.6+ long-context tiers are dropped; older Claude keeps them."""
-        entry = {"litellm_provider": "anthropic", "mode": "chat", "input_cost_per_token": 1e-06,
-                 "output_cost_per_token": 5e-06, "input_cost_per_token_above_200k_tokens": 2e-06}
-        assert "tiers" not in convert_entry("claude-sonnet-4-6", entry, "anthropic")["prices"][0]
-        assert "tiers" not in convert_entry("claude-haiku-5-5", entry, "anthropic")["prices"][0]
-        assert "tiers" in convert_entry("claude-sonnet-4-5", entry, "anthropic")["prices"][0]
+    def test_listed_long_context_tiers_are_kept_for_every_model(self) -> None:
+        """A model's own tiers stand whatever its family (no blanket "Claude 4.6+ is flat")."""
+        entry = {"litellm_provider": "anthropic", "mode": "chat", "input_cost_per_token": 1e-07,
+                 "output_cost_per_token": 5e-07, "input_cost_per_token_above_100k_tokens": 5e-07}
+        for key in ("claude-haiku-5-5", "claude-sonnet-4-5"):
+            period = convert_entry(key, entry, "anthropic")["prices"][0]
+            assert period["tiers"] == {"100000": {"standard": {"input": "0.0000005"}}}
+            assert "tier_rule" not in period  # Anthropic: the tier starts above the threshold
+
+    def test_provider_rules(self) -> None:
+        """xAI tiers start at the threshold; Fireworks cache reads default to half the input."""
+        entry = {"mode": "chat", "input_cost_per_token": 2e-06, "output_cost_per_token": 6e-06,
+                 "input_cost_per_token_above_200k_tokens": 4e-06}
+        assert convert_entry("xai/grok-x", entry, "xai")["prices"][0]["tier_rule"] == "reach"
+        fireworks = convert_entry("fireworks_ai/m", entry, "fireworks")["prices"][0]
+        assert fireworks["rates"]["standard"]["cache_read"] == "0.000001"  # $2/M x 50 %
+        listed = convert_entry("fireworks_ai/m", {**entry, "cache_read_input_token_cost": 2e-07},
+                               "fireworks")["prices"][0]
+        assert listed["rates"]["standard"]["cache_read"] == "0.0000002"
+
+    def test_off_peak_pricing_is_kept(self) -> None:
+        """``off_peak_pricing`` becomes the period's off-peak rates and windows."""
+        entry = {"mode": "chat", "input_cost_per_token": 3e-07, "output_cost_per_token": 1.2e-06,
+                 "off_peak_pricing": {"input_cost_per_token": 1.5e-07,
+                                      "cache_read_input_token_cost": 3e-09,
+                                      "weekday_timezone": "Asia/Shanghai",
+                                      "windows": [{"hours_utc": "00:00-00:00",
+                                                   "weekdays": [6, 7]}]}}
+        off_peak = convert_entry("deepseek-x", entry, "deepseek")["prices"][0]["off_peak"]
+        assert off_peak == {"rates": {"input": "0.00000015", "cache_read": "0.000000003"},
+                            "windows": [{"hours_utc": ["00:00-00:00"], "weekdays": [6, 7]}],
+                            "weekday_timezone": "Asia/Shanghai"}
 
     def test_bad_rates_are_refused(self) -> None:
         """Negative or non-numeric rates, or no input price, raise PricingError."""
@@ -53,7 +78,8 @@ class TestConvertEntry:
 
 class TestConvertTable:
     def test_filters_providers_and_modes_and_prefers_prefixed_keys(self) -> None:
-        """Only covered providers' token-priced models survive; prefixed keys win collisions."""
+        """Only covered providers' token-priced models survive; outside a strict build an
+        unsettled collision keeps the prefixed key."""
         table = {
             "sample_spec": {"mode": "one of: chat"},
             "gemini-pro": {"litellm_provider": "gemini", "mode": "chat",
