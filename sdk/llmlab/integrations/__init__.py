@@ -36,6 +36,7 @@ INTEGRATIONS: dict[str, str] = {
     "anthropic": "llmlab.integrations.anthropic:AnthropicIntegration",
     "google_genai": "llmlab.integrations.google_genai:GoogleGenAIIntegration",
     "google_generativeai": "llmlab.integrations.google_generativeai:GoogleGenerativeAIIntegration",
+    "litellm": "llmlab.integrations.litellm:LiteLLMIntegration",
 }
 _ALIASES = {"google-genai": "google_genai", "google-generativeai": "google_generativeai",
             "genai": "google_genai", "generativeai": "google_generativeai"}
