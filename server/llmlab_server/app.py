@@ -17,6 +17,7 @@ from werkzeug.routing import IntegerConverter, Map
 
 from llmlab_server import api, dashboard, db, errors, metrics, openapi
 from llmlab_server.config import Config, finalise
+from llmlab_server.limits import JSONErrorFlask, LimitedRequest, framework_limit
 from llmlab_server.models import MAX_ID
 
 __all__ = ["create_app"]
@@ -36,7 +37,8 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
 
     Raises `llmlab_server.config.ConfigError` when it must not start (no secret in production).
     """
-    app = Flask(__name__)
+    app = JSONErrorFlask(__name__)
+    app.request_class = LimitedRequest
     app.url_map.converters["int"] = _IdConverter  # before any route is added
     app.config.from_object(Config.from_env() if not isinstance(config, Config) else config)
     if isinstance(config, Mapping):
@@ -44,7 +46,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     settings: dict[str, Any] = dict(app.config)
     finalise(settings)
     app.config.update(settings)
-    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_BODY_BYTES"]
+    app.config["MAX_CONTENT_LENGTH"] = framework_limit(app.config["MAX_BODY_BYTES"])
     app.json.sort_keys = False  # type: ignore[attr-defined]
     logging.getLogger("llmlab_server").setLevel(logging.INFO)
     errors.init_app(app)

@@ -13,11 +13,17 @@ instead of failing later inside a request. Switches take the SDK's spellings (`l
 from __future__ import annotations
 
 import ipaddress
+import math
+import re
 import secrets
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+from limits import parse
+from limits.errors import ConfigurationError as LimitsConfigurationError
+from limits.storage import storage_from_string
 from pydantic import BeforeValidator, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -70,7 +76,39 @@ def _environment_name(raw: object) -> object:
     return raw.strip().lower() if isinstance(raw, str) else raw
 
 
+def _rate(raw: object) -> object:
+    """A ``limits`` rate such as ``30 per 5 minutes`` (checked here, kept as text)."""
+    if isinstance(raw, str) and raw.strip():
+        parse(raw)  # a ValueError refuses the variable
+        return raw.strip()
+    return raw
+
+
+def _storage(raw: object) -> object:
+    """A ``limits`` storage URI whose scheme and driver are available (built once to check:
+    storages connect lazily, so this needs no server)."""
+    if isinstance(raw, str) and raw.strip():
+        if raw.startswith("async+"):  # the throttle is synchronous
+            raise ValueError("asynchronous storages are not supported")
+        try:
+            storage_from_string(raw.strip())
+        except LimitsConfigurationError as exc:
+            raise ValueError(str(exc)) from None
+        return raw.strip()
+    return raw
+
+
+def _smtp_url(raw: object) -> object:
+    """An SMTP URL with one of the three schemes `llmlab_server.mail.SmtpMailer` speaks."""
+    if isinstance(raw, str) and raw.strip():
+        if not raw.strip().startswith(("smtp://", "smtp+starttls://", "smtps://")):
+            raise ValueError("not an smtp URL")
+        return raw.strip()
+    return raw
+
+
 Switch = Annotated[bool | None, BeforeValidator(_switch)]
+_RATE = "a number of failures per period, such as '30 per 5 minutes'"
 _TTL = f"a whole number of seconds from 1 to {_MAX_TTL}"
 _AT_LEAST_1 = "a whole number, at least 1"
 
@@ -108,6 +146,16 @@ class _Environment(BaseSettings):
         Field(default=None, description=f"{SPELLINGS}, or a comma-separated list of CIDRs "
                                         "such as 127.0.0.0/8,::1/128"))
     GC_FREEZE: Switch = Field(default=None, description=SPELLINGS)
+    AUTH_THROTTLE_PER_CLIENT: Annotated[str | None, BeforeValidator(_rate)] = Field(
+        default=None, description=_RATE)
+    AUTH_THROTTLE_PER_ACCOUNT: Annotated[str | None, BeforeValidator(_rate)] = Field(
+        default=None, description=_RATE)
+    AUTH_THROTTLE_STORAGE: Annotated[str | None, BeforeValidator(_storage)] = Field(
+        default=None, description="a limits storage URI such as memory:// or redis://host:6379")
+    SMTP_URL: Annotated[str | None, BeforeValidator(_smtp_url)] = Field(
+        default=None, description="smtp://host:25, smtp+starttls://user:pass@host:587 or "
+                                  "smtps://user:pass@host:465")
+    MAIL_FROM: str | None = None
     # gc.set_threshold() takes a C int.
     GC_THRESHOLD: int | None = Field(default=None, ge=0, lt=2**31,
                                      description="0 (keep Python's) or a whole number below 2**31")
@@ -130,6 +178,31 @@ def _dev_secret() -> str:
     path.write_text(secret, "utf-8")
     path.chmod(0o600)
     return secret
+
+
+#: Shortest production secret, in characters.
+MIN_SECRET_LENGTH = 32
+#: Least Shannon entropy of a production secret's characters, in bits: ``token_urlsafe(48)``
+#: scores ~350 and ``token_hex(16)`` ~115 (under 93 in none of 200,000 draws); one letter
+#: repeated scores 0, two letters 32.
+MIN_SECRET_BITS = 80
+
+
+def _refuse_weak_secret(secret: str) -> None:
+    """Refuse a guessable production secret: it signs tokens, so guessing it is a login as
+    anyone. An estimate of the characters' entropy catches repeats and short alphabets."""
+    counts = Counter(secret)
+    bits = -sum(n * math.log2(n / len(secret)) for n in counts.values())
+    # A word repeated to length ("changeme" four times) has a word's entropy, not its length's.
+    repeated = re.fullmatch(r"(.+?)\1+", secret) is not None
+    public = secret == TestConfig.SECRET_KEY
+    if len(secret) < MIN_SECRET_LENGTH or bits < MIN_SECRET_BITS or repeated or public:
+        raise ConfigError(
+            f"LLMLAB_SECRET_KEY is too guessable for production (it needs at least "
+            f"{MIN_SECRET_LENGTH} random characters; it signs access tokens and keys API-key "
+            "hashes). Generate one with `python -c \"import secrets; "
+            "print(secrets.token_urlsafe(48))\"`, or set LLMLAB_ENV=development for a local "
+            "server.")
 
 
 class Config:
@@ -172,6 +245,16 @@ class Config:
     #: reference counting before a collection looks at them), 0 elsewhere: left as it is
     #: (Python's 700 unless the host application changed it).
     GC_THRESHOLD: int | None = None
+    #: Failed authentications (bad API keys, tokens, refresh tokens, passwords; signups of a
+    #: taken email) one client address may make in a moving window before it gets 429.
+    AUTH_THROTTLE_PER_CLIENT = "30 per 5 minutes"
+    #: Failed logins of one account, from any address, before its logins get 429.
+    AUTH_THROTTLE_PER_ACCOUNT = "10 per 15 minutes"
+    #: Where failures are counted: ``memory://`` (per process) or a shared ``redis://`` URL.
+    AUTH_THROTTLE_STORAGE = "memory://"
+    #: Where verification, password-reset and invitation mails go; empty: to the log.
+    SMTP_URL = ""
+    MAIL_FROM = "llmlab <no-reply@localhost>"
 
     @classmethod
     def from_env(cls) -> Config:
@@ -215,6 +298,8 @@ def finalise(settings: dict[str, Any]) -> None:
                 "`python -c \"import secrets; print(secrets.token_urlsafe(48))\"` and export "
                 "LLMLAB_SECRET_KEY (or set LLMLAB_ENV=development for a local server).")
         settings["SECRET_KEY"] = _dev_secret()
+    elif settings["ENV"] == "production":
+        _refuse_weak_secret(str(settings["SECRET_KEY"]))
     if settings.get("AUTO_MIGRATE") is None:
         settings["AUTO_MIGRATE"] = str(settings["DATABASE_URL"]).startswith("sqlite")
     if settings.get("GC_FREEZE") is None:

@@ -14,7 +14,8 @@ Hierarchy::
     └── RateLimited               429 rate_limit_error      (carries Retry-After)
 
 Werkzeug's own HTTP errors (404 routes, 405 methods, 413 bodies) and unexpected exceptions (500)
-are converted to the same shape; a stack trace or HTML page never reaches the client.
+are converted to the same shape, and so are the development server's 414 and 431 (see
+`llmlab_server.limits`); a stack trace or HTML page never reaches the client.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "UnsupportedMediaType",
     "envelope",
     "error_body",
+    "http_error_code",
     "init_app",
     "validation_message",
 ]
@@ -162,8 +164,14 @@ def _respond(status: int, body: dict[str, Any], headers: dict[str, str] | None =
 
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 413: "payload_too_large",
-               415: "unsupported_media_type", 429: "rate_limited"}
+               405: "method_not_allowed", 413: "payload_too_large", 414: "uri_too_long",
+               415: "unsupported_media_type", 429: "rate_limited",
+               431: "request_header_fields_too_large"}
+
+
+def http_error_code(status: int) -> str:
+    """The envelope's ``code`` for an HTTP error ``status`` (``http_error`` when unnamed)."""
+    return _HTTP_CODES.get(status, "http_error")
 
 
 def init_app(app: Flask) -> None:
@@ -182,7 +190,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
-        code = _HTTP_CODES.get(status, "http_error")
+        code = http_error_code(status)
         message = exc.description or exc.name
         headers = {"Allow": exc.response.headers["Allow"]} if (
             exc.response is not None and "Allow" in exc.response.headers) else None

@@ -36,6 +36,7 @@ __all__ = [
     "CostEventRow",
     "CostRollupHourly",
     "Project",
+    "ProjectInvitation",
     "ProjectMember",
     "RefreshToken",
     "User",
@@ -98,6 +99,14 @@ class User(Base):
     name: Mapped[str | None] = mapped_column(String(128))
     password_hash: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: When the user proved they receive mail at ``email`` (None: not yet); invitations and
+    #: password resets need it.
+    email_verified_at: Mapped[datetime | None]
+
+    @property
+    def email_verified(self) -> bool:
+        """Whether the email address is verified."""
+        return self.email_verified_at is not None
 
 
 class Project(Base):
@@ -121,6 +130,23 @@ class ProjectMember(Base):
     user_id: Mapped[int] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
     role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProjectInvitation(Base):
+    """An offer of a role in a project to whoever owns ``email``; nothing of the project
+    reaches them until they accept it (then it becomes a `ProjectMember` and is deleted)."""
+
+    __tablename__ = "project_invitations"
+    __table_args__ = (UniqueConstraint("project_id", "email",
+                                       name="uq_project_invitations_project_email"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    #: Invitations are by email, registered or not, so the answer tells nothing about accounts.
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    invited_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

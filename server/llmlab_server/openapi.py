@@ -36,7 +36,8 @@ _STATUS_TEXT = {200: "OK", 201: "Created", 204: "No Content", 207: "Multi-Status
                 400: "Bad request: invalid JSON, parameters or body", 401: "Not authenticated",
                 403: "Role or API-key scope too low", 404: "Not found (or another tenant's)",
                 409: "Conflict", 413: "Body (or decompressed body) too large",
-                415: "Not JSON, or an unsupported Content-Encoding",
+                414: "Request line (URL) too long", 415: "Not JSON, or an unsupported "
+                "Content-Encoding", 431: "Request header fields too large, or too many",
                 422: "Batch too large", 429: "Rate limited (see Retry-After)",
                 503: "Database unreachable"}
 
@@ -110,8 +111,12 @@ def operation(*, tag: str, auth: AuthMode = "any", scope: str | None = None,
               query: type[BaseModel] | None = None, body: type[BaseModel] | None = None,
               body_doc: Any = None, response: Any = None, status: int = 200,
               media_type: str = "application/json", errors: tuple[int, ...] = (),
-              ip_limited: bool = False, raw: bool = False) -> Callable[[F], F]:
-    """Declare a route's contract; the view receives ``query=`` and ``body=`` models."""
+              ip_limited: bool = False, raw: bool = False, alt_media: tuple[str, ...] = ()
+              ) -> Callable[[F], F]:
+    """Declare a route's contract; the view receives ``query=`` and ``body=`` models.
+
+    ``alt_media``: binary media types the body and the success response may also have.
+    """
 
     def decorate(view: F) -> F:
         doc = (view.__doc__ or "").strip()
@@ -119,7 +124,7 @@ def operation(*, tag: str, auth: AuthMode = "any", scope: str | None = None,
         op = Operation(summary=summary.strip(), description=description.strip(), tag=tag,
                        auth=auth, scope=scope, query=query, body=body, body_doc=body_doc,
                        response=response, status=status, media_type=media_type, errors=errors,
-                       extra={"ip_limited": ip_limited, "raw": raw})
+                       extra={"ip_limited": ip_limited, "raw": raw, "alt_media": alt_media})
 
         @functools.wraps(view)
         def wrapper(**kwargs: Any) -> Any:
@@ -162,7 +167,7 @@ _ARG = re.compile(r"<(?:(?P<conv>[a-z]+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 
 
 def _error_codes(op: Operation, has_path_args: bool) -> list[int]:
-    codes = set(op.errors)
+    codes = set(op.errors) | {414, 431}  # any request: answered before routing
     if op.auth in ("user", "any"):
         codes |= {401, 403, 429}
     if op.auth == "optional" or op.extra.get("ip_limited"):
@@ -253,6 +258,10 @@ def build_spec(app: Flask) -> dict[str, Any]:
         if op.body is not None or op.body_doc is not None:
             entry["requestBody"] = {"required": True, "content": {"application/json": {
                 "schema": refs[((rule.rule, method.upper(), "in"), "validation")]}}}
+        for media in op.extra["alt_media"]:  # e.g. OTLP's protobuf beside its JSON
+            binary = {"schema": {"type": "string", "contentMediaType": media}}
+            entry["requestBody"]["content"][media] = binary
+            responses[str(op.status)]["content"][media] = binary
         paths.setdefault(path, {})[method] = entry
     return {
         "openapi": "3.1.0",

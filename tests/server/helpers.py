@@ -12,7 +12,7 @@ from typing import Any
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-__all__ = ["Api", "Tenant", "make_event", "utc"]
+__all__ = ["Api", "Tenant", "from_address", "make_event", "utc"]
 
 
 def make_event(**fields: Any) -> dict[str, Any]:
@@ -23,6 +23,11 @@ def make_event(**fields: Any) -> dict[str, Any]:
         "latency_ms": 100.0, "status": "ok"}
     event.update(fields)
     return event
+
+
+def from_address(address: str) -> dict[str, Any]:
+    """Request options that make the test client call from the client address ``address``."""
+    return {"environ_base": {"REMOTE_ADDR": address}}
 
 
 class Api:
@@ -48,12 +53,26 @@ class Api:
         assert body["success"] is True and body["error"] is None
         return body["data"]
 
-    def signup(self, email: str | None = None, password: str = "correct horse battery"
-               ) -> dict[str, Any]:
-        """A new user's session (user, access_token, refresh_token)."""
+    def signup(self, email: str | None = None, password: str = "correct horse battery",
+               verified: bool = True) -> dict[str, Any]:
+        """A new user's session (user, access_token, refresh_token); unless ``verified`` is
+        False the email is verified with the token signup mailed."""
         email = email or f"u{secrets.token_hex(4)}@example.com"
-        return self.data("POST", "/api/auth/signup", json_body={
+        session: dict[str, Any] = self.data("POST", "/api/auth/signup", json_body={
             "email": email, "password": password}, status=201)
+        if verified:
+            self.data("POST", "/api/auth/verify-email",
+                      json_body={"token": self.mailed_token(email, "Verify")})
+        return session
+
+    def mailed_token(self, email: str, subject: str) -> str:
+        """The token of the latest mail to ``email`` whose subject starts with ``subject``
+        (from the log mailer's outbox)."""
+        outbox = self.client.application.extensions["llmlab_mailer"].outbox
+        mail = next(m for m in reversed(outbox)
+                    if m.to == email.lower() and m.subject.startswith(subject))
+        return str(next(line.removeprefix("token: ") for line in mail.body.splitlines()
+                        if line.startswith("token: ")))
 
     def user(self) -> str:
         """A new user's access token."""
@@ -66,6 +85,18 @@ class Api:
         if slug:
             body["slug"] = slug
         return self.data("POST", "/api/projects", token, body, status=201)
+
+    def add_member(self, token: str, project_id: int, member: dict[str, Any],
+                   role: str = "member") -> dict[str, Any]:
+        """Invite ``member`` (a `signup` session) to the project as ``role`` with ``token``,
+        and accept as them: members join only by accepting. Returns the joined project."""
+        email = member["user"]["email"]
+        self.data("POST", f"/api/projects/{project_id}/members", token,
+                  {"email": email, "role": role}, status=202)
+        invitation = next(i for i in self.data("GET", "/api/invitations", member["access_token"])
+                          if i["project"]["id"] == project_id)
+        return dict(self.data("POST", f"/api/invitations/{invitation['id']}/accept",
+                              member["access_token"]))
 
     def key(self, token: str, project_id: int, scopes: tuple[str, ...] = ("ingest", "read")
             ) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -75,7 +76,7 @@ class TestGcFreeze:
                 "assert gc.get_freeze_count() <= first; "  # once per process
                 "print(first, gc.get_threshold()[0])")
         environ = {**os.environ, "LLMLAB_ENV": "production",
-                   "LLMLAB_SECRET_KEY": "s" * 48, "LLMLAB_HOME": str(tmp_path),
+                   "LLMLAB_SECRET_KEY": secrets.token_urlsafe(48), "LLMLAB_HOME": str(tmp_path),
                    "LLMLAB_DATABASE_URL": f"sqlite:///{tmp_path / 'gc.db'}", **env}
         for name in ("LLMLAB_GC_FREEZE", "LLMLAB_GC_THRESHOLD"):
             if name not in env:

@@ -23,6 +23,8 @@ FALSE_SPELLINGS = ("0", "false", "False", "no", "NO", "off", "Off", " off ", "\t
 #: Words pydantic's bool parser (or a guess) would take, which the documented table refuses.
 REFUSED_SWITCHES = ("t", "f", "y", "n", "maybe", "2", "enabled", "-1")
 SWITCHES = ("LLMLAB_AUTO_MIGRATE", "LLMLAB_GC_FREEZE", "LLMLAB_WEBHOOK_ALLOW_PRIVATE")
+#: A secret production accepts (``secrets.token_urlsafe(48)``).
+STRONG_SECRET = "Jq8nY2vK0xR4tW6zB1cE3gH5jL7mN9pS-uV_aD2fG4hK6mP8rT0wY3zC5eF7iJ9"
 
 
 @pytest.fixture(autouse=True)
@@ -84,7 +86,7 @@ class TestFromEnv:
         assert Config.from_env().GC_FREEZE is False
         monkeypatch.setenv("LLMLAB_GC_FREEZE", "Yes")
         assert Config.from_env().GC_FREEZE is True
-        base = {"SECRET_KEY": "s", "MAX_BATCH": 1, "MAX_BODY_BYTES": 1, "GC_FREEZE": None,
+        base = {"SECRET_KEY": STRONG_SECRET, "MAX_BATCH": 1, "MAX_BODY_BYTES": 1, "GC_FREEZE": None,
                 "DATABASE_URL": "postgresql+psycopg2://x@h/db"}
         for env, frozen in (("production", True), ("development", False), ("testing", False)):
             settings = {**base, "ENV": env}
@@ -98,7 +100,7 @@ class TestFromEnv:
         assert Config.from_env().GC_THRESHOLD == 5000
         monkeypatch.delenv("LLMLAB_GC_THRESHOLD")
         assert Config.from_env().GC_THRESHOLD is None
-        base = {"SECRET_KEY": "s", "MAX_BATCH": 1, "MAX_BODY_BYTES": 1, "GC_THRESHOLD": None,
+        base = {"SECRET_KEY": STRONG_SECRET, "MAX_BATCH": 1, "MAX_BODY_BYTES": 1, "GC_THRESHOLD": None,
                 "DATABASE_URL": "postgresql+psycopg2://x@h/db"}
         for env, threshold in (("production", 10_000), ("development", 0), ("testing", 0)):
             settings = {**base, "ENV": env}
@@ -228,3 +230,64 @@ class TestBounds:
             "LLMLAB_AUTO_MIGRATE must be 1/0, true/false, yes/no or on/off (any case), got 't'",
             "LLMLAB_MAX_BATCH must be a whole number, at least 1, got '0'"]
         assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+class TestSecrets:
+    """A guessable LLMLAB_SECRET_KEY is refused in production."""
+
+    @pytest.mark.parametrize("secret", [
+        "secret", "s" * 48, "changeme" * 4, "ab" * 20, "0123456789abcdef0123456789abcde",
+        TestConfig.SECRET_KEY])
+    def test_weak_secrets_stop_production(self, secret: str) -> None:
+        """Short, repetitive or published secrets are a ConfigError saying how to make one."""
+        settings = {"ENV": "production", "SECRET_KEY": secret, "MAX_BATCH": 1,
+                    "MAX_BODY_BYTES": 1, "DATABASE_URL": "postgresql+psycopg2://x@h/db"}
+        with pytest.raises(ConfigError, match="LLMLAB_SECRET_KEY is too guessable") as caught:
+            finalise(settings)
+        assert "token_urlsafe" in str(caught.value)
+
+    def test_weak_secret_from_the_environment_stops_the_app(
+            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """``LLMLAB_SECRET_KEY=secret`` in production does not start the app."""
+        monkeypatch.setenv("LLMLAB_ENV", "production")
+        monkeypatch.setenv("LLMLAB_SECRET_KEY", "secret")
+        with pytest.raises(ConfigError, match="too guessable"):
+            create_app()
+
+    @pytest.mark.parametrize("env", ["development", "testing"])
+    def test_weak_secrets_are_allowed_outside_production(self, env: str) -> None:
+        """Local and test servers may use any secret."""
+        settings = {"ENV": env, "SECRET_KEY": "secret", "MAX_BATCH": 1, "MAX_BODY_BYTES": 1,
+                    "DATABASE_URL": "postgresql+psycopg2://x@h/db"}
+        finalise(settings)
+        assert settings["SECRET_KEY"] == "secret"
+
+    @pytest.mark.parametrize("secret", [
+        STRONG_SECRET, "9f86d081884c7d659a2feaa0c55ad015", "gunicorn-test-secret-0123456789abcdef"])
+    def test_generated_secrets_are_accepted(self, secret: str) -> None:
+        """token_urlsafe(48), token_hex(16) and a long mixed secret pass the check."""
+        finalise({"ENV": "production", "SECRET_KEY": secret, "MAX_BATCH": 1,
+                  "MAX_BODY_BYTES": 1, "DATABASE_URL": "postgresql+psycopg2://x@h/db"})
+
+
+class TestAuthThrottleSettings:
+    """The failed-authentication throttle's variables."""
+
+    def test_rates_and_storage_are_read(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Rates in limits notation and a memory storage URI are accepted as given."""
+        monkeypatch.setenv("LLMLAB_AUTH_THROTTLE_PER_CLIENT", "5 per 2 minutes")
+        monkeypatch.setenv("LLMLAB_AUTH_THROTTLE_STORAGE", "memory://")
+        cfg = Config.from_env()
+        assert cfg.AUTH_THROTTLE_PER_CLIENT == "5 per 2 minutes"
+        assert cfg.AUTH_THROTTLE_PER_ACCOUNT == "10 per 15 minutes"
+
+    @pytest.mark.parametrize(("name", "value"), [
+        ("LLMLAB_AUTH_THROTTLE_PER_CLIENT", "lots"), ("LLMLAB_AUTH_THROTTLE_PER_ACCOUNT", "5"),
+        ("LLMLAB_AUTH_THROTTLE_STORAGE", "nope://"),
+        ("LLMLAB_AUTH_THROTTLE_STORAGE", "async+memory://")])
+    def test_bad_values_are_refused(self, monkeypatch: pytest.MonkeyPatch, name: str,
+                                    value: str) -> None:
+        """A rate that is not ``N per period`` or an unusable storage stops the start."""
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ConfigError, match=name):
+            Config.from_env()

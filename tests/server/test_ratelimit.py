@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llmlab_server import ratelimit
-from llmlab_server.ratelimit import TokenBucketLimiter
+from llmlab_server.ratelimit import FailureThrottle, TokenBucketLimiter, client_bucket
 
 
 class FakeClock:
@@ -58,3 +58,34 @@ class TestTokenBucket:
         headers = limiter.hit("k").headers()
         assert headers == {"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "9",
                            "X-RateLimit-Reset": "1"}
+
+
+class TestFailureThrottle:
+    """FailureThrottle: failures per client and per account in a moving window."""
+
+    def test_client_allowance_then_wait(self) -> None:
+        """Past its allowance a client waits until the oldest failure leaves the window."""
+        throttle = FailureThrottle("3 per minute", "10 per minute")
+        for _ in range(3):
+            assert throttle.wait("1.2.3.4") == 0
+            throttle.failed("1.2.3.4")
+        assert 1 <= throttle.wait("1.2.3.4") <= 60
+        assert throttle.wait("1.2.3.5") == 0
+
+    def test_account_is_counted_across_clients_and_forgotten_on_success(self) -> None:
+        """An account's failures add up over clients; forgetting them clears the account only."""
+        throttle = FailureThrottle("100 per minute", "2 per minute")
+        throttle.failed("a", "victim@example.com")
+        throttle.failed("b", "victim@example.com")
+        assert throttle.wait("c", "victim@example.com") > 0
+        assert throttle.wait("c") == 0
+        throttle.forget_account("victim@example.com")
+        assert throttle.wait("c", "victim@example.com") == 0
+
+    @pytest.mark.parametrize(("address", "bucket"), [
+        ("10.0.0.1", "10.0.0.1"), ("2001:db8::1", "2001:db8::/64"),
+        ("2001:db8::ffff:1", "2001:db8::/64"), ("::ffff:10.0.0.1", "10.0.0.1"),
+        (None, "unknown"), ("not-an-ip", "not-an-ip")])
+    def test_client_bucket(self, address: str | None, bucket: str) -> None:
+        """IPv4 addresses are themselves, IPv6 ones their /64, mapped IPv4 the IPv4."""
+        assert client_bucket(address) == bucket

@@ -12,6 +12,7 @@ from llmlab_server.security import (
     hash_secret,
     issue_access_token,
     new_api_key,
+    password_problem,
     verify_password,
 )
 
@@ -53,3 +54,21 @@ class TestSecurity:
                            app.config["SECRET_KEY"], algorithm="HS256")
         with pytest.raises(jwt.InvalidTokenError):
             decode_access_token(token)
+
+
+class TestPasswordPolicy:
+    """password_problem: the rules a new password must pass."""
+
+    @pytest.mark.parametrize(("password", "why"), [
+        ("short", "at least 10"), ("é" * 37, "72 bytes"), ("PASSWORD123", "most common"),
+        ("  iloveyou12  ", "most common"), ("ann@example.com", "email"),
+        ("ANN@example.com", "email"), ("annexample", None), ("aaaaaaaaaaaa", "repeat"),
+        ("correct horse battery", None)])
+    def test_rules(self, password: str, why: str | None) -> None:
+        """Each rule names itself; a long uncommon password passes."""
+        problem = password_problem(password, "ann@example.com")
+        assert (problem is None) if why is None else (why in (problem or ""))
+
+    def test_local_part_of_the_email_is_refused(self) -> None:
+        """The email's local part alone is refused when it is long enough to be a password."""
+        assert "email" in (password_problem("annabellee", "annabellee@example.com") or "")

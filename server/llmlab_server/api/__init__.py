@@ -15,14 +15,16 @@ def register(app: Flask) -> None:
         budgets,
         costs,
         events,
+        invitations,
         keys,
         meta,
+        otlp,
         pricing,
         projects,
         recommendations,
         webhooks,
     )
 
-    for module in (auth, projects, keys, events, costs, pricing, meta, budgets, alerts,
-                   webhooks, recommendations):
+    for module in (auth, projects, invitations, keys, events, otlp, costs, pricing, meta, budgets,
+                   alerts, webhooks, recommendations):
         app.register_blueprint(module.bp)

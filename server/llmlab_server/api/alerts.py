@@ -7,8 +7,8 @@ import logging
 from flask import Blueprint, Response, current_app, g, request
 
 from llmlab_server import db
+from llmlab_server.budget_schemas import AlertOut, AlertsQuery
 from llmlab_server.openapi import ok, operation, principal
-from llmlab_server.schemas import AlertOut, AlertsQuery
 from llmlab_server.services import alerts
 from llmlab_server.services.access import project_ids_for
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g
 
+from llmlab_server.account_schemas import PasswordReset, PasswordResetRequest, VerifyEmail
 from llmlab_server.openapi import ok, operation, principal
 from llmlab_server.schemas import (
     LoginRequest,
@@ -12,8 +13,10 @@ from llmlab_server.schemas import (
     RefreshRequest,
     Session,
     SignupRequest,
+    UserOut,
 )
-from llmlab_server.services import accounts
+from llmlab_server.services import accounts, verification
+from llmlab_server.services.access import require_user
 
 bp = Blueprint("auth", __name__, url_prefix="/api/auth")
 
@@ -55,3 +58,37 @@ def logout(body: LogoutRequest) -> Response:
 def me() -> Response:
     """The caller (user or API key) and the projects they can see."""
     return ok(accounts.me(principal()))
+
+
+@bp.post("/verify-email")
+@operation(tag="auth", auth="none", ip_limited=True, body=VerifyEmail, response=UserOut,
+           errors=(400,))
+def verify_email(body: VerifyEmail) -> Response:
+    """Prove you read mail at your address, with the token mailed to it."""
+    return ok(verification.verify_email(body.token))
+
+
+@bp.post("/verify-email/resend")
+@operation(tag="auth", auth="user", response=None, status=202)
+def resend_verification() -> Response:
+    """Mail the caller another verification token."""
+    verification.send_verification(require_user(principal()))
+    return ok(None, 202)
+
+
+@bp.post("/password-reset")
+@operation(tag="auth", auth="none", ip_limited=True, body=PasswordResetRequest, response=None,
+           status=202)
+def request_password_reset(body: PasswordResetRequest) -> Response:
+    """Mail a reset token to a verified account; the answer is the same for any email."""
+    verification.request_reset(body.email)
+    return ok(None, 202)
+
+
+@bp.post("/password-reset/confirm")
+@operation(tag="auth", auth="none", ip_limited=True, body=PasswordReset, response=None,
+           errors=(400,))
+def confirm_password_reset(body: PasswordReset) -> Response:
+    """Set a new password with a reset token; every session of the account ends."""
+    verification.confirm_reset(body.token, body.password)
+    return ok(None)

@@ -5,9 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app
 
 from llmlab_server import db
-from llmlab_server.models import utcnow
-from llmlab_server.openapi import ok, operation, principal
-from llmlab_server.schemas import (
+from llmlab_server.budget_schemas import (
     BudgetCreate,
     BudgetOut,
     BudgetsQuery,
@@ -15,6 +13,8 @@ from llmlab_server.schemas import (
     BudgetStatusQuery,
     BudgetUpdate,
 )
+from llmlab_server.models import utcnow
+from llmlab_server.openapi import ok, operation, principal
 from llmlab_server.services import alerts, budgets
 
 bp = Blueprint("budgets", __name__, url_prefix="/api/budgets")

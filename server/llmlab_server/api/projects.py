@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
+from llmlab_server.account_schemas import InvitationSent
 from llmlab_server.openapi import ok, operation, principal
 from llmlab_server.schemas import (
     MemberCreate,
@@ -13,7 +14,7 @@ from llmlab_server.schemas import (
     ProjectOut,
     ProjectUpdate,
 )
-from llmlab_server.services import projects
+from llmlab_server.services import invitations, projects
 
 bp = Blueprint("projects", __name__, url_prefix="/api/projects")
 
@@ -63,11 +64,28 @@ def list_members(project_id: int) -> Response:
 
 
 @bp.post("/<int:project_id>/members")
-@operation(tag="projects", auth="user", body=MemberCreate, response=MemberOut, status=201,
+@operation(tag="projects", auth="user", body=MemberCreate, response=InvitationSent, status=202,
            errors=(409,))
 def add_member(project_id: int, body: MemberCreate) -> Response:
-    """Add a registered user to a project (admin+; only owners grant owner)."""
-    return ok(projects.add_member(principal(), project_id, body), 201)
+    """Invite someone by email (admin+; only owners offer owner); they join when they accept.
+
+    The answer is the same whether or not the email has an account."""
+    return ok(invitations.invite(principal(), project_id, body), 202)
+
+
+@bp.get("/<int:project_id>/invitations")
+@operation(tag="projects", auth="user", response=list[InvitationSent])
+def list_invitations(project_id: int) -> Response:
+    """Pending invitations of a project (admin+)."""
+    return ok(invitations.list_sent(principal(), project_id))
+
+
+@bp.delete("/<int:project_id>/invitations/<int:invitation_id>")
+@operation(tag="projects", auth="user", response=None)
+def cancel_invitation(project_id: int, invitation_id: int) -> Response:
+    """Withdraw a pending invitation (admin+)."""
+    invitations.cancel(principal(), project_id, invitation_id)
+    return ok(None)
 
 
 @bp.patch("/<int:project_id>/members/<int:user_id>")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response
 
 from llmlab_server import db
+from llmlab_server.budget_schemas import Recommendations, RecommendationsQuery
 from llmlab_server.openapi import ok, operation, principal
-from llmlab_server.schemas import Recommendations, RecommendationsQuery
 from llmlab_server.services import recommendations
 from llmlab_server.services.access import project_ids_for
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from llmlab_server.openapi import ok, operation, principal
-from llmlab_server.schemas import (
+from llmlab_server.budget_schemas import (
     WebhookCreate,
     WebhookCreated,
     WebhookOut,
@@ -13,6 +12,7 @@ from llmlab_server.schemas import (
     WebhookTest,
     WebhookUpdate,
 )
+from llmlab_server.openapi import ok, operation, principal
 from llmlab_server.services import webhooks
 
 bp = Blueprint("webhooks", __name__, url_prefix="/api/webhooks")

@@ -5,6 +5,10 @@ rotates it: the presented token is marked rotated and a new one is issued. Prese
 token again means it was stolen (or replayed), so the whole family is revoked and both parties
 must log in again. Logout revokes the family; access tokens carry the family id (``sid``) and
 stop working with it.
+
+Failed logins count against the client address and the account (`access.record_failure`); so
+do unknown refresh tokens and signups of a taken email (the one answer that tells an email is
+registered). New passwords must pass `security.password_problem`.
 """
 
 from __future__ import annotations
@@ -34,20 +38,29 @@ from llmlab_server.security import (
     hash_secret,
     issue_access_token,
     new_refresh_token,
+    password_problem,
     verify_password,
 )
+from llmlab_server.services.access import (
+    forget_account_failures,
+    record_failure,
+    refuse_if_throttled,
+)
+from llmlab_server.services.verification import send_verification
 
 __all__ = ["key_out", "login", "logout", "me", "refresh", "revoke_family", "signup"]
 
 
-def _check_password(password: str) -> None:
-    if len(password.encode()) > 72:
-        raise BadRequest("password: at most 72 bytes (a bcrypt limit).", param="password")
+def _check_password(password: str, email: str) -> None:
+    problem = password_problem(password, email)
+    if problem is not None:
+        raise BadRequest(f"password: {problem}.", code="weak_password", param="password")
 
 
 def signup(body: SignupRequest) -> Session:
     """Create a user and open their first session; 409 when the email is taken."""
-    _check_password(body.password)
+    refuse_if_throttled()
+    _check_password(body.password, body.email)
     session = db.session()
     user = User(email=body.email, name=body.name, password_hash=hash_password(body.password))
     session.add(user)
@@ -55,19 +68,25 @@ def signup(body: SignupRequest) -> Session:
         session.flush()
     except IntegrityError:
         session.rollback()
+        record_failure()  # probing for registered emails costs the same as guessing passwords
         raise Conflict("An account with this email exists already.", code="email_taken",
                        param="email") from None
     result = _open_session(user)
     session.commit()
+    send_verification(user, throttled=False)  # signup itself is limited per address
     return result
 
 
 def login(body: LoginRequest) -> Session:
     """Open a session for valid credentials; 401 otherwise (same answer for unknown emails)."""
+    # Unknown emails are counted like known ones, so the throttle tells nothing either.
+    refuse_if_throttled(account=body.email)
     session = db.session()
     user = session.scalar(select(User).where(User.email == body.email))
     if not verify_password(body.password, user.password_hash if user else None) or user is None:
+        record_failure(account=body.email)
         raise Unauthorized("Wrong email or password.", code="invalid_credentials")
+    forget_account_failures(body.email)
     result = _open_session(user)
     session.commit()
     return result
@@ -75,10 +94,12 @@ def login(body: LoginRequest) -> Session:
 
 def refresh(token: str, now: datetime | None = None) -> Session:
     """Rotate a refresh token; reuse of a rotated one revokes its whole session."""
+    refuse_if_throttled()
     session = db.session()
     now = now or utcnow()
     row = session.scalar(select(RefreshToken).where(RefreshToken.token_hash == hash_secret(token)))
     if row is None:
+        record_failure()
         raise Unauthorized("Invalid refresh token.", code="invalid_refresh_token")
     if row.revoked_at is not None:
         raise Unauthorized("This session has ended; log in again.", code="session_revoked")
@@ -110,9 +131,11 @@ def logout(principal: Principal | None, token: str | None) -> None:
     session = db.session()
     family: str | None = None
     if token is not None:
+        refuse_if_throttled()
         family = session.scalar(select(RefreshToken.family_id).where(
             RefreshToken.token_hash == hash_secret(token)))
         if family is None:
+            record_failure()
             raise Unauthorized("Invalid refresh token.", code="invalid_refresh_token")
     elif principal is not None and principal.session_id is not None:
         family = principal.session_id

@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from flask import Flask
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from llmlab_server import db
-from llmlab_server.models import Budget, BudgetAlert, Project
-from llmlab_server.schemas import AlertOut, AlertsQuery
+from llmlab_server.budget_schemas import AlertOut, AlertsQuery
+from llmlab_server.errors import BadRequest
+from llmlab_server.models import MAX_ID, Budget, BudgetAlert, Project
 from llmlab_server.services import budgets as budget_service
 from llmlab_server.services import webhooks
 from llmlab_server.services.summaries import usd
@@ -48,11 +49,19 @@ def _period_key(start: datetime | None) -> str:
     return "total" if start is None else start.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _stored(nanos: int | None) -> int | None:
+    # Spend is exact and unbounded; the BIGINT columns keep the alert's figures, saturated
+    # (the crossing itself is decided on the exact numbers).
+    return None if nanos is None else min(nanos, MAX_ID)
+
+
 def _crossings(ev: budget_service.Evaluated) -> list[dict[str, object]]:
+    if ev.error is not None:  # unknown spend: no alert either way
+        return []
     b, period = ev.budget, ev.period
     base = {"project_id": b.project_id, "budget_id": b.id, "period_key": _period_key(period.start),
-            "period_start": period.start, "spent_nanos": ev.spent, "amount_nanos": b.amount_nanos,
-            "forecast_nanos": ev.forecast}
+            "period_start": period.start, "spent_nanos": _stored(ev.spent),
+            "amount_nanos": b.amount_nanos, "forecast_nanos": _stored(ev.forecast)}
     rows: list[dict[str, object]] = [
         {**base, "kind": "threshold", "threshold": t}
         for t in b.thresholds if ev.spent * 100 >= t * b.amount_nanos]
@@ -106,7 +115,10 @@ def _message(alert: BudgetAlert, budget: Budget) -> str:
 
 def out(alert: BudgetAlert, budget: Budget) -> AlertOut:
     """The wire form of an alert."""
-    tz = budget_service.zone(budget.timezone)
+    try:
+        tz: tzinfo = budget_service.zone(budget.timezone)
+    except BadRequest:  # a zone gone from tzdata: list the alert in UTC rather than fail
+        tz = UTC
     return AlertOut(
         id=alert.id, project_id=alert.project_id, budget_id=alert.budget_id,
         budget_name=budget.name, kind=alert.kind, threshold=alert.threshold,  # type: ignore[arg-type]

@@ -2,7 +2,8 @@
 
 A budget's period is aligned to local midnight in its IANA zone (``daily``; ``weekly`` from
 Monday; ``monthly`` from the 1st) and ends where the next one starts, so a day is 23 or 25
-hours long across a DST change; ``total`` has no period. Spend is exact to the nano-dollar:
+hours long across a DST change; ``total`` has no period. Spend is exact to the nano-dollar,
+and unbounded (`sums`):
 
 * from ``cost_rollups_hourly`` when the budget is narrowed at most by model and the period's
   boundaries are whole UTC hours (every zone with whole-hour offsets, DST or not);
@@ -16,6 +17,7 @@ that before the call, from `status`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -26,19 +28,21 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from llmlab_server import db
-from llmlab_server.errors import BadRequest, NotFound
-from llmlab_server.models import MAX_ID, Budget, CostEventRow, CostRollupHourly, Project, utcnow
-from llmlab_server.schemas import (
+from llmlab_server.budget_schemas import (
     BudgetCreate,
+    BudgetError,
     BudgetOut,
     BudgetScope,
     BudgetStatus,
     BudgetUpdate,
 )
+from llmlab_server.errors import APIError, BadRequest, NotFound
+from llmlab_server.models import MAX_ID, Budget, CostEventRow, CostRollupHourly, Project, utcnow
 from llmlab_server.security import Principal
 from llmlab_server.services.access import project_for, project_ids_for
 from llmlab_server.services.ingest import to_nanos
 from llmlab_server.services.summaries import usd
+from llmlab_server.services.sums import exact_sum, joined
 
 __all__ = ["Period", "create", "delete", "get", "list_budgets", "period_bounds", "spend",
            "status", "statuses", "update"]
@@ -47,6 +51,8 @@ _E = CostEventRow
 _R = CostRollupHourly
 #: Most budgets per project (status reads are one aggregate query per budget).
 MAX_PER_PROJECT = 100
+
+logger = logging.getLogger("llmlab_server")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +114,14 @@ def _tag_filter(tag: str) -> ColumnElement[bool]:
 
 
 def spend(session: Session, budget: Budget, period: Period) -> tuple[int, str]:
-    """Nano-USD spent in ``period`` within the budget's scope, and the source used."""
+    """Nano-USD spent in ``period`` within the budget's scope, and the source used.
+
+    Exact and unbounded on both databases (`sums`): a period of absurd costs is reported, not
+    a 500.
+    """
+    dialect = session.get_bind().dialect.name
     if uses_rollups(budget, period):
-        stmt = select(func.coalesce(func.sum(_R.cost_nanos), 0)).where(
+        stmt = select(*exact_sum(dialect, _R.cost_nanos)).where(
             _R.project_id == budget.project_id)
         if budget.scope_model:
             stmt = stmt.where(_R.model == budget.scope_model)
@@ -118,9 +129,8 @@ def spend(session: Session, budget: Budget, period: Period) -> tuple[int, str]:
             stmt = stmt.where(_R.hour >= period.start)
         if period.end is not None:
             stmt = stmt.where(_R.hour < period.end)
-        return int(session.scalar(stmt) or 0), "rollups"
-    stmt = select(func.coalesce(func.sum(_E.cost_nanos), 0)).where(
-        _E.project_id == budget.project_id)
+        return joined(*session.execute(stmt).one()), "rollups"
+    stmt = select(*exact_sum(dialect, _E.cost_nanos)).where(_E.project_id == budget.project_id)
     if period.start is not None:
         stmt = stmt.where(_E.timestamp >= period.start)
     if period.end is not None:
@@ -131,7 +141,7 @@ def spend(session: Session, budget: Budget, period: Period) -> tuple[int, str]:
             stmt = stmt.where(column == value)
     if budget.scope_tag:
         stmt = stmt.where(_tag_filter(budget.scope_tag))
-    return int(session.scalar(stmt) or 0), "events"
+    return joined(*session.execute(stmt).one()), "events"
 
 
 def forecast_nanos(spent: int, period: Period, now: datetime) -> int | None:
@@ -167,6 +177,8 @@ class Evaluated:
     forecast: int | None
     source: str
     now: datetime
+    #: Why the numbers could not be computed (then ``spent`` is the amount: see `statuses`).
+    error: str | None = None
 
 
 def evaluate(session: Session, budget: Budget, now: datetime | None = None) -> Evaluated:
@@ -179,18 +191,23 @@ def evaluate(session: Session, budget: Budget, now: datetime | None = None) -> E
 
 def status(ev: Evaluated, slug: str) -> BudgetStatus:
     """The status entry of an evaluated budget (the SDK guard's contract)."""
-    b, tz = ev.budget, zone(ev.budget.timezone)
+    b = ev.budget
     remaining = max(b.amount_nanos - ev.spent, 0)
     percent = round(ev.spent * 100 / b.amount_nanos, 4) if b.amount_nanos else 0.0
+    start = end = None
+    if ev.error is None:
+        tz = zone(b.timezone)
+        start, end = _local(ev.period.start, tz), _local(ev.period.end, tz)
     return BudgetStatus(
         id=b.id, project_id=b.project_id, name=b.name, action=b.action,  # type: ignore[arg-type]
         scope=scope_of(b, slug), amount=usd(b.amount_nanos), spent=usd(ev.spent),
         remaining=usd(remaining), percent=percent,
         forecast=None if ev.forecast is None else usd(ev.forecast),
         thresholds=list(b.thresholds), period=b.period,  # type: ignore[arg-type]
-        timezone=b.timezone, period_start=_local(ev.period.start, tz),
-        resets_at=_local(ev.period.end, tz), as_of=ev.now,
-        source=ev.source)  # type: ignore[arg-type]
+        timezone=b.timezone, period_start=start, resets_at=end, as_of=ev.now,
+        source=ev.source,  # type: ignore[arg-type]
+        error=None if ev.error is None else BudgetError(
+            code="budget_unavailable", message=ev.error))
 
 
 def resolve_project_ref(principal: Principal, ref: int | str | None) -> list[int]:
@@ -214,12 +231,30 @@ def resolve_project_ref(principal: Principal, ref: int | str | None) -> list[int
 
 def statuses(session: Session, ids: Sequence[int], now: datetime | None = None
              ) -> list[tuple[Evaluated, str]]:
-    """Every budget of the projects ``ids``, evaluated, with its project's slug."""
+    """Every budget of the projects ``ids``, evaluated, with its project's slug.
+
+    A budget that cannot be evaluated (a database error, a time zone gone from tzdata) is
+    logged and reported with ``error`` and as fully spent, so that the SDK guard refuses calls
+    under it if it blocks (failing closed, not open), and the other budgets are still read.
+    """
     now = now or utcnow()
     rows = session.execute(
         select(Budget, Project.slug).join(Project, Project.id == Budget.project_id)
         .where(Budget.project_id.in_(ids)).order_by(Budget.project_id, Budget.id)).all()
-    return [(evaluate(session, budget, now), slug) for budget, slug in rows]
+    return [(_evaluate_alone(session, budget, now), slug) for budget, slug in rows]
+
+
+def _evaluate_alone(session: Session, budget: Budget, now: datetime) -> Evaluated:
+    budget_id, amount = budget.id, budget.amount_nanos  # readable after a failed savepoint
+    try:
+        # A savepoint: on PostgreSQL a failed statement would abort the whole transaction.
+        with session.begin_nested():
+            return evaluate(session, budget, now)
+    except Exception as exc:  # one budget must not fail the read of the others
+        logger.exception("budget %s cannot be evaluated", budget_id)
+        message = exc.message if isinstance(exc, APIError) else (
+            "This budget's spend could not be computed; it is reported as fully spent.")
+        return Evaluated(budget, Period(None, None), amount, None, "unavailable", now, message)
 
 
 # -- CRUD --------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ from llmlab_server.errors import (
 from llmlab_server.models import MAX_ID, CostEventRow, Project, utcnow
 from llmlab_server.schemas import TrackBatch, TrackResult
 
-__all__ = ["decode_batch", "ingest", "ingest_body", "to_nanos"]
+__all__ = ["MAX_EVENT_COST_NANOS", "decode_batch", "ingest", "ingest_body", "to_nanos"]
 
 _EVENTS: Table = CostEventRow.__table__  # type: ignore[assignment]
 #: The columns an ingest writes (all but the surrogate key), in the order of `_row`'s tuple.
@@ -67,8 +67,14 @@ _COLUMNS = (
     "sdk_version")
 _COLUMN_LIST = ", ".join(f'"{c}"' for c in _COLUMNS)
 _STAGE = "llmlab_ingest_stage"  # a temporary table: pg_temp, never shadows cost_events
-(_ID, _TIME, _PROVIDER, _MODEL, _COST, _STATUS, _LATENCY) = map(_COLUMNS.index, (
-    "event_id", "timestamp", "provider", "model", "cost_nanos", "status", "latency_ms"))
+(_ID, _TIME, _PROVIDER, _MODEL, _COST, _SERVER_COST, _STATUS, _LATENCY) = map(
+    _COLUMNS.index, ("event_id", "timestamp", "provider", "model", "cost_nanos",
+                     "server_cost_nanos", "status", "latency_ms"))
+#: The most one event may cost, client's or server's price ($1,000,000 in nano-USD; the wire
+#: schema allows $1e9). A real call costs cents to a few dollars; the dearest catalogued rate
+#: is $600 per million output tokens, so even a million-token answer is 1,600 times below the
+#: cap. An event above it is a bug or an attack: rejected, it cannot swamp budgets.
+MAX_EVENT_COST_NANOS = 10**15
 _INPUT, _OUTPUT, _CACHE_READ, _CACHE_WRITE, _CACHE_WRITE_1H, _REASONING = map(
     _COLUMNS.index, ("input_tokens", "output_tokens", "cache_read_tokens",
                      "cache_write_tokens", "cache_write_1h_tokens", "reasoning_tokens"))
@@ -341,8 +347,16 @@ def _ingest_checked(session: Session, project: Project, items: Sequence[Any],
             results[index] = {"index": index, "id": event.id, "status": "duplicate"}
             duplicates += 1
         else:
+            row = _row(event, project_id, slug, received, tags)
+            if max(row[_COST], row[_SERVER_COST] or 0) > MAX_EVENT_COST_NANOS:
+                results[index] = _rejected(
+                    index, event.id, "cost_too_large",
+                    f"the event costs more than ${MAX_EVENT_COST_NANOS // 10**9:,}, "
+                    "the most one call is accepted at")
+                rejected += 1
+                continue
             indexes[event.id] = index
-            rows.append(_row(event, project_id, slug, received, tags))
+            rows.append(row)
     inserted = _store(session, project_id, rows)  # committed
     for event_id, index in indexes.items():
         new = event_id in inserted

@@ -1,4 +1,7 @@
-"""Projects, their members and their API keys — always through `access` checks."""
+"""Projects, their members and their API keys — always through `access` checks.
+
+Members join by accepting an invitation (`llmlab_server.services.invitations`), never directly.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,6 @@ from llmlab_server.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyOut,
-    MemberCreate,
     MemberOut,
     MemberUpdate,
     ProjectCreate,
@@ -28,13 +30,14 @@ from llmlab_server.services.access import (
     ROLE_RANK,
     project_for,
     project_ids_for,
+    record_failure,
     require_user,
     role_in,
 )
 from llmlab_server.services.accounts import key_out
 
 __all__ = [
-    "add_member", "create_key", "create_project", "delete_project", "get_project", "list_keys",
+    "check_grantable", "create_key", "create_project", "delete_project", "get_project", "list_keys",
     "list_members", "list_projects", "remove_member", "revoke_key", "update_member",
     "update_project",
 ]
@@ -61,6 +64,9 @@ def create_project(principal: Principal, body: ProjectCreate) -> ProjectOut:
         session.flush()
     except IntegrityError:
         session.rollback()
+        # Slugs are global names (budget reads and the SDK name projects by them), so a taken
+        # one cannot be hidden; probing for them is throttled like guessing credentials.
+        record_failure()
         raise Conflict("A project with this slug exists already.", code="slug_taken",
                        param="slug") from None
     session.add(ProjectMember(project_id=project.id, user_id=user.id, role="owner"))
@@ -123,28 +129,13 @@ def list_members(principal: Principal, project_id: int) -> list[MemberOut]:
     return [_member_out(m, u) for m, u in rows]
 
 
-def _grantable(principal: Principal, project_id: int, role: str) -> None:
+def check_grantable(principal: Principal, project_id: int, role: str) -> None:
+    """403 unless the caller may give (or take away) ``role``: at most their own, and owner
+    only by an owner."""
     mine = role_in(principal, project_id) or "viewer"
     if ROLE_RANK[role] > ROLE_RANK[mine] or (role == "owner" and mine != "owner"):
         raise Forbidden(f"A '{mine}' cannot grant or change the '{role}' role.",
                         code="insufficient_role")
-
-
-def add_member(principal: Principal, project_id: int, body: MemberCreate) -> MemberOut:
-    """Add an existing user by email (admin+; only owners grant owner)."""
-    require_user(principal)
-    project_for(principal, project_id, role="admin")
-    _grantable(principal, project_id, body.role)
-    session = db.session()
-    user = session.scalar(select(User).where(User.email == body.email))
-    if user is None:
-        raise NotFound("No user with this email; they must sign up first.", param="email")
-    if session.get(ProjectMember, (project_id, user.id)) is not None:
-        raise Conflict("This user is a member already.", code="already_member", param="email")
-    member = ProjectMember(project_id=project_id, user_id=user.id, role=body.role)
-    session.add(member)
-    session.commit()
-    return _member_out(member, user)
 
 
 def _member(project_id: int, user_id: int) -> tuple[ProjectMember, User]:
@@ -176,8 +167,8 @@ def update_member(principal: Principal, project_id: int, user_id: int,
     require_user(principal)
     project_for(principal, project_id, role="admin")
     member, user = _member(project_id, user_id)
-    _grantable(principal, project_id, member.role)
-    _grantable(principal, project_id, body.role)
+    check_grantable(principal, project_id, member.role)
+    check_grantable(principal, project_id, body.role)
     if body.role != "owner":
         _keep_an_owner(project_id, member)
     member.role = body.role
@@ -193,7 +184,7 @@ def remove_member(principal: Principal, project_id: int, user_id: int) -> None:
         project_for(principal, project_id, role="admin")
     member, _ = _member(project_id, user_id)
     if user.id != user_id:
-        _grantable(principal, project_id, member.role)
+        check_grantable(principal, project_id, member.role)
     _keep_an_owner(project_id, member)
     db.session().delete(member)
     db.session().commit()

@@ -39,33 +39,37 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from sqlalchemy import Integer, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from llmlab.pricing import Catalogue
 from llmlab.pricing._rates import ModelPrice, RateCard
-from llmlab_server.models import CostEventRow, CostRollupHourly, utcnow
-from llmlab_server.schemas import Evidence, Recommendation, Recommendations, TokenMix
+from llmlab_server.budget_schemas import Evidence, Recommendation, Recommendations
+from llmlab_server.models import utcnow
+from llmlab_server.services.recommendation_reads import (
+    OUTPUT_SAMPLE,
+    Mix,
+    failed_calls,
+    job_stats,
+    model_stats,
+    ok_stats,
+    output_sample,
+    over_cap,
+)
 from llmlab_server.services.summaries import usd
 
 __all__ = ["OUTPUT_SAMPLE", "Mix", "cheaper_model", "output_cap", "percentile", "price_mix",
            "recommend", "tier_of", "top_decile_mean"]
 
-_E = CostEventRow
-_R = CostRollupHourly
 _CENT = Decimal("0.01")
 _NANO = Decimal(1).scaleb(-9)
 #: Capabilities a replacement must keep.
 _KEEP = frozenset({"tools", "vision", "audio_input", "audio_output", "pdf_input"})
 _CHAT = ("chat", "responses")
 #: Successful calls per model whose output tokens are read to find the percentiles.
-OUTPUT_SAMPLE = 20_000
-_CAP_MIN_CALLS = 50
 _CAP_MIN_MONTHLY = Decimal("0.05")
 NOTES = [
     "Retries are not identified separately: events carry no retry marker; billed failed calls "
@@ -98,27 +102,6 @@ def tier_of(name: str) -> int | None:
     if m := _MISTRAL.match(base):
         return {"large": 3, "medium": 2, "small": 1, "tiny": 0}[m.group("size")]
     return None
-
-
-@dataclass(frozen=True, slots=True)
-class Mix:
-    """Token sums of some calls (``input`` includes cache reads and writes)."""
-
-    calls: int
-    input: int
-    output: int
-    cache_read: int
-    cache_write: int
-
-    @property
-    def avg_prompt(self) -> int:
-        """Average input tokens per call."""
-        return self.input // self.calls if self.calls else 0
-
-    def wire(self) -> TokenMix:
-        """The evidence form."""
-        return TokenMix(input=self.input, output=self.output, cache_read=self.cache_read,
-                        cache_write=self.cache_write)
 
 
 def _card(entry: ModelPrice, mix: Mix, tier: str = "standard") -> RateCard:
@@ -207,126 +190,6 @@ def output_cap(ordered: Sequence[int]) -> int | None:
 
 # -- queries -----------------------------------------------------------------------------------
 
-@dataclass(slots=True)
-class _ModelStats:
-    project_id: int
-    provider: str
-    model: str
-    cost: int
-    errors: int
-    mix: Mix
-    max_prompt: int = 0
-    max_output: int = 0
-
-
-def _model_stats(session: Session, ids: Sequence[int], start: datetime, end: datetime
-                 ) -> list[_ModelStats]:
-    sums = [func.coalesce(func.sum(getattr(_R, c)), 0) for c in (
-        "cost_nanos", "calls", "errors", "input_tokens", "output_tokens", "cache_read_tokens",
-        "cache_write_tokens")]
-    rows = session.execute(
-        select(_R.project_id, _R.provider, _R.model, *sums)
-        .where(_R.project_id.in_(ids), _R.hour >= start, _R.hour < end)
-        .group_by(_R.project_id, _R.provider, _R.model)).all()
-    stats = {(r[0], r[1], r[2]): _ModelStats(
-        r[0], r[1], r[2], int(r[3]), int(r[5]),
-        Mix(int(r[4]), int(r[6]), int(r[7]), int(r[8]), int(r[9]))) for r in rows}
-    peaks = session.execute(
-        select(_E.project_id, _E.provider, _E.model, func.max(_E.input_tokens),
-               func.max(_E.output_tokens))
-        .where(_E.project_id.in_(ids), _E.timestamp >= start, _E.timestamp < end)
-        .group_by(_E.project_id, _E.provider, _E.model)).all()
-    for pid, provider, model, max_in, max_out in peaks:
-        found = stats.get((pid, provider, model))
-        if found is not None:
-            found.max_prompt, found.max_output = int(max_in or 0), int(max_out or 0)
-    return list(stats.values())
-
-
-def _hour_and_weekday(session: Session) -> tuple[Any, Any]:
-    if session.get_bind().dialect.name == "postgresql":
-        return (cast(func.extract("hour", _E.timestamp), Integer),
-                cast(func.extract("dow", _E.timestamp), Integer))
-    return (cast(func.strftime("%H", _E.timestamp), Integer),
-            cast(func.strftime("%w", _E.timestamp), Integer))
-
-
-def _job_stats(session: Session, ids: Sequence[int], start: datetime, end: datetime
-               ) -> list[Any]:
-    hour, weekday = _hour_and_weekday(session)
-    job = func.coalesce(_E.job_id, _E.function).label("job")
-    interactive = _E.tags["interactive"].as_string()
-    batchable = _E.tags["batchable"].as_string()
-    tagged = or_(interactive == "false",
-                 (batchable.is_not(None)) & (batchable.not_in(["false", "0", "no"])))
-    off_hours = or_(weekday.in_([0, 6]), hour < 8, hour >= 18)
-    return list(session.execute(
-        select(_E.project_id, job, _E.provider, _E.model, func.count(),
-               func.coalesce(func.sum(_E.cost_nanos), 0),
-               func.coalesce(func.sum(_E.input_tokens), 0),
-               func.coalesce(func.sum(_E.output_tokens), 0),
-               func.coalesce(func.sum(_E.cache_read_tokens), 0),
-               func.coalesce(func.sum(_E.cache_write_tokens + _E.cache_write_1h_tokens), 0),
-               func.coalesce(func.sum(case((tagged, 1), else_=0)), 0),
-               func.coalesce(func.sum(case((off_hours, 1), else_=0)), 0))
-        .where(_E.project_id.in_(ids), _E.timestamp >= start, _E.timestamp < end,
-               job.is_not(None))
-        .group_by(_E.project_id, job, _E.provider, _E.model)).all())
-
-
-def _failed(session: Session, ids: Sequence[int], start: datetime, end: datetime) -> list[Any]:
-    return list(session.execute(
-        select(_E.project_id, _E.provider, _E.model, func.count(),
-               func.coalesce(func.sum(_E.cost_nanos), 0),
-               func.coalesce(func.sum(_E.input_tokens), 0),
-               func.coalesce(func.sum(_E.output_tokens), 0))
-        .where(_E.project_id.in_(ids), _E.timestamp >= start, _E.timestamp < end,
-               _E.status == "error", _E.cost_nanos > 0)
-        .group_by(_E.project_id, _E.provider, _E.model)).all())
-
-
-def _ok_stats(session: Session, ids: Sequence[int], start: datetime, end: datetime
-              ) -> list[Any]:
-    """Per model: successful calls, their cost, token sums and longest output (≥ 50 calls)."""
-    return list(session.execute(
-        select(_E.project_id, _E.provider, _E.model, func.count(),
-               func.coalesce(func.sum(_E.cost_nanos), 0),
-               func.coalesce(func.sum(_E.input_tokens), 0),
-               func.coalesce(func.sum(_E.output_tokens), 0),
-               func.coalesce(func.sum(_E.cache_read_tokens), 0),
-               func.coalesce(func.sum(_E.cache_write_tokens + _E.cache_write_1h_tokens), 0),
-               func.coalesce(func.sum(_E.reasoning_tokens), 0),
-               func.coalesce(func.max(_E.output_tokens), 0))
-        .where(_E.project_id.in_(ids), _E.timestamp >= start, _E.timestamp < end,
-               _E.status == "ok")
-        .group_by(_E.project_id, _E.provider, _E.model)
-        .having(func.count() >= _CAP_MIN_CALLS)).all())
-
-
-def _one_model(pid: int, provider: str, model: str, start: datetime, end: datetime) -> Any:
-    return (_E.project_id == pid, _E.model == model, _E.provider == provider,
-            _E.timestamp >= start, _E.timestamp < end, _E.status == "ok")
-
-
-def _output_sample(session: Session, pid: int, provider: str, model: str, start: datetime,
-                   end: datetime) -> list[int]:
-    """Output tokens of the model's latest ``OUTPUT_SAMPLE`` successful calls, ascending."""
-    return sorted(int(v) for v in session.scalars(
-        select(_E.output_tokens).where(*_one_model(pid, provider, model, start, end))
-        .order_by(_E.timestamp.desc()).limit(OUTPUT_SAMPLE)))
-
-
-def _over_cap(session: Session, pid: int, provider: str, model: str, start: datetime,
-              end: datetime, cap: int) -> tuple[int, int]:
-    """Successful calls whose output exceeds ``cap``, and their output tokens beyond it."""
-    over = _E.output_tokens > cap
-    calls, excess = session.execute(
-        select(func.coalesce(func.sum(case((over, 1), else_=0)), 0),
-               func.coalesce(func.sum(case((over, _E.output_tokens - cap), else_=0)), 0))
-        .where(*_one_model(pid, provider, model, start, end))).one()
-    return int(calls), int(excess)
-
-
 # -- assembling --------------------------------------------------------------------------------
 
 def _usd(value: Decimal) -> str:
@@ -358,7 +221,7 @@ def recommend(session: Session, ids: Sequence[int], *, days: int = 30,
                               tokens=mix.wire(), period=period, details=details)))
 
     today = now.date()
-    for s in _model_stats(session, ids, start, end):
+    for s in model_stats(session, ids, start, end):
         entry = catalogue.resolve(s.model, s.provider)
         if entry is None or not s.mix.calls or s.cost <= 0:
             continue
@@ -404,7 +267,7 @@ def recommend(session: Session, ids: Sequence[int], *, days: int = 30,
                      "cache_read_per_million": str(card.cache_read * 1_000_000)})
 
     for (pid, job, provider, model, calls, cost, inp, out, cread, cwrite, tagged,
-         off) in _job_stats(session, ids, start, end):
+         off) in job_stats(session, ids, start, end):
         entry = catalogue.resolve(model, provider)
         if entry is None or not calls or not cost:
             continue
@@ -431,17 +294,17 @@ def recommend(session: Session, ids: Sequence[int], *, days: int = 30,
              "batch_price_ratio": f"{ratio:.4f}"})
 
     for (pid, provider, model, calls, cost, inp, out, cread, cwrite, reasoning,
-         longest) in _ok_stats(session, ids, start, end):
+         longest) in ok_stats(session, ids, start, end):
         entry = catalogue.resolve(model, provider)
         if entry is None:
             continue
         mix = Mix(int(calls), int(inp), int(out), int(cread), int(cwrite))
         card = _card(entry, mix)
-        sample = _output_sample(session, pid, provider, model, start, end)
+        sample = output_sample(session, pid, provider, model, start, end)
         cap = output_cap(sample)
         if cap is None or card.output <= 0:
             continue
-        truncated, excess = _over_cap(session, pid, provider, model, start, end, cap)
+        truncated, excess = over_cap(session, pid, provider, model, start, end, cap)
         saving = excess * card.output
         if saving * monthly < _CAP_MIN_MONTHLY:
             continue
@@ -464,7 +327,7 @@ def recommend(session: Session, ids: Sequence[int], *, days: int = 30,
              "reasoning_tokens": int(reasoning), "sampled_calls": len(sample),
              "output_per_million": str(card.output * 1_000_000)})
 
-    for pid, provider, model, calls, cost, inp, out in _failed(session, ids, start, end):
+    for pid, provider, model, calls, cost, inp, out in failed_calls(session, ids, start, end):
         mix = Mix(int(calls), int(inp), int(out), 0, 0)
         add("failed_calls", pid, f"Stop paying for failed {model} calls",
             f"{int(calls):,} calls to {model} ended in an error but were billed "

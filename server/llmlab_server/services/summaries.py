@@ -11,6 +11,8 @@ Where the numbers come from (both are exact):
   in zones with a non-whole-hour offset (Asia/Kolkata +05:30, Asia/Kathmandu +05:45). Those
   are bucketed by 15 minutes in SQL and folded into local days/hours here, which is exact
   because every offset in use since 2000 is a multiple of 15 minutes.
+
+Money and token sums are `Exact` (`sums`): they cannot overflow, on SQLite either.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ import base64
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
@@ -56,6 +58,8 @@ from llmlab_server.schemas import (
     TimeseriesQuery,
     Usage,
 )
+from llmlab_server.services.sums import Exact, fold, select_list
+from llmlab_server.services.windows import Window, parse_window
 
 __all__ = ["Window", "events_page", "export_csv", "parse_window", "summary", "timeseries",
            "usd"]
@@ -65,7 +69,6 @@ _R = CostRollupHourly
 _NANO = Decimal(1).scaleb(-9)
 _SUMS = ("cost_nanos", "calls", "errors", "input_tokens", "output_tokens", "cache_read_tokens",
          "cache_write_tokens", "reasoning_tokens", "latency_ms_sum", "latency_count")
-_DEFAULT_DAYS = 30
 _LATENCY = _SUMS.index("latency_ms_sum")
 
 
@@ -74,101 +77,24 @@ def usd(nanos: int) -> str:
     return money(Decimal(int(nanos)) * _NANO)
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
-    """A validated half-open time range [start, end) in UTC, and the zone to bucket in."""
-
-    start: datetime
-    end: datetime
-    tz: ZoneInfo
-    tz_name: str
-
-    @property
-    def hour_aligned(self) -> bool:
-        """True when both ends are whole UTC hours (so hourly rollups cover it exactly)."""
-        return all(t.minute == 0 and t.second == 0 and t.microsecond == 0
-                   for t in (self.start, self.end))
-
-    def whole_hour_offsets(self) -> bool:
-        """True when the zone's UTC offset is a whole number of hours across the window."""
-        step, t = timedelta(hours=6), self.start
-        while t <= self.end:
-            offset = t.astimezone(self.tz).utcoffset() or timedelta(0)
-            if offset.total_seconds() % 3600:
-                return False
-            t += step
-        offset = self.end.astimezone(self.tz).utcoffset() or timedelta(0)
-        return not offset.total_seconds() % 3600
-
-
-_EARLIEST_YEAR, _LATEST_YEAR = 1900, 9000
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise BadRequest(f"Unknown time zone {name!r}; use an IANA name such as "
-                         "'America/New_York'.", code="invalid_timezone", param="tz") from None
-
-
-def _parse_time(value: str, tz: ZoneInfo, param: str) -> datetime:
-    try:
-        if len(value) == 10:
-            parsed = datetime.combine(date.fromisoformat(value), time(0))
-        else:
-            parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(f"{param}: {value!r} is not an ISO 8601 date or datetime.",
-                         code="invalid_time", param=param) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=tz)
-    try:
-        utc = parsed.astimezone(UTC)
-    except (OverflowError, ValueError):
-        utc = None
-    # Far from datetime's limits, so that a window's arithmetic (a year, a zone) cannot fail.
-    if utc is None or not _EARLIEST_YEAR <= utc.year <= _LATEST_YEAR:
-        raise BadRequest(f"{param}: {value!r} is out of range (years {_EARLIEST_YEAR}-"
-                         f"{_LATEST_YEAR}).", code="invalid_time", param=param) from None
-    return utc
-
-
-def parse_window(start: str | None, end: str | None, tz: str, max_days: int,
-                 now: datetime | None = None) -> Window:
-    """The range a query covers; 400 when it is inverted or longer than ``max_days``."""
-    zone = _zone(tz)
-    if end is not None:
-        stop = _parse_time(end, zone, "end")
-    else:
-        now = now or datetime.now(UTC)
-        stop = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    begin = _parse_time(start, zone, "start") if start is not None else (
-        stop - timedelta(days=_DEFAULT_DAYS))
-    if begin >= stop:
-        raise BadRequest("start must be before end.", code="invalid_range", param="start")
-    if stop - begin > timedelta(days=max_days):
-        raise BadRequest(f"The time range is longer than {max_days} days; narrow start/end.",
-                         code="range_too_large", param="start")
-    return Window(begin, stop, zone, tz)
-
-
 # -- aggregation -------------------------------------------------------------------------------
 
-def _event_sums() -> list[ColumnElement[Any]]:
+def _event_sums() -> list[Any]:
+    """`select_list` items of `_SUMS` over events: money and tokens summed exactly."""
     return [
-        func.coalesce(func.sum(_E.cost_nanos), 0), func.count(),
+        Exact(_E.cost_nanos), func.count(),
         func.coalesce(func.sum(case((_E.status == "error", 1), else_=0)), 0),
-        func.coalesce(func.sum(_E.input_tokens), 0), func.coalesce(func.sum(_E.output_tokens), 0),
-        func.coalesce(func.sum(_E.cache_read_tokens), 0),
-        func.coalesce(func.sum(_E.cache_write_tokens + _E.cache_write_1h_tokens), 0),
-        func.coalesce(func.sum(_E.reasoning_tokens), 0),
+        Exact(_E.input_tokens), Exact(_E.output_tokens), Exact(_E.cache_read_tokens),
+        Exact(_E.cache_write_tokens + _E.cache_write_1h_tokens), Exact(_E.reasoning_tokens),
         func.coalesce(func.sum(_E.latency_ms), 0.0), func.count(_E.latency_ms),
     ]
 
 
-def _rollup_sums() -> list[ColumnElement[Any]]:
-    return [func.coalesce(func.sum(getattr(_R, name)), 0) for name in _SUMS]
+def _rollup_sums() -> list[Any]:
+    """`select_list` items of `_SUMS` over rollups (calls, errors and counts stay small)."""
+    return [func.coalesce(func.sum(getattr(_R, name)), 0)
+            if name in ("calls", "errors", "latency_ms_sum", "latency_count")
+            else Exact(getattr(_R, name)) for name in _SUMS]
 
 
 def _epoch_bucket(session: Session, column: Any, seconds: int) -> ColumnElement[Any]:
@@ -221,17 +147,22 @@ def _time_rows(session: Session, ids: Sequence[int], window: Window, unit: str,
                use_rollups: bool) -> dict[datetime, _Acc]:
     """Sums per local day or hour, from rollups (whole-hour zones) or 15-minute event buckets."""
     out: dict[datetime, _Acc] = {}
+    dialect = session.get_bind().dialect.name
     if use_rollups:
+        items = [_R.hour, *_rollup_sums()]
         stmt = _time_filter(_R, _R.hour, ids, window,
-                            select(_R.hour, *_rollup_sums()).group_by(_R.hour))
-        for hour, *values in session.execute(stmt):
+                            select(*select_list(dialect, items)).group_by(_R.hour))
+        for row in session.execute(stmt):
+            hour, *values = fold(items, row)
             out.setdefault(_local_bucket(hour, window.tz, unit), _Acc()).add(values)
         return out
     size = 3600 if window.whole_hour_offsets() else 900
     bucket = _epoch_bucket(session, _E.timestamp, size).label("bucket")
+    items = [bucket, *_event_sums()]
     stmt = _time_filter(_E, _E.timestamp, ids, window,
-                        select(bucket, *_event_sums()).group_by(bucket))
-    for number, *values in session.execute(stmt):
+                        select(*select_list(dialect, items)).group_by(bucket))
+    for row in session.execute(stmt):
+        number, *values = fold(items, row)
         instant = datetime.fromtimestamp(int(number) * size, UTC)
         out.setdefault(_local_bucket(instant, window.tz, unit), _Acc()).add(values)
     return out
@@ -280,14 +211,15 @@ def summary(session: Session, ids: Sequence[int], query: SummaryQuery, window: W
         else:
             key = _group_column(group)
         table, column = (_R, _R.hour) if rollups else (_E, _E.timestamp)
-        sums = _rollup_sums() if rollups else _event_sums()
-        stmt = select(key.label("key"), *sums)
+        items = [key.label("key"), *(_rollup_sums() if rollups else _event_sums())]
+        stmt = select(*select_list(session.get_bind().dialect.name, items))
         if group == "project":
             stmt = stmt.join(Project, Project.id == table.project_id)
         if group is not None:
             stmt = stmt.group_by(key)
         stmt = _time_filter(table, column, ids, window, stmt)
-        for name, *values in session.execute(stmt):
+        for row in session.execute(stmt):
+            name, *values = fold(items, row)
             acc = _Acc()
             acc.add(values)
             total.add(values)
@@ -397,9 +329,15 @@ CSV_COLUMNS = ("timestamp", "id", "project", "provider", "model", "operation", "
                "job_id", "user_id", "function", "environment", "tags")
 
 
+#: A formula's first character at the start of a cell or right after a separator: a
+#: spreadsheet in a ``;``-list locale splits ``x;=1+1`` into ``x`` and a formula.
+_FORMULA = re.compile(r"(?:^|[;,]) *[=+\-@\t\r]")
+
+
 def _cell(value: Any) -> Any:
-    # Spreadsheet formula injection: a cell starting with = + - @ is read as a formula.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    # Formula injection: such a text cell gets a leading ', and every text cell is quoted
+    # (QUOTE_NONNUMERIC), so no separator inside it can start a new cell.
+    if isinstance(value, str) and _FORMULA.search(value):
         return "'" + value
     return value
 
@@ -413,7 +351,7 @@ def export_csv(session: Session, ids: Sequence[int], query: ExportQuery, window:
     """
     slugs = dict(session.execute(select(Project.id, Project.slug).where(Project.id.in_(ids))).all())
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC)
     writer.writerow(CSV_COLUMNS)
     # Plain rows, not ORM objects: the rollback below would expire objects and reload them.
     base = (_filtered(ids, query, window).with_only_columns(*CostEventRow.__table__.columns)

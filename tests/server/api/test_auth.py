@@ -10,7 +10,7 @@ from flask import Flask
 from llmlab_server.models import utcnow
 from llmlab_server.security import issue_access_token
 
-from ..helpers import Api
+from ..helpers import Api, from_address
 
 
 class TestSignupLogin:
@@ -33,11 +33,26 @@ class TestSignupLogin:
         assert response.get_json()["error"]["code"] == "email_taken"
 
     def test_short_password_is_400(self, api: Api) -> None:
-        """A password under 8 characters is a 400 naming the field."""
+        """A password under 10 characters is a 400 naming the field."""
+        for password in ("short", "nine-char"):
+            response = api.call("POST", "/api/auth/signup", json_body={
+                "email": "c@example.com", "password": password})
+            assert response.status_code == 400
+            assert response.get_json()["error"]["param"] == "password"
+
+    @pytest.mark.parametrize("password", ["password", "12345678", "1234567890", "Password123",
+                                          " qwertyuiop ", "basketball", "zzzzzzzzzzzz",
+                                          "mallory@example.com", "MALLORY@example.com "])
+    def test_weak_passwords_are_refused(self, api: Api, password: str) -> None:
+        """Common, repeated-character and own-email passwords are a 400 weak_password (or a
+        400 for length) and create no account."""
         response = api.call("POST", "/api/auth/signup", json_body={
-            "email": "c@example.com", "password": "short"})
+            "email": "mallory@example.com", "password": password})
         assert response.status_code == 400
         assert response.get_json()["error"]["param"] == "password"
+        login = api.call("POST", "/api/auth/login", json_body={
+            "email": "mallory@example.com", "password": password})
+        assert login.status_code == 401
 
     def test_login_with_right_and_wrong_password(self, api: Api) -> None:
         """Login succeeds with the password and is a 401 with a wrong one or unknown email."""
@@ -172,3 +187,84 @@ class TestAccessTokens:
         response = api.client.get("/api/auth/me", headers={"Authorization": "Basic abc"})
         assert response.status_code == 401
         assert response.get_json()["error"]["code"] == "missing_credentials"
+
+
+
+class TestGuessing:
+    """Failed logins, refreshes and taken-email signups are throttled (429 + Retry-After)."""
+
+    def test_one_account_is_locked_after_ten_failures_from_anywhere(self, api: Api) -> None:
+        """Ten wrong passwords from ten addresses lock the account's logins (even the right
+        password gets 429) while other accounts log in; unknown emails lock the same way."""
+        api.signup("target@example.com", password="the real password")
+        api.signup("bystander@example.com", password="another real password")
+        for email in ("target@example.com", "nobody@example.com"):
+            for n in range(10):
+                response = api.call("POST", "/api/auth/login", json_body={
+                    "email": email, "password": f"guess number {n}"}, **from_address(f"10.1.0.{n}"))
+                assert response.status_code == 401, (email, n)
+            locked = api.call("POST", "/api/auth/login", json_body={
+                "email": email, "password": "the real password"}, **from_address("10.1.1.1"))
+            assert locked.status_code == 429
+            assert locked.get_json()["error"]["type"] == "rate_limit_error"
+            assert 1 <= int(locked.headers["Retry-After"]) <= 900
+        other = api.call("POST", "/api/auth/login", json_body={
+            "email": "bystander@example.com", "password": "another real password"},
+            **from_address("10.1.1.1"))
+        assert other.status_code == 200
+
+    def test_a_success_clears_the_accounts_failures(self, api: Api) -> None:
+        """A user who mistypes nine times and then logs in starts again from zero."""
+        api.signup("typo@example.com", password="the real password")
+        for round_ in range(2):
+            for n in range(9):
+                assert api.call("POST", "/api/auth/login", json_body={
+                    "email": "typo@example.com", "password": "wrong password"},
+                    **from_address(f"10.2.{round_}.{n}")).status_code == 401
+            assert api.call("POST", "/api/auth/login", json_body={
+                "email": "typo@example.com", "password": "the real password"},
+                **from_address("10.2.9.9")).status_code == 200
+
+    def test_one_address_guessing_many_accounts_is_throttled(self, api: Api) -> None:
+        """Thirty failed logins on thirty accounts lock the address, not the accounts."""
+        api.signup("sprayed@example.com", password="the real password")
+        for n in range(30):
+            assert api.call("POST", "/api/auth/login", json_body={
+                "email": f"user{n}@example.com", "password": "Summer2026!"},
+                **from_address("10.3.0.1")).status_code == 401
+        good = {"email": "sprayed@example.com", "password": "the real password"}
+        assert api.call("POST", "/api/auth/login", json_body=good,
+                        **from_address("10.3.0.1")).status_code == 429
+        assert api.call("POST", "/api/auth/login", json_body=good,
+                        **from_address("10.3.0.2")).status_code == 200
+
+    def test_unknown_refresh_tokens_are_throttled(self, api: Api) -> None:
+        """Guessing refresh tokens costs the address its allowance like any credential."""
+        session = api.signup()
+        for n in range(30):
+            assert api.call("POST", "/api/auth/refresh", json_body={
+                "refresh_token": f"rt_guess{n}"}, **from_address("10.4.0.1")).status_code == 401
+        real = {"refresh_token": session["refresh_token"]}
+        assert api.call("POST", "/api/auth/refresh", json_body=real,
+                        **from_address("10.4.0.1")).status_code == 429
+        assert api.call("POST", "/api/auth/refresh", json_body=real,
+                        **from_address("10.4.0.2")).status_code == 200
+
+    def test_probing_signups_for_registered_emails_is_throttled(self, api: Api) -> None:
+        """Each 409 email_taken counts as a failure: the 31st probe is a 429."""
+        emails = [api.signup()["user"]["email"] for _ in range(3)]
+        for n in range(30):
+            assert api.call("POST", "/api/auth/signup", json_body={
+                "email": emails[n % 3], "password": "a good long password"},
+                **from_address("10.5.0.1")).status_code == 409
+        assert api.call("POST", "/api/auth/signup", json_body={
+            "email": "fresh@example.com", "password": "a good long password"},
+            **from_address("10.5.0.1")).status_code == 429
+
+    @pytest.mark.parametrize("app_config", [{"AUTH_THROTTLE_PER_ACCOUNT": "2 per hour"}])
+    def test_the_allowance_is_configurable(self, api: Api) -> None:
+        """LLMLAB_AUTH_THROTTLE_PER_ACCOUNT sets the failures an account may have."""
+        wrong = {"email": "cfg@example.com", "password": "wrong password"}
+        codes = [api.call("POST", "/api/auth/login", json_body=wrong,
+                          **from_address(f"10.6.0.{n}")).status_code for n in range(3)]
+        assert codes == [401, 401, 429]

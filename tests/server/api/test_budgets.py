@@ -89,8 +89,7 @@ class TestRolesAndTenancy:
         b = budget(api, t)
         for role in ("member", "viewer"):
             other = api.signup()
-            api.data("POST", f"/api/projects/{t.project_id}/members", t.token,
-                     {"email": other["user"]["email"], "role": role}, status=201)
+            api.add_member(t.token, t.project_id, other, role)
             token = other["access_token"]
             assert api.call("POST", "/api/budgets", token,
                             {"project_id": t.project_id, "amount": "1"}).status_code == 403
@@ -104,8 +103,7 @@ class TestRolesAndTenancy:
         """An admin creates and deletes budgets."""
         t = api.tenant()
         other = api.signup()
-        api.data("POST", f"/api/projects/{t.project_id}/members", t.token,
-                 {"email": other["user"]["email"], "role": "admin"}, status=201)
+        api.add_member(t.token, t.project_id, other, "admin")
         b = budget(api, Tenant(other["access_token"], t.project, t.key))
         api.data("DELETE", f"/api/budgets/{b['id']}", other["access_token"])
 
@@ -247,3 +245,52 @@ class TestStatus:
         assert parsed.resets_at is not None and parsed.resets_at.tzinfo is not None
         assert parsed.covers({"project": t.project["slug"], "job": "nightly"})
         assert not parsed.covers({"project": t.project["slug"], "job": "other"})
+
+
+class TestStatusIsolation:
+    """One budget that cannot be evaluated does not fail the status read of the others."""
+
+    def test_vanished_time_zone_is_reported_fully_spent(self, app: Any, api: Api) -> None:
+        """A budget whose zone left tzdata is reported with an error and as fully spent
+        (the SDK guard then blocks under it); the other budget is read as usual."""
+        from sqlalchemy import text
+
+        t = api.tenant()
+        broken = budget(api, t, name="broken", action="block", amount="0.000001",
+                        thresholds=[100])
+        fine = budget(api, t, name="fine")
+        track(api, t, [make_event(timestamp=now_iso())])  # the broken one has an alert too
+        with app.extensions["llmlab_db"][0].begin() as conn:
+            conn.execute(text("UPDATE budgets SET timezone = 'Mars/Olympus' WHERE id = :i"),
+                         {"i": broken["id"]})
+        got = {b["id"]: b for b in status(api, t.token, project=t.project_id)}
+        assert got[broken["id"]]["error"]["code"] == "budget_unavailable"
+        assert got[broken["id"]]["spent"] == "0.000001"
+        assert got[broken["id"]]["remaining"] == "0"
+        assert got[fine["id"]]["error"] is None
+        assert Decimal(got[fine["id"]]["spent"]) > 0
+        alerts = api.data("GET", f"/api/alerts?project={t.project_id}", t.token)
+        assert [a["budget_id"] for a in alerts] == [broken["id"]]
+
+    def test_database_error_in_one_budget_spares_the_others(
+            self, api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A failing SQL statement for one budget (which aborts a PostgreSQL transaction) is
+        rolled back to its savepoint: the next budget is still read."""
+        from sqlalchemy import text
+
+        from llmlab_server.services import budgets as service
+
+        t = api.tenant()
+        broken = budget(api, t, name="broken")
+        fine = budget(api, t, name="fine")
+        real = service.spend
+
+        def failing(session: Any, b: Any, period: Any) -> tuple[int, str]:
+            if b.id == broken["id"]:
+                session.execute(text("SELECT no_such_column FROM budgets"))
+            return real(session, b, period)
+
+        monkeypatch.setattr(service, "spend", failing)
+        got = {b["id"]: b for b in status(api, t.token, project=t.project_id)}
+        assert got[broken["id"]]["error"] is not None
+        assert got[fine["id"]]["error"] is None and got[fine["id"]]["spent"] == "0"

@@ -177,6 +177,20 @@ class TestTimeseries:
         assert [p["calls"] for p in ts["points"]] == [1, 0, 0]
 
 
+def _spreadsheet_cells(line: str, separator: str) -> list[str]:
+    """``line`` split at ``separator`` outside quotes, as a spreadsheet reads a CSV line."""
+    cells, current, quoted = [], "", False
+    for char in line:
+        if char == '"':
+            quoted = not quoted
+        if char == separator and not quoted:
+            cells.append(current)
+            current = ""
+        else:
+            current += char
+    return [*cells, current]
+
+
 class TestExport:
     """CSV export."""
 
@@ -202,6 +216,20 @@ class TestExport:
                         t.key).get_data(as_text=True)
         row = next(iter(csv.DictReader(io.StringIO(text))))
         assert row["job_id"].startswith("'=")
+
+    @pytest.mark.parametrize("value", ["x;=1+1", "a,@SUM(A1)", "ok; -2+3", "x;\tcmd", "+1"])
+    def test_csv_neutralises_formulas_after_a_separator(self, api: Api, value: str) -> None:
+        """A formula after a ';' or ',' (a cell of its own in a ';'-list locale) is neutralised
+        too: the cell is quoted and starts with a quote character."""
+        t = api.tenant()
+        api.track(t.key, [make_event(job_id=value)])
+        text = api.call("GET", "/api/costs/export?start=2026-11-01&end=2026-11-03",
+                        t.key).get_data(as_text=True)
+        row = next(iter(csv.DictReader(io.StringIO(text))))
+        assert row["job_id"] == "'" + value
+        for line in text.splitlines()[1:]:
+            for cell in _spreadsheet_cells(line, ";"):
+                assert not cell.lstrip(' "').startswith(("=", "+", "-", "@", "\t", "\r"))
 
     def test_large_export_streams_every_row(self, api: Api) -> None:
         """An export larger than one chunk contains every event once."""

@@ -78,8 +78,7 @@ class TestKeys:
         """Listing keys shows only projects the caller administers."""
         t = api.tenant()
         member = api.signup()
-        api.data("POST", f"/api/projects/{t.project_id}/members", t.token,
-                 {"email": member["user"]["email"], "role": "member"}, status=201)
+        api.add_member(t.token, t.project_id, member, "member")
         assert api.data("GET", "/api/keys", member["access_token"]) == []
         response = api.call("GET", f"/api/keys?project={t.project_id}", member["access_token"])
         assert response.status_code == 403

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -97,8 +99,7 @@ class TestCrud:
         """Webhooks are admin-only to write."""
         t = api.tenant()
         other = api.signup()
-        api.data("POST", f"/api/projects/{t.project_id}/members", t.token,
-                 {"email": other["user"]["email"], "role": "member"}, status=201)
+        api.add_member(t.token, t.project_id, other, "member")
         assert api.call("POST", "/api/webhooks", other["access_token"],
                         {"project_id": t.project_id, "url": receiver.url}).status_code == 403
 
@@ -187,3 +188,118 @@ class TestDelivery:
         assert len(receiver.requests) == 3
         got = api.data("GET", f"/api/webhooks/{h['id']}", t.token)
         assert got["last_status"] == "failed" and got["last_error"] == "HTTP 500"
+
+
+class Blackhole:
+    """A local TCP server that accepts connections and never answers."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def close(self) -> None:
+        """Stop accepting and drop every held connection (pending reads fail at once)."""
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+class TestBoundToTheRow:
+    """A queued delivery goes to the webhook row it was queued for, or nowhere."""
+
+    def test_reused_id_does_not_receive_another_tenants_alert(
+            self, app: Flask, api: Api, backend: str, receiver: Receiver) -> None:
+        """Tenant A's delivery queued before A's webhook was deleted never reaches tenant B's
+        new webhook, even when SQLite gives B's the same id (it did, signed with B's secret)."""
+        a, b = api.tenant(), api.tenant()
+        old = hook(api, a, "http://127.0.0.1:9/")
+        factory = app.extensions["llmlab_db"][1]
+        with factory() as session:
+            queued = webhooks.project_webhooks(session, a.project_id)
+        api.data("DELETE", f"/api/webhooks/{old['id']}", a.token)
+        new = hook(api, b, receiver.url)
+        if backend == "sqlite":
+            assert new["id"] == old["id"]  # the id was reused: the attack's precondition
+        webhooks.deliver(app, queued, {"type": "budget.threshold",
+                                       "project": {"slug": "tenant-a-secret"}})
+        assert webhooks.wait_idle(app)
+        assert receiver.requests == []
+        assert api.data("GET", f"/api/webhooks/{new['id']}", b.token)["last_status"] is None
+
+
+class TestFairness:
+    """One tenant's unresponsive receiver does not delay another tenant's deliveries."""
+
+    @pytest.fixture
+    def app_config(self) -> dict[str, object]:
+        """Loopback allowed; a 3 s timeout; a retry, so the stuck tenant keeps trying."""
+        return {"WEBHOOK_ALLOW_PRIVATE": "127.0.0.0/8", "WEBHOOK_RETRY_DELAYS": (0.05,),
+                "WEBHOOK_TIMEOUT": 3.0}
+
+    def test_stuck_tenant_holds_only_its_share(self, app: Flask, api: Api,
+                                               receiver: Receiver) -> None:
+        """Four pings to a host that never answers: another tenant's alert still arrives in
+        well under a second (it waited for all of them, over 45 s in production, before)."""
+        hole = Blackhole()
+        try:
+            slow, fast = api.tenant(), api.tenant()
+            stuck = hook(api, slow, hole.url)
+            for _ in range(4):
+                api.data("POST", f"/api/webhooks/{stuck['id']}/test", slow.token, status=202)
+            time.sleep(0.2)  # the pings are connected and waiting
+            hook(api, fast, receiver.url)
+            api.data("POST", "/api/budgets", fast.token, {
+                "project_id": fast.project_id, "amount": "0.001", "thresholds": [100]},
+                status=201)
+            started = time.monotonic()
+            api.track(fast.key, [make_event(timestamp=datetime.now(UTC).isoformat())])
+            while not receiver.requests and time.monotonic() - started < 10:
+                time.sleep(0.01)
+            assert receiver.requests, "the healthy tenant's alert was not delivered"
+            assert time.monotonic() - started < 1.0
+        finally:
+            hole.close()
+        assert webhooks.wait_idle(app, 20)
+        got = api.data("GET", f"/api/webhooks/{stuck['id']}", slow.token)
+        assert got["last_status"] == "failed"
+
+    def test_timeout_bounds_an_unanswered_delivery(self, app: Flask, api: Api) -> None:
+        """A receiver that accepts and never answers fails the attempt after WEBHOOK_TIMEOUT."""
+        app.config.update(WEBHOOK_TIMEOUT=0.5, WEBHOOK_RETRY_DELAYS=())
+        hole = Blackhole()
+        try:
+            t = api.tenant()
+            h = hook(api, t, hole.url)
+            started = time.monotonic()
+            api.data("POST", f"/api/webhooks/{h['id']}/test", t.token, status=202)
+            assert webhooks.wait_idle(app, 5)
+            assert time.monotonic() - started < 2.0
+        finally:
+            hole.close()
+        got = api.data("GET", f"/api/webhooks/{h['id']}", t.token)
+        assert got["last_status"] == "failed" and "Timeout" in got["last_error"]
+
+
+class TestMalformedUrl:
+    """A URL the parser rejects is a 400, not a 500."""
+
+    @pytest.mark.parametrize("url", ["http://[::1/", "http://[::1/hook", "https://[zz]/"])
+    def test_unclosed_ipv6_bracket_is_400(self, api: Api, url: str) -> None:
+        """An unclosed or invalid IPv6 literal is refused with webhook_url_refused."""
+        t = api.tenant()
+        response = api.call("POST", "/api/webhooks", t.token,
+                            {"project_id": t.project_id, "url": url})
+        assert response.status_code == 400, response.get_json()
+        assert response.get_json()["error"]["code"] == "webhook_url_refused"

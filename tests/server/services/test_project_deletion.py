@@ -163,8 +163,7 @@ def test_two_owners_demoting_themselves_at_once_keep_one(pg_app: Flask) -> None:
     first, second = api.signup(), api.signup()
     project = api.project(first["access_token"])
     pid = project["id"]
-    api.data("POST", f"/api/projects/{pid}/members", first["access_token"],
-             {"email": second["user"]["email"], "role": "owner"}, status=201)
+    api.add_member(first["access_token"], pid, second, "owner")
     with _engine(pg_app).connect() as demotion, _engine(pg_app).connect() as watch:
         # The first owner's demotion as `update_member` runs it, stopped before its commit.
         demotion.execute(text("SELECT id FROM projects WHERE id = :p FOR NO KEY UPDATE"),
