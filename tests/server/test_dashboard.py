@@ -22,6 +22,13 @@ from .helpers import Api
 
 STATIC = Path(__file__).resolve().parents[2] / "server" / "llmlab_server" / "static" / "dashboard"
 TEMPLATE = STATIC.parents[1] / "templates" / "dashboard.html"
+MODULES = sorted((STATIC / "js").glob("*.js"))
+
+
+def _scripts() -> dict[str, str]:
+    """Every script of the page by name: the entry module and the modules it imports."""
+    files = [STATIC / "dashboard.js", *MODULES]
+    return {f.name: f.read_text(encoding="utf-8") for f in files}
 
 
 @pytest.fixture
@@ -81,7 +88,9 @@ class TestPage:
         html = web.get("/").get_data(as_text=True)
         assert "http://" not in html and "https://" not in html
         links = re.findall(r'(?:href|src)="([^"]*)"', html)
-        assert links and all(u.startswith("/dashboard/assets/") for u in links)
+        # The in-page links (``?``: the overview) stay on this page; the rest are assets.
+        assets = [u for u in links if u != "?"]
+        assert assets and all(u.startswith("/dashboard/assets/") for u in assets)
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
         assert "<style" not in html and " style=" not in html and "javascript:" not in html
         urls = _asset_urls(html)
@@ -95,11 +104,18 @@ class TestPage:
         for guard in style_guards():
             assert f'id="{guard}"' in html
 
+    def test_script_is_an_es_module(self, web: FlaskClient) -> None:
+        """dashboard.js is loaded as a module (deferred, after plotly.js, no build step)."""
+        html = web.get("/").get_data(as_text=True)
+        assert re.search(r'<script type="module" src="/dashboard/assets/dashboard\.js\?v=', html)
+        assert html.index("plotly.min.js") < html.index("dashboard.js?v=")
+
     def test_assets_are_documented_in_openapi(self, web: FlaskClient) -> None:
         """The page and its assets are declared operations (tag ``dashboard``, no auth)."""
         paths = web.get("/api/openapi.json").get_json()["paths"]
         for path in ("/", "/dashboard/assets/plotly.min.js", "/dashboard/assets/plotly.css",
-                     "/dashboard/assets/dashboard.js", "/dashboard/assets/dashboard.css"):
+                     "/dashboard/assets/dashboard.js", "/dashboard/assets/dashboard.css",
+                     "/dashboard/assets/js/{name}"):
             assert paths[path]["get"]["tags"] == ["dashboard"]
             assert paths[path]["get"]["security"] == []
 
@@ -157,24 +173,63 @@ class TestAssets:
         assert css.mimetype == "text/css" and css.data == (STATIC / "dashboard.css").read_bytes()
 
 
+    def test_modules_are_served(self, web: FlaskClient) -> None:
+        """Each module under ``static/dashboard/js/`` is served as JavaScript with the CSP and
+        revalidated by ETag (its URL carries no version)."""
+        assert len(MODULES) >= 8
+        for path in MODULES:
+            response = web.get(f"/dashboard/assets/js/{path.name}")
+            assert response.status_code == 200 and response.mimetype == "text/javascript"
+            assert response.data == path.read_bytes()
+            assert response.headers["Cache-Control"] == "no-cache" and response.headers["ETag"]
+            assert response.headers["Content-Security-Policy"] == CSP
+
+    def test_module_route_serves_only_module_names(self, web: FlaskClient) -> None:
+        """Anything but a plain ``name.js`` of the folder is a 404 (no traversal, no other type)."""
+        for name in ("missing.js", "..%2Fdashboard.css", "api.css", "API.js", "api.js.map",
+                     "%2E%2E%2Fdashboard.js"):
+            assert web.get(f"/dashboard/assets/js/{name}").status_code == 404, name
+
+    def test_every_import_resolves_to_a_served_module(self, web: FlaskClient) -> None:
+        """The module graph is complete: each ``import ... from "./x.js"`` names a served file."""
+        for name, code in _scripts().items():
+            base = "/dashboard/assets/" + ("" if name == "dashboard.js" else "js/")
+            for target in re.findall(r'from "(\./[^"]+)"', code):
+                url = base + target[2:]
+                assert web.get(url).status_code == 200, (name, target)
+
+
 class TestSafety:
-    """The script renders data as text and keeps tokens out of URLs."""
+    """The scripts render data as text and keep tokens out of URLs."""
 
     def test_script_never_parses_html_or_evaluates_strings(self) -> None:
         """No innerHTML/outerHTML/insertAdjacentHTML/document.write/eval/new Function."""
-        js = (STATIC / "dashboard.js").read_text(encoding="utf-8")
-        code = "\n".join(line for line in js.splitlines() if not line.strip().startswith("//"))
-        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
-                     "new Function", "setTimeout(\"", "localStorage"):
-            assert sink not in code, sink
-        assert "textContent" in code
+        for name, js in _scripts().items():
+            code = "\n".join(line for line in js.splitlines() if not line.strip().startswith("//"))
+            for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write",
+                         "eval(", "new Function", "setTimeout(\""):
+                assert sink not in code, (name, sink)
+        assert "textContent" in _scripts()["dom.js"]
+
+    def test_local_storage_holds_the_theme_only(self) -> None:
+        """localStorage (which outlives the tab) is touched by theme.js alone, for one key."""
+        for name, js in _scripts().items():
+            if name != "theme.js":
+                assert "localStorage" not in js, name
+        theme = _scripts()["theme.js"]
+        assert set(re.findall(r"localStorage\.\w+\(([^,)]*)", theme)) == {"KEY"}
+        assert 'const KEY = "llmlab.theme";' in theme
 
     def test_tokens_travel_in_headers_only(self) -> None:
         """The token goes in ``Authorization`` and ``sessionStorage``, never in a URL or cookie."""
-        js = (STATIC / "dashboard.js").read_text(encoding="utf-8")
-        assert "Authorization: `Bearer ${sessionStorage.getItem(KEYS.access)" in js
-        assert not re.search(r"searchParams\.set\([^)]*token", js)
-        assert "document.cookie" not in js and 'credentials: "omit"' in js
+        api = _scripts()["api.js"]
+        assert "Authorization: `Bearer ${sessionStorage.getItem(KEYS.access)" in api
+        assert 'credentials: "omit"' in api
+        for name, js in _scripts().items():
+            assert not re.search(r"searchParams\.set\([^)]*token", js), name
+            assert "document.cookie" not in js, name
+        # The view's state in the URL never includes a credential.
+        assert "token" not in _scripts()["url-state.js"].lower()
 
     def test_template_has_no_unescaped_output(self) -> None:
         """The template prints nothing with ``|safe`` (autoescape stays on)."""

@@ -1,7 +1,9 @@
 """The web dashboard: a page at ``/`` and its assets, all served by this server (no CDN).
 
-The page is a static shell; its script logs in through ``/api/auth/login``, keeps the tokens in
+The page is a static shell; its script (an ES module, ``dashboard.js``, importing one module per
+concern from ``static/dashboard/js/``) logs in through ``/api/auth/login``, keeps the tokens in
 ``sessionStorage`` and draws everything from the JSON API (the rollup-backed summaries first).
+No build step: the browser loads the modules as they are.
 Charts are drawn by plotly.js, served from the installed ``plotly`` package. Every response of
 this blueprint carries a Content-Security-Policy allowing only ``'self'``: no inline script or
 style, so plotly's own stylesheet is served as a file (`plotly_css`) instead of being injected.
@@ -30,6 +32,8 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self';
        "form-action 'self'; frame-ancestors 'none'")
 _STATIC = Path(__file__).resolve().parent.parent / "static" / "dashboard"
 _YEAR = 365 * 24 * 3600
+#: The page's own modules: plain names only (no path, no traversal).
+_MODULE = re.compile(r"^[a-z][a-z0-9-]{0,40}\.js$")
 # plotly.js keeps its stylesheet as a table of rules it inserts at load time (blocked by CSP);
 # ``X`` stands for the plot's selector and ``Y`` for the notifier's (its build/plotcss.js).
 _RULES = re.compile(r"""(?:"([^"]*)"|'([^']*)'):(?:"([^"]*)"|'([^']*)')""")
@@ -104,6 +108,8 @@ def _asset(name: str) -> Asset:
     if name == "plotly.css":
         css = plotly_css(_plotly_js_path().read_text(encoding="utf-8"))
         return Asset(css.encode(), "text/css")
+    if name.startswith("js/") and not _MODULE.match(name[3:]):
+        raise FileNotFoundError(name)
     path = _STATIC / name
     mimetype = "text/javascript" if name.endswith(".js") else "text/css"
     return Asset(path.read_bytes(), mimetype)
@@ -180,3 +186,10 @@ def script() -> Response:
 def stylesheet() -> Response:
     """The dashboard's stylesheet."""
     return _serve("dashboard.css")
+
+
+@bp.get("/dashboard/assets/js/<name>")
+@operation(tag="dashboard", auth="none", media_type="text/javascript", errors=(404,))
+def module(name: str) -> Response:
+    """One of the modules ``dashboard.js`` imports (revalidated with its ETag)."""
+    return _serve(f"js/{name}")

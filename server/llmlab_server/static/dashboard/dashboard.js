@@ -1,616 +1,388 @@
-// llmlab dashboard. Talks to the JSON API with a bearer token kept in sessionStorage.
+// llmlab dashboard: the entry module. It owns the page's state, which lives in the URL
+// (url-state.js): every control navigates to a new query string, and render() draws what the
+// query string says, reloading only the panels whose inputs changed. The back button and a
+// reload therefore give the same view. Modules: api (tokens, fetch), ranges (UTC periods),
+// cards (figures and their change against the previous period),
+// overview / detail / events (panels), charts (plotly, themed), theme, format, dom.
 // Everything taken from data is rendered with textContent (never innerHTML): the CSP forbids
 // inline script, and escaping by construction keeps model names, job ids and tags inert.
-"use strict";
 
-(() => {
-  const $ = (id) => document.getElementById(id);
-  const KEYS = { access: "llmlab.access", refresh: "llmlab.refresh", email: "llmlab.email",
-                 project: "llmlab.project" };
-  const TZ = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
-  const COLORS = ["#3b5bdb", "#2f9e44", "#f08c00", "#ae3ec9", "#1098ad", "#e03131", "#5c940d",
-                  "#d6336c", "#495057", "#0ca678"];
-  const state = { projects: [], project: null, gen: 0, filters: {}, cursor: null, tagKeys: [] };
+import * as api from "./js/api.js";
+import * as detail from "./js/detail.js";
+import { $, clear, el, link } from "./js/dom.js";
+import { EventList, findEvent, renderEvent } from "./js/events.js";
+import { day, isoDay } from "./js/format.js";
+import * as overview from "./js/overview.js";
+import * as ranges from "./js/ranges.js";
+import * as theme from "./js/theme.js";
+import * as url from "./js/url-state.js";
 
-  // -- small DOM helpers ---------------------------------------------------------------------
+const state = {
+  projects: [],
+  view: url.parse(""),
+  gens: {},          // per panel group: an answer for an older generation is dropped
+  pending: 0,        // loads in flight (body[data-loading] is "false" at zero)
+  shown: { overview: null, detail: null },  // what the hidden views still show
+};
+let recent = null;   // the overview's EventList
+let drilled = null;  // the detail view's EventList
 
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
+// -- navigation ----------------------------------------------------------------------------
+
+function href(changes) {
+  return url.format(url.withChanges(state.view, changes));
+}
+
+/** Go to ``target`` (a query string), adding a history entry, then run ``after``. */
+function navigate(target, after) {
+  if (target !== window.location.search && !(target === "?" && !window.location.search)) {
+    history.pushState(null, "", target === "?" ? window.location.pathname : target);
   }
+  render().then(() => { if (after) after(); });
+}
 
-  function clear(node) {
-    while (node.firstChild) node.removeChild(node.firstChild);
-    return node;
+function live(part) {
+  const gen = (state.gens[part] = (state.gens[part] || 0) + 1);
+  return () => gen === state.gens[part];
+}
+
+async function busy(promise) {
+  state.pending += 1;
+  document.body.dataset.loading = "true";
+  try {
+    await promise;
+  } finally {
+    state.pending -= 1;
+    if (state.pending === 0) document.body.dataset.loading = "false";
   }
+}
 
-  function empty(node, message) {
-    clear(node).appendChild(el("div", "empty", message));
-  }
-
-  function money(value) {
-    // Cents for dollars; sub-dime amounts (one call's cost) keep four decimals.
-    const n = Number(value || 0);
-    const digits = n !== 0 && Math.abs(n) < 0.1 ? 4 : 2;
-    return "$" + n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
-  }
-
-  function count(value) {
-    return Number(value || 0).toLocaleString("en-US");
-  }
-
-  function localDate(date) {
-    // YYYY-MM-DD of ``date`` in the browser's zone (naive: the API reads it in ``tz``).
-    const pad = (n) => String(n).padStart(2, "0");
-    return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
-  }
-
-  // -- API -------------------------------------------------------------------------------------
-
-  class ApiError extends Error {
-    constructor(status, body) {
-      super((body && body.error && body.error.message) || `HTTP ${status}`);
-      this.status = status;
-      this.code = body && body.error ? body.error.code : null;
-    }
-  }
-
-  let refreshing = null;
-
-  async function refreshTokens() {
-    // One refresh at a time: the refresh token rotates, a second use would end the session.
-    if (!refreshing) {
-      refreshing = (async () => {
-        const token = sessionStorage.getItem(KEYS.refresh);
-        if (!token) return false;
-        const response = await fetch("/api/auth/refresh", {
-          method: "POST", headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ refresh_token: token }), credentials: "omit",
-        });
-        if (!response.ok) return false;
-        storeSession((await response.json()).data);
-        return true;
-      })().finally(() => { refreshing = null; });
-    }
-    return refreshing;
-  }
-
-  async function request(path, params, raw) {
-    const url = new URL(path, window.location.origin);
-    for (const [key, value] of Object.entries(params || {})) {
-      if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
-    }
-    for (let attempt = 0; attempt < 2; attempt += 1) {
-      const response = await fetch(url, {
-        headers: { Authorization: `Bearer ${sessionStorage.getItem(KEYS.access) || ""}` },
-        credentials: "omit",
-      });
-      if (response.status === 401 && attempt === 0 && await refreshTokens()) continue;
-      if (response.status === 401) {
-        signOut("Your session has ended; sign in again.");
-        throw new ApiError(401, null);
-      }
-      if (raw && response.ok) return response;
-      let body = null;
-      try { body = await response.json(); } catch (_) { body = null; }
-      if (!response.ok) throw new ApiError(response.status, body);
-      return body.data;
-    }
-    throw new ApiError(401, null);
-  }
-
-  function storeSession(session) {
-    sessionStorage.setItem(KEYS.access, session.access_token);
-    sessionStorage.setItem(KEYS.refresh, session.refresh_token);
-    if (session.user) sessionStorage.setItem(KEYS.email, session.user.email);
-  }
-
-  // -- login -----------------------------------------------------------------------------------
-
-  function showLogin(message) {
-    $("app-view").hidden = true;
-    $("controls").hidden = true;
-    $("login-view").hidden = false;
-    $("login-error").textContent = message || "";
-    $("email").focus();
-  }
-
-  function signOut(message) {
-    for (const key of [KEYS.access, KEYS.refresh, KEYS.email]) sessionStorage.removeItem(key);
-    state.gen += 1;
-    showLogin(message);
-  }
-
-  async function login(event) {
-    event.preventDefault();
-    $("login-error").textContent = "";
-    $("login-submit").disabled = true;
-    try {
-      const response = await fetch("/api/auth/login", {
-        method: "POST", headers: { "Content-Type": "application/json" }, credentials: "omit",
-        body: JSON.stringify({ email: $("email").value, password: $("password").value }),
-      });
-      const body = await response.json().catch(() => null);
-      if (!response.ok) throw new ApiError(response.status, body);
-      storeSession(body.data);
-      $("password").value = "";
-      await start();
-    } catch (err) {
-      $("login-error").textContent = err.status === 401 ? "Wrong email or password." : err.message;
-    } finally {
-      $("login-submit").disabled = false;
-    }
-  }
-
-  async function logout() {
-    const token = sessionStorage.getItem(KEYS.refresh);
-    if (token) {
-      fetch("/api/auth/logout", {
-        method: "POST", credentials: "omit",
-        headers: { "Content-Type": "application/json",
-                   Authorization: `Bearer ${sessionStorage.getItem(KEYS.access) || ""}` },
-        body: JSON.stringify({ refresh_token: token }),
-      }).catch(() => {});
-    }
-    signOut("Signed out.");
-  }
-
-  // -- start and project picker ------------------------------------------------------------
-
-  async function start() {
-    $("login-view").hidden = true;
-    $("app-view").hidden = false;
-    $("controls").hidden = false;
-    $("who").textContent = sessionStorage.getItem(KEYS.email) || "";
-    $("tz").textContent = TZ;
-    state.projects = await request("/api/projects");
-    const select = clear($("project"));
-    for (const project of state.projects) {
-      const option = el("option", null, project.name);
-      option.value = String(project.id);
-      select.appendChild(option);
-    }
-    if (!state.projects.length) {
-      notice("No projects yet: create one with POST /api/projects or `llmlab` CLI, then reload.");
-      return;
-    }
-    const saved = sessionStorage.getItem(KEYS.project);
-    const chosen = state.projects.find((p) => String(p.id) === saved) || state.projects[0];
-    select.value = String(chosen.id);
-    await selectProject(chosen.id);
-  }
-
-  function notice(message) {
-    $("notice").hidden = !message;
-    $("notice").textContent = message || "";
-  }
-
-  async function selectProject(id) {
-    state.project = Number(id);
-    sessionStorage.setItem(KEYS.project, String(id));
-    state.filters = {};
-    for (const input of $("filters").elements) if (input.name) input.value = "";
-    await refreshAll();
-  }
-
-  function rangeParams() {
-    const days = Number($("range").value);
-    const start = new Date();
-    start.setDate(start.getDate() - (days - 1));
-    return { project: state.project, start: localDate(start), tz: TZ };
-  }
-
-  async function refreshAll() {
-    const gen = (state.gen += 1);
-    const live = () => gen === state.gen;
-    notice("");
-    document.body.dataset.loading = "true";
-    // The rollup-backed reads first (cheap at any volume), then the rest.
-    const first = [loadCards(live), loadTimeseries(live), loadBreakdowns(live), loadBudgets(live),
-                   loadRecommendations(live)];
-    const events = loadEvents(live, true);
-    await Promise.allSettled([...first, events]);
-    await Promise.allSettled([loadTop("job", live), loadTop("user", live), loadTags(live)]);
-    if (live()) document.body.dataset.loading = "false";
-  }
-
-  function failed(node, err) {
-    if (err.status === 401) return;
-    empty(node, `Could not load: ${err.message}`);
-  }
-
-  // -- cards --------------------------------------------------------------------------------
-
-  async function loadCards(live) {
-    const now = new Date();
-    const monthStart = new Date(now.getFullYear(), now.getMonth(), 1);
-    const monthEnd = new Date(now.getFullYear(), now.getMonth() + 1, 1);
-    const base = { project: state.project, tz: TZ };
-    try {
-      const [today, month, range] = await Promise.all([
-        request("/api/costs/summary", { ...base, start: localDate(now) }),
-        request("/api/costs/summary", { ...base, start: localDate(monthStart) }),
-        request("/api/costs/summary", rangeParams()),
-      ]);
-      if (!live()) return;
-      $("card-today").textContent = money(today.totals.cost);
-      $("card-today-sub").textContent = `${count(today.totals.calls)} calls`;
-      $("card-month").textContent = money(month.totals.cost);
-      $("card-month-sub").textContent = `${count(month.totals.calls)} calls, ` +
-        `${(month.totals.error_rate * 100).toFixed(1)}% errors`;
-      const elapsed = (now - monthStart) / (monthEnd - monthStart);
-      const forecast = elapsed > 0 ? Number(month.totals.cost) / elapsed : 0;
-      $("card-forecast").textContent = money(forecast);
-      $("card-range").textContent = money(range.totals.cost);
-      $("card-range-sub").textContent = `${count(range.totals.calls)} calls, ` +
-        `${count(range.totals.tokens.total_tokens)} tokens`;
-    } catch (err) {
-      if (live() && err.status !== 401) notice(`Could not load the totals: ${err.message}`);
-    }
-  }
-
-  // -- charts -------------------------------------------------------------------------------
-
-  const LAYOUT = {
-    font: { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 12, color: "#1d2430" },
-    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-    margin: { l: 60, r: 16, t: 8, b: 40 }, showlegend: false,
-    xaxis: { gridcolor: "#eef0f4", automargin: true },
-    yaxis: { gridcolor: "#eef0f4", tickprefix: "$", rangemode: "tozero", automargin: true },
-    hoverlabel: { font: { family: "system-ui, sans-serif" } },
-  };
-  const CONFIG = { displayModeBar: false, responsive: true };
-
-  function plot(node, traces, layout) {
-    if (!window.Plotly) {
-      empty(node, "The chart library did not load.");
-      return;
-    }
-    if (!node.classList.contains("js-plotly-plot")) clear(node);
-    window.Plotly.react(node, traces, { ...LAYOUT, ...layout }, CONFIG);
-  }
-
-  function purge(node, message) {
-    if (window.Plotly && node.classList.contains("js-plotly-plot")) window.Plotly.purge(node);
-    empty(node, message);
-  }
-
-  async function loadTimeseries(live) {
-    const node = $("chart-timeseries");
-    const interval = $("interval").value;
-    try {
-      const series = await request("/api/costs/timeseries", { ...rangeParams(), interval });
-      if (!live()) return;
-      if (!series.points.some((p) => Number(p.cost) > 0 || p.calls > 0)) {
-        purge(node, "No spend in this range.");
-        return;
-      }
-      // Local wall time without the offset: plotly's date axes have no zones.
-      const x = series.points.map((p) => String(p.start).slice(0, interval === "day" ? 10 : 16));
-      plot(node, [{
-        type: "scatter", mode: "lines+markers", x, y: series.points.map((p) => Number(p.cost)),
-        line: { color: COLORS[0], width: 2, shape: "linear" }, marker: { size: interval === "day" ? 5 : 3 },
-        fill: "tozeroy", fillcolor: "rgba(59,91,219,0.08)",
-        customdata: series.points.map((p) => p.calls),
-        hovertemplate: "%{x}<br>$%{y:.4f}<br>%{customdata} calls<extra></extra>",
-      }], { xaxis: { ...LAYOUT.xaxis, type: "date" } });
-    } catch (err) {
-      if (live()) failed(node, err);
-    }
-  }
-
-  async function loadBreakdowns(live) {
-    await Promise.all(["model", "provider"].map(async (group) => {
-      const node = $(`chart-${group}`);
-      try {
-        const summary = await request("/api/costs/summary", { ...rangeParams(), group_by: group });
-        if (!live()) return;
-        fillDatalist($(`dl-${group}`), summary.groups.map((g) => g.key));
-        const rows = summary.groups.filter((g) => g.key !== null).slice(0, 10).reverse();
-        if (!rows.length) {
-          purge(node, "No spend in this range.");
-          return;
-        }
-        plot(node, [{
-          type: "bar", orientation: "h", x: rows.map((g) => Number(g.cost)),
-          y: rows.map((g) => g.key), marker: { color: group === "model" ? COLORS[0] : COLORS[1] },
-          customdata: rows.map((g) => g.calls),
-          hovertemplate: "%{y}<br>$%{x:.4f}<br>%{customdata} calls<extra></extra>",
-        }], {
-          margin: { l: 10, r: 16, t: 8, b: 36 },
-          xaxis: { ...LAYOUT.xaxis, tickprefix: "$", rangemode: "tozero" },
-          yaxis: { automargin: true, type: "category" },
-        });
-      } catch (err) {
-        if (live()) failed(node, err);
-      }
-    }));
-  }
-
-  function fillDatalist(node, values) {
-    clear(node);
-    for (const value of values) {
-      if (value === null) continue;
-      const option = document.createElement("option");
-      option.value = value;
-      node.appendChild(option);
-    }
-  }
-
-  // -- top jobs, users, tags ----------------------------------------------------------------
-
-  function topTable(node, summary, label) {
-    clear(node);
-    const rows = summary.groups.filter((g) => g.key !== null).slice(0, 8);
-    if (!rows.length) {
-      node.appendChild(el("caption", "empty", `No ${label} in this range.`));
-      return;
-    }
-    const head = node.appendChild(el("tr"));
-    for (const [text, cls] of [[label, ""], ["Calls", "num"], ["Cost", "num"]]) head.appendChild(el("th", cls, text));
-    for (const group of rows) {
-      const tr = node.appendChild(el("tr"));
-      const name = tr.appendChild(el("td", null, group.key));
-      name.title = group.key;
-      tr.appendChild(el("td", "num", count(group.calls)));
-      tr.appendChild(el("td", "num", money(group.cost)));
-    }
-  }
-
-  async function loadTop(group, live) {
-    const node = $(`top-${group}`);
-    try {
-      const summary = await request("/api/costs/summary", { ...rangeParams(), group_by: group });
-      if (live()) topTable(node, summary, group === "job" ? "Job" : "User");
-    } catch (err) {
-      if (live()) failed(node, err);
-    }
-  }
-
-  async function loadTags(live) {
-    const select = $("tag-key");
-    const node = $("top-tag");
-    const previous = select.value;
-    clear(select);
-    for (const key of state.tagKeys) {
-      const option = el("option", null, key);
-      option.value = key;
-      select.appendChild(option);
-    }
-    select.hidden = !state.tagKeys.length;
-    if (!state.tagKeys.length) {
-      clear(node).appendChild(el("caption", "empty", "No tags on recent events."));
-      return;
-    }
-    select.value = state.tagKeys.includes(previous) ? previous : state.tagKeys[0];
-    try {
-      const summary = await request("/api/costs/summary",
-                                    { ...rangeParams(), group_by: `tag:${select.value}` });
-      if (live()) topTable(node, summary, select.value);
-    } catch (err) {
-      if (live()) failed(node, err);
-    }
-  }
-
-  // -- budgets ---------------------------------------------------------------------------------
-
-  async function loadBudgets(live) {
-    const node = $("budgets");
-    let data;
-    try {
-      data = await request("/api/budgets/status", { project: state.project });
-    } catch (err) {
-      if (!live()) return;
-      if (err.status === 404) empty(node, "Budgets are not available on this server.");
-      else failed(node, err);
-      return;
-    }
-    if (!live()) return;
-    if (!data.budgets.length) {
-      empty(node, "No budgets yet. Create one with POST /api/budgets.");
-      return;
-    }
-    clear(node);
-    for (const budget of data.budgets) node.appendChild(budgetRow(budget));
-  }
-
-  function budgetRow(budget) {
-    const row = el("div", "budget");
-    row.dataset.budgetId = String(budget.id);
-    const head = row.appendChild(el("div", "budget-head"));
-    head.appendChild(el("span", "budget-name", `${budget.name} · ${budget.period}` +
-                        (budget.action === "block" ? " · blocks" : "")));
-    head.appendChild(el("span", null, `${money(budget.spent)} of ${money(budget.amount)}`));
-    // The bar's scale reaches the largest threshold (or spend) so every tick is on it.
-    const top = Math.max(100, ...budget.thresholds, budget.percent);
-    const bar = row.appendChild(el("div", "bar"));
-    const fill = bar.appendChild(el("div", "bar-fill"));
-    const passed = budget.thresholds.filter((t) => budget.percent >= t);
-    if (budget.percent >= 100) fill.classList.add("over");
-    else if (passed.length) fill.classList.add("warn");
-    fill.style.width = `${Math.min(100, (budget.percent / top) * 100)}%`;
-    for (const threshold of budget.thresholds) {
-      const tick = bar.appendChild(el("div", "tick"));
-      tick.style.left = `${(threshold / top) * 100}%`;
-      tick.title = `${threshold}%`;
-      const label = bar.appendChild(el("span", "tick-label", `${threshold}%`));
-      label.style.left = `${(threshold / top) * 100}%`;
-      if (threshold / top > 0.95) label.classList.add("end");
-    }
-    if (budget.forecast !== null && Number(budget.amount) > 0) {
-      const share = (Number(budget.forecast) / Number(budget.amount)) * 100;
-      const mark = bar.appendChild(el("div", "bar-forecast"));
-      mark.style.left = `${Math.min(100, (share / top) * 100)}%`;
-      mark.title = `forecast ${money(budget.forecast)}`;
-    }
-    const foot = row.appendChild(el("div", "budget-foot"));
-    foot.appendChild(el("span", null, `${budget.percent.toFixed(1)}% used` +
-                        (budget.forecast !== null ? ` · forecast ${money(budget.forecast)}` : "")));
-    foot.appendChild(el("span", null, budget.resets_at
-      ? `resets ${new Date(budget.resets_at).toLocaleString()}` : "never resets"));
-    return row;
-  }
-
-  // -- recommendations ---------------------------------------------------------------------
-
-  async function loadRecommendations(live) {
-    const node = $("recommendations");
-    let data;
-    try {
-      data = await request("/api/recommendations", { project: state.project, days: $("range").value });
-    } catch (err) {
-      if (!live()) return;
-      if (err.status === 404) empty(node, "Recommendations are not available on this server.");
-      else failed(node, err);
-      return;
-    }
-    if (!live()) return;
-    if (!data.recommendations.length) {
-      empty(node, "No recommendations: nothing to save on the recent spend.");
-      return;
-    }
-    clear(node);
-    for (const rec of data.recommendations.slice(0, 6)) node.appendChild(recommendationCard(rec));
-  }
-
-  function recommendationCard(rec) {
-    const card = el("div", "rec");
-    card.dataset.kind = rec.kind;
-    const head = card.appendChild(el("div", "rec-head"));
-    head.appendChild(el("span", "rec-title", rec.title));
-    head.appendChild(el("span", "rec-saving", `save ${money(rec.monthly_savings)}/mo`));
-    card.appendChild(el("div", "rec-detail", rec.detail));
-    const foot = card.appendChild(el("div", "rec-foot"));
-    const ev = rec.evidence;
-    const left = foot.appendChild(el("span"));
-    left.appendChild(el("span", `badge ${rec.confidence}`, `${rec.confidence} confidence`));
-    left.appendChild(document.createTextNode(` ${count(ev.calls)} calls, ${money(ev.cost)}`));
-    const button = foot.appendChild(el("button", "secondary", "Show events"));
+function notice(message, retry) {
+  const node = $("notice");
+  node.hidden = !message;
+  clear(node);
+  if (!message) return;
+  node.appendChild(el("span", null, message));
+  if (retry) {
+    const button = node.appendChild(el("button", "secondary retry", "Retry"));
     button.type = "button";
-    button.addEventListener("click", () => followRecommendation(rec));
-    return card;
+    button.addEventListener("click", () => { notice(""); busy(retry()); });
   }
+}
 
-  function followRecommendation(rec) {
-    // Open the evidence: the events the recommendation was computed from.
-    const ev = rec.evidence;
-    const filters = { model: ev.model || "", provider: ev.provider || "", job: "", user: "",
-                      status: rec.kind === "failed_calls" ? "error" : "" };
-    if (ev.details && typeof ev.details.job === "string") filters.job = ev.details.job;
-    for (const [name, value] of Object.entries(filters)) $("filters").elements[name].value = value;
-    applyFilters();
-    $("events-panel").scrollIntoView({ behavior: "smooth", block: "start" });
-  }
+function context(part, range) {
+  return { view: state.view, project: state.view.project, range, prev: ranges.previous(range),
+           live: live(part), navigate, href, notice };
+}
 
-  // -- events --------------------------------------------------------------------------------
+// -- the page ------------------------------------------------------------------------------
 
-  function applyFilters(event) {
-    if (event) event.preventDefault();
-    state.filters = {};
-    for (const input of $("filters").elements) {
-      if (input.name && input.value.trim()) state.filters[input.name] = input.value.trim();
+function rangeText(range) {
+  const midnight = (d) => d.getUTCHours() === 0 && d.getUTCMinutes() === 0;
+  const span = (start, end) => {
+    if (midnight(start) && midnight(end)) {
+      const last = new Date(end - ranges.DAY);
+      return last - start <= 0 ? day(start) : `${day(start)} – ${day(last)}`;
     }
-    const gen = state.gen;
-    loadEvents(() => gen === state.gen, true);
-  }
+    const time = (d) => `${day(d)} ${d.toISOString().slice(11, 16)}`;
+    return `${time(start)} – ${time(end)}`;
+  };
+  return { now: span(range.start, range.end), before: span(...Object.values(ranges.previous(range))) };
+}
 
-  async function loadEvents(live, reset) {
-    const body = $("events").tBodies[0];
-    if (reset) state.cursor = null;
-    try {
-      const page = await request("/api/events", { ...rangeParams(), ...state.filters, limit: 25,
-                                                  cursor: state.cursor });
-      if (!live()) return;
-      if (reset) clear(body);
-      for (const event of page.events) body.appendChild(eventRow(event));
-      if (reset && !page.events.length) {
-        const tr = body.appendChild(el("tr"));
-        const td = tr.appendChild(el("td", "empty", "No events match."));
-        td.colSpan = 10;
+function showControls(view, range) {
+  $("project").value = view.project;
+  $("range").value = view.range;
+  $("interval").value = view.by;
+  $("custom-range").hidden = view.range !== "custom";
+  if (view.range === "custom") {
+    $("from").value = isoDay(range.start);
+    $("to").value = isoDay(new Date(range.end - 1));
+  }
+  const text = rangeText(range);
+  $("range-label").textContent = `${range.label}: ${text.now} (UTC)`;
+  $("range-compare").textContent = view.view === "event" ? "" : `· compared with ${text.before}`;
+  for (const a of document.querySelectorAll(".to-overview, #home")) {
+    a.href = href({ view: "overview", key: "", event: "", at: "", back: "" });
+  }
+}
+
+async function render() {
+  const view = url.parse(window.location.search);
+  if (!state.projects.length) return;
+  if (!state.projects.some((p) => String(p.id) === view.project)) {
+    const saved = sessionStorage.getItem(api.KEYS.project);
+    view.project = String((state.projects.find((p) => String(p.id) === saved) || state.projects[0]).id);
+    history.replaceState(null, "", url.format(view));
+  }
+  sessionStorage.setItem(api.KEYS.project, view.project);
+  if (view.range === "custom" && ranges.customProblem(view.from, view.to)) {
+    notice(`Custom range ignored: ${ranges.customProblem(view.from, view.to)}`);
+  }
+  state.view = view;
+  const range = ranges.resolve(view);
+  showControls(view, range);
+  $("overview-view").hidden = view.view !== "overview";
+  $("detail-view").hidden = !detail.KINDS[view.view];
+  $("event-view").hidden = view.view !== "event";
+  const scope = [view.project, view.range, view.from, view.to].join("|");
+  const jobs = [];
+  if (view.view === "overview") {
+    document.title = "llmlab — LLM costs";
+    jobs.push(...showOverview(view, scope, range));
+  } else if (detail.KINDS[view.view]) {
+    document.title = `${detail.title(view).join(" ")} — llmlab`;
+    jobs.push(...showDetail(view, scope, range));
+  } else {
+    document.title = "Event — llmlab";
+    jobs.push(showEvent(view));
+  }
+  await Promise.all(jobs.map(busy));
+}
+
+function showOverview(view, scope, range) {
+  const was = state.shown.overview;
+  const now = { scope, by: view.by, tag: view.tag, filters: JSON.stringify(view.filters) };
+  state.shown.overview = now;
+  for (const input of $("filters").elements) {
+    if (input.name) input.value = view.filters[input.name] || "";
+  }
+  const jobs = [];
+  const fresh = !was || was.scope !== scope;
+  if (fresh) {
+    notice("");
+    const ctx = context("overview", range);
+    jobs.push(overview.loadCards(ctx), overview.loadBreakdowns(ctx), overview.loadBudgets(ctx),
+              overview.loadRecommendations(ctx));
+    // Rankings read raw events (no rollup): after the cheap rollup-backed panels.
+    jobs.push(Promise.allSettled(jobs.slice()).then(() => Promise.all([
+      overview.loadTop(ctx, "job"), overview.loadTop(ctx, "user"), loadTagPanel(range)])));
+  } else if (was.tag !== now.tag) {
+    jobs.push(loadTagPanel(range));
+  }
+  if (fresh || was.by !== now.by) jobs.push(overview.loadTimeseries(context("series", range)));
+  if (fresh || was.filters !== now.filters) jobs.push(loadRecent(range));
+  return jobs;
+}
+
+async function loadTagPanel(range) {
+  const ctx = context("tags", range);
+  if (!state.tagKeysFor || state.tagKeysFor !== ctx.view.project + ctx.range.start.toISOString()) {
+    // Tag keys seen on recent events, the most varied first (a constant tag says little).
+    const page = await api.request("/api/events", { project: ctx.project, ...ranges.params(range),
+                                                   limit: 200 }).catch(() => ({ events: [] }));
+    const values = new Map();
+    for (const event of page.events) {
+      for (const [key, value] of Object.entries(event.tags || {})) {
+        if (!values.has(key)) values.set(key, new Set());
+        values.get(key).add(String(value));
       }
-      if (reset && !Object.keys(state.filters).length) {
-        // Tag keys seen on recent events, the most varied first (a constant tag says little).
-        const values = new Map();
-        for (const event of page.events) {
-          for (const [key, value] of Object.entries(event.tags || {})) {
-            if (!values.has(key)) values.set(key, new Set());
-            values.get(key).add(String(value));
-          }
-        }
-        state.tagKeys = [...values.keys()].sort((a, b) =>
-          values.get(b).size - values.get(a).size || a.localeCompare(b));
-      }
-      state.cursor = page.next_cursor;
-      $("more").hidden = !page.next_cursor;
-    } catch (err) {
-      if (live() && err.status !== 401) {
-        clear(body);
-        const td = body.appendChild(el("tr")).appendChild(el("td", "empty", `Could not load: ${err.message}`));
-        td.colSpan = 10;
-      }
+    }
+    state.tagKeys = [...values.keys()].sort((a, b) =>
+      values.get(b).size - values.get(a).size || a.localeCompare(b));
+    state.tagKeysFor = ctx.view.project + ctx.range.start.toISOString();
+  }
+  if (ctx.live()) await overview.loadTags(ctx, state.tagKeys);
+}
+
+function loadRecent(range) {
+  const view = state.view;
+  return recent.load({ project: view.project, ...ranges.params(range), ...view.filters },
+                     live("events"));
+}
+
+function showDetail(view, scope, range) {
+  detail.renderTitle(view);
+  const now = [scope, view.view, view.tag, view.key, view.by].join("|");
+  if (state.shown.detail === now) return [];
+  state.shown.detail = now;
+  notice("");
+  const ctx = context("detail", range);
+  const jobs = [detail.loadDetailCards(ctx), detail.loadDetailChart(ctx)];
+  const filter = detail.eventFilter(view);
+  drilled.hrefFor = (e) => href({ view: "event", event: e.id, at: e.timestamp, back: view.view });
+  if (filter) {
+    $("d-events-wrap").hidden = false;
+    jobs.push(drilled.load({ project: view.project, ...ranges.params(range), ...filter }, live("d-events")));
+  } else {
+    $("d-events-wrap").hidden = true;
+    $("d-more").hidden = true;
+  }
+  return jobs;
+}
+
+async function showEvent(view) {
+  const crumbs = clear($("event-crumbs"));
+  crumbs.appendChild(link("Overview", href({ view: "overview", key: "", event: "", at: "", back: "" }),
+                          navigate, "to-overview"));
+  if (detail.KINDS[view.back]) {
+    crumbs.appendChild(document.createTextNode(" › "));
+    const [kind, key] = detail.title({ ...view, view: view.back });
+    crumbs.appendChild(link(`${kind} ${key}`, href({ view: view.back, event: "", at: "", back: "" }), navigate));
+  }
+  crumbs.appendChild(document.createTextNode(" › event"));
+  const node = $("event-fields");
+  const isLive = live("event");
+  $("event-id").textContent = view.event;
+  clear(node).appendChild(el("div", "skeleton block"));
+  try {
+    const event = await findEvent(view.project, view.event, view.at);
+    if (!isLive()) return;
+    if (!event) {
+      clear(node).appendChild(el("div", "empty", "This event is not in this project (or the link lost its time)."));
+      return;
+    }
+    renderEvent(node, event);
+  } catch (err) {
+    if (isLive() && err.status !== 401) {
+      clear(node).appendChild(el("div", "failed", `Could not load: ${err.message}`));
     }
   }
+}
 
-  function eventRow(event) {
-    const tr = el("tr");
-    tr.dataset.eventId = event.id;
-    const usage = event.usage || {};
-    const cells = [
-      [new Date(event.timestamp).toLocaleString(), ""], [event.provider, ""], [event.model, ""],
-      [event.job_id || "", ""], [event.user_id || "", ""],
-      [count(usage.input_tokens), "num"], [count(usage.output_tokens), "num"],
-      [event.priced ? money(event.cost) : "unpriced", "num"],
-      [event.latency_ms === null ? "" : `${Math.round(event.latency_ms)} ms`, "num"],
-      [event.status, `status-${event.status}`],
-    ];
-    for (const [text, cls] of cells) tr.appendChild(el("td", cls, text));
-    return tr;
+// -- sign in, controls ----------------------------------------------------------------------
+
+function showLogin(message) {
+  $("app-view").hidden = true;
+  $("controls").hidden = true;
+  $("login-view").hidden = false;
+  $("login-error").textContent = message || "";
+  $("email").focus();
+}
+
+function signOut(message) {
+  api.forgetSession();
+  // Answers still in flight belong to the old session: bump every generation to drop them.
+  for (const part of Object.keys(state.gens)) state.gens[part] += 1;
+  state.shown = { overview: null, detail: null };
+  state.projects = [];
+  showLogin(message);
+}
+
+async function login(event) {
+  event.preventDefault();
+  $("login-error").textContent = "";
+  $("login-submit").disabled = true;
+  try {
+    await api.login($("email").value, $("password").value);
+    $("password").value = "";
+    await start();
+  } catch (err) {
+    $("login-error").textContent = err.status === 401 ? "Wrong email or password." : err.message;
+  } finally {
+    $("login-submit").disabled = false;
   }
+}
 
-  async function exportCsv() {
-    const button = $("export");
-    button.disabled = true;
-    try {
-      // fetch + blob: the token stays in a header, never in a URL.
-      const response = await request("/api/costs/export", { ...rangeParams(), ...state.filters }, true);
-      const blob = await response.blob();
-      const match = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
-      const link = el("a");
-      link.href = URL.createObjectURL(blob);
-      link.download = match ? match[1] : "llmlab-costs.csv";
-      document.body.appendChild(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(link.href), 10000);
-    } catch (err) {
-      if (err.status !== 401) notice(`Export failed: ${err.message}`);
-    } finally {
-      button.disabled = false;
-    }
+async function start() {
+  $("login-view").hidden = true;
+  $("app-view").hidden = false;
+  $("controls").hidden = false;
+  $("who").textContent = sessionStorage.getItem(api.KEYS.email) || "";
+  $("tz").textContent = ranges.TZ;
+  state.projects = await api.request("/api/projects");
+  const select = clear($("project"));
+  for (const project of state.projects) {
+    const option = el("option", null, project.name);
+    option.value = String(project.id);
+    select.appendChild(option);
   }
+  if (!state.projects.length) {
+    notice("No projects yet: create one with POST /api/projects or `llmlab` CLI, then reload.");
+    document.body.dataset.loading = "false";
+    return;
+  }
+  await render();
+}
 
-  // -- wiring --------------------------------------------------------------------------------
+function filtersFromForm() {
+  const filters = {};
+  for (const input of $("filters").elements) {
+    if (input.name && input.value.trim()) filters[input.name] = input.value.trim();
+  }
+  return filters;
+}
 
-  document.addEventListener("DOMContentLoaded", () => {
-    $("login-form").addEventListener("submit", login);
-    $("logout").addEventListener("click", logout);
-    $("project").addEventListener("change", (e) => selectProject(e.target.value));
-    $("range").addEventListener("change", refreshAll);
-    $("interval").addEventListener("change", () => loadTimeseries(((g) => () => g === state.gen)(state.gen)));
-    $("tag-key").addEventListener("change", () => loadTags(((g) => () => g === state.gen)(state.gen)));
-    $("filters").addEventListener("submit", applyFilters);
-    $("f-clear").addEventListener("click", () => {
-      for (const input of $("filters").elements) if (input.name) input.value = "";
-      applyFilters();
-    });
-    $("more").addEventListener("click", () => loadEvents(((g) => () => g === state.gen)(state.gen), false));
-    $("export").addEventListener("click", exportCsv);
-    if (sessionStorage.getItem(KEYS.access)) {
-      start().catch((err) => { if (err.status !== 401) showLogin(err.message); });
-    } else {
-      showLogin("");
+async function exportCsv() {
+  const button = $("export");
+  button.disabled = true;
+  try {
+    // fetch + blob: the token stays in a header, never in a URL.
+    const range = ranges.resolve(state.view);
+    const response = await api.request("/api/costs/export", {
+      project: state.view.project, ...ranges.params(range), ...state.view.filters }, true);
+    const blob = await response.blob();
+    const match = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+    const a = el("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = match ? match[1] : "llmlab-costs.csv";
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  } catch (err) {
+    if (err.status !== 401) notice(`Export failed: ${err.message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function wire() {
+  api.whenSignedOut(signOut);
+  $("theme").value = theme.choice();
+  $("theme").addEventListener("change", (e) => theme.choose(e.target.value));
+  $("login-form").addEventListener("submit", login);
+  $("logout").addEventListener("click", () => { api.logout(); signOut("Signed out."); });
+  $("project").addEventListener("change", (e) => navigate(href({
+    project: e.target.value, view: "overview", key: "", tag: "", event: "", at: "", back: "",
+    filters: {} })));
+  $("range").addEventListener("change", (e) => {
+    if (e.target.value !== "custom") {
+      navigate(href({ range: e.target.value, from: "", to: "" }));
+      return;
     }
+    const range = ranges.resolve(state.view);
+    $("from").value = isoDay(range.start);
+    $("to").value = isoDay(new Date(range.end - 1));
+    $("custom-range").hidden = false;
+    $("from").focus();
   });
-})();
+  $("custom-range").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const problem = ranges.customProblem($("from").value, $("to").value);
+    if (problem) {
+      notice(problem);
+      return;
+    }
+    notice("");
+    navigate(href({ range: "custom", from: $("from").value, to: $("to").value }));
+  });
+  $("interval").addEventListener("change", (e) => navigate(href({ by: e.target.value })));
+  $("tag-key").addEventListener("change", (e) => navigate(href({ tag: e.target.value })));
+  $("filters").addEventListener("submit", (e) => {
+    e.preventDefault();
+    navigate(href({ filters: filtersFromForm() }));
+  });
+  $("f-clear").addEventListener("click", () => navigate(href({ filters: {} })));
+  for (const a of document.querySelectorAll(".to-overview, #home")) {
+    a.addEventListener("click", (e) => {
+      if (e.button !== 0 || e.metaKey || e.ctrlKey) return;
+      e.preventDefault();
+      navigate(a.getAttribute("href"));
+    });
+  }
+  recent = new EventList($("events"), $("more"), {
+    navigate, hrefFor: (e) => href({ view: "event", event: e.id, at: e.timestamp, key: "", back: "" }) });
+  drilled = new EventList($("d-events"), $("d-more"), { navigate, hrefFor: () => "?" });
+  $("more").addEventListener("click", () => busy(recent.load(recent.params, live("events"), false)));
+  $("d-more").addEventListener("click", () => busy(drilled.load(drilled.params, live("d-events"), false)));
+  $("export").addEventListener("click", exportCsv);
+  window.addEventListener("popstate", () => { if (state.projects.length) busy(render()); });
+  if (sessionStorage.getItem(api.KEYS.access)) {
+    start().catch((err) => { if (err.status !== 401) showLogin(err.message); });
+  } else {
+    showLogin("");
+  }
+}
+
+wire();
