@@ -89,7 +89,15 @@ class OtlpResult:
 
 
 def event_id(span: Span) -> str:
-    """The span's event id: a UUIDv5 of its trace and span ids (the same on every export)."""
+    """The span's event id: the llmlab SDK's own id when the span carries one
+    (``llmlab.event_id``, set by `llmlab.otel`: the SDK delivers that event too, and the two
+    must store once), else a UUIDv5 of its trace and span ids (the same on every export)."""
+    own = span.attributes.get("llmlab.event_id")
+    if isinstance(own, str):
+        try:
+            return str(uuid.UUID(own))
+        except ValueError:
+            pass  # not an SDK id: fall back to the span's own identity
     return str(uuid.uuid5(_NAMESPACE, f"{span.trace_id.hex()}-{span.span_id.hex()}"))
 
 

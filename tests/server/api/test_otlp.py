@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
@@ -27,7 +28,7 @@ import llmlab
 from llmlab_server.services.otlp import provider_id, to_event
 from llmlab_server.services.otlp_wire import Span
 
-from ..helpers import Api, Tenant
+from ..helpers import Api, Tenant, make_event
 
 PATH = "/api/otlp/v1/traces"
 PROTOBUF = "application/x-protobuf"
@@ -312,6 +313,16 @@ class TestJson:
                 "Content-Encoding": "gzip"})
             assert response.status_code == 200 and response.get_json() == {}
         assert len(events(api, t)) == 1
+
+    def test_a_span_of_an_sdk_event_stores_once_beside_it(self, api: Api) -> None:
+        """A span exported by `llmlab.otel` carries the SDK's event id (``llmlab.event_id``):
+        sending it here after the SDK delivered the event stores nothing twice."""
+        t = api.tenant()
+        sdk_id = str(uuid.uuid4())
+        assert api.track(t.key, [make_event(id=sdk_id)]).status_code == 207
+        response = post_json(api, t.key, otlp_json({**CHAT, "llmlab.event_id": sdk_id}))
+        assert response.status_code == 200
+        assert [e["id"] for e in events(api, t)] == [sdk_id]
 
     def test_json_rejection_is_reported_in_partial_success(self, api: Api) -> None:
         """A rejected span in OTLP/JSON is answered as partialSuccess in JSON."""
