@@ -15,7 +15,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.routing import IntegerConverter, Map
 
-from llmlab_server import api, dashboard, db, errors, metrics, openapi
+from llmlab_server import api, dashboard, db, errors, metrics, openapi, ratelimit
 from llmlab_server.config import Config, finalise
 from llmlab_server.limits import JSONErrorFlask, LimitedRequest, framework_limit
 from llmlab_server.models import MAX_ID
@@ -52,6 +52,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     db.init_app(app)
     openapi.init_app(app)
+    _share_limits(app)
     metrics.init_app(app)
     api.register(app)
     app.register_blueprint(dashboard.bp)
@@ -60,6 +61,19 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     if app.config["GC_THRESHOLD"]:
         gc.set_threshold(app.config["GC_THRESHOLD"], *gc.get_threshold()[1:])
     return app
+
+
+def _share_limits(app: Flask) -> None:
+    """With ``REDIS_URL``, rate limits and (unless it has its own storage) the failure
+    throttle count in Redis, so that every worker and instance enforces one limit."""
+    url = app.config["REDIS_URL"]
+    if not url:
+        return
+    app.extensions["llmlab_limiter"] = ratelimit.SharedLimiter(
+        float(app.config["RATE_LIMIT_PER_SECOND"]), int(app.config["RATE_LIMIT_BURST"]),
+        ratelimit.open_storage(url))
+    if app.config["AUTH_THROTTLE_STORAGE"] == "memory://":
+        app.config["AUTH_THROTTLE_STORAGE"] = url
 
 
 _frozen = False

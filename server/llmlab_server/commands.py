@@ -1,5 +1,5 @@
-"""The server's own ``llmlab`` commands: ``serve``, ``server serve | db upgrade | db current``
-and ``demo``.
+"""The server's own ``llmlab`` commands: ``serve``, ``server serve | db upgrade | db current |
+db prune`` and ``demo``.
 
 `llmlab.cli` (the client CLI, in the SDK) loads `COMMANDS` from here when one of them runs
 and this package's dependencies are installed; otherwise it tells the user to
@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 
 import click
+from sqlalchemy.orm import Session
 
 from llmlab.cli._output import err_console, out_console
 from llmlab_server import db
-from llmlab_server.config import ConfigError, default_database_url
+from llmlab_server.config import Config, ConfigError, default_database_url
+from llmlab_server.services import retention
 
 __all__ = ["COMMANDS", "demo", "serve", "server_cli"]
 
@@ -82,6 +84,32 @@ def current(database: str | None) -> None:
                    f"head: {db.head_revision()}")
     finally:
         engine.dispose()
+
+
+@db_group.command("prune")
+@click.option("--database", "database", default=None, metavar="URL", help=_DATABASE_HELP)
+@click.option("--days", type=click.IntRange(min=1), default=None,
+              help="Keep this many days of events [default: $LLMLAB_RETENTION_DAYS].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=retention.DEFAULT_BATCH,
+              show_default=True, help="Events deleted per transaction.")
+def prune(database: str | None, days: int | None, batch_size: int) -> None:
+    """Delete raw events older than the retention period (rollups keep their totals)."""
+    if days is None:
+        try:
+            days = Config.from_env().RETENTION_DAYS
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        if not days:
+            raise click.ClickException(
+                "No retention period: pass --days or set LLMLAB_RETENTION_DAYS.")
+    engine = db.make_engine(_database(database))
+    before = retention.cutoff(days)
+    try:
+        with Session(engine) as session:
+            deleted = retention.prune(session, before, batch_size)
+    finally:
+        engine.dispose()
+    click.echo(f"deleted {deleted} events from before {before:%Y-%m-%d %H:%M} UTC")
 
 
 @click.command("demo")

@@ -111,6 +111,7 @@ Switch = Annotated[bool | None, BeforeValidator(_switch)]
 _RATE = "a number of failures per period, such as '30 per 5 minutes'"
 _TTL = f"a whole number of seconds from 1 to {_MAX_TTL}"
 _AT_LEAST_1 = "a whole number, at least 1"
+_OFF_OR_COUNT = "0 (no quota) or a whole number of events"
 
 
 class _Environment(BaseSettings):
@@ -152,10 +153,18 @@ class _Environment(BaseSettings):
         default=None, description=_RATE)
     AUTH_THROTTLE_STORAGE: Annotated[str | None, BeforeValidator(_storage)] = Field(
         default=None, description="a limits storage URI such as memory:// or redis://host:6379")
+    REDIS_URL: Annotated[str | None, BeforeValidator(_storage)] = Field(
+        default=None, description="a redis:// URL such as redis://127.0.0.1:6379/0")
     SMTP_URL: Annotated[str | None, BeforeValidator(_smtp_url)] = Field(
         default=None, description="smtp://host:25, smtp+starttls://user:pass@host:587 or "
                                   "smtps://user:pass@host:465")
     MAIL_FROM: str | None = None
+    QUOTA_EVENTS_PER_DAY: int | None = Field(default=None, ge=0, description=_OFF_OR_COUNT)
+    QUOTA_EVENTS_PER_MINUTE: int | None = Field(default=None, ge=0, description=_OFF_OR_COUNT)
+    RETENTION_DAYS: int | None = Field(
+        default=None, ge=0, le=timedelta.max.days,
+        description=f"0 (keep events for ever) or a whole number of days up to "
+                    f"{timedelta.max.days}")
     # gc.set_threshold() takes a C int.
     GC_THRESHOLD: int | None = Field(default=None, ge=0, lt=2**31,
                                      description="0 (keep Python's) or a whole number below 2**31")
@@ -252,9 +261,19 @@ class Config:
     AUTH_THROTTLE_PER_ACCOUNT = "10 per 15 minutes"
     #: Where failures are counted: ``memory://`` (per process) or a shared ``redis://`` URL.
     AUTH_THROTTLE_STORAGE = "memory://"
+    #: Redis shared by every process and instance for rate limits and the failure throttle
+    #: (when that one is left at memory://); empty: each process limits on its own.
+    REDIS_URL = ""
     #: Where verification, password-reset and invitation mails go; empty: to the log.
     SMTP_URL = ""
     MAIL_FROM = "llmlab <no-reply@localhost>"
+    #: New events one project may store per UTC day and per minute (429 ``quota_exceeded``
+    #: past them); 0: no quota (`llmlab_server.services.quotas`).
+    QUOTA_EVENTS_PER_DAY = 0
+    QUOTA_EVENTS_PER_MINUTE = 0
+    #: Days raw events are kept; ``llmlab server db prune`` deletes older ones (the hourly
+    #: rollups keep their totals). 0: kept for ever.
+    RETENTION_DAYS = 0
 
     @classmethod
     def from_env(cls) -> Config:

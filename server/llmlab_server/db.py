@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -96,12 +99,46 @@ def _alembic_config(eng: Engine) -> AlembicConfig:
     return cfg
 
 
-def upgrade(eng: Engine, revision: str = "head") -> None:
-    """Apply migrations up to ``revision`` on ``eng``'s database."""
+#: `pg_advisory_xact_lock` key of migrations (any constant: it names the lock).
+_PG_MIGRATION_LOCK = 0x6C6C6D6C6162  # "llmlab"
+#: Seconds a starting process waits for another one's SQLite migration.
+_SQLITE_LOCK_TIMEOUT = 600.0
+
+
+def upgrade(eng: Engine, revision: str = "head") -> bool:
+    """Apply migrations up to ``revision`` on ``eng``'s database; False when it was already
+    at the head. Processes starting at once (gunicorn workers) migrate one at a time: the
+    others wait, then find the schema at the head and skip, instead of racing to create
+    the same tables."""
+    head = head_revision() if revision == "head" else None
+    if head is not None and current_revision(eng) == head:  # the usual start: no lock
+        return False
     cfg = _alembic_config(eng)
-    with eng.begin() as conn:
+    with _migration_lock(eng), eng.begin() as conn:
+        if eng.dialect.name == "postgresql":  # one per database, freed when this commits or dies
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+        if head is not None and MigrationContext.configure(conn).get_current_revision() == head:
+            return False
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+    return True
+
+
+@contextmanager
+def _migration_lock(eng: Engine) -> Iterator[None]:
+    """On a SQLite file, an exclusive transaction on a file beside it (the database's own
+    lock would block the migration itself; the OS drops it if the process dies)."""
+    path = eng.url.database
+    if eng.dialect.name != "sqlite" or not path or path == ":memory:":
+        yield
+        return
+    lock = sqlite3.connect(f"{path}.migrating", timeout=_SQLITE_LOCK_TIMEOUT,
+                           isolation_level=None)
+    try:
+        lock.execute("BEGIN EXCLUSIVE")
+        yield
+    finally:
+        lock.close()  # rolls the empty transaction back, releasing the lock
 
 
 def head_revision() -> str | None:

@@ -1,13 +1,22 @@
 """Prometheus metrics: requests by route and status, latency, ingested events by outcome.
 
-Under gunicorn each worker has its own counters; set ``PROMETHEUS_MULTIPROC_DIR`` to a shared
-empty directory to aggregate them (prometheus-client's multiprocess mode).
+Under gunicorn each worker has its own counters; prometheus-client's multiprocess mode adds
+them up. ``PROMETHEUS_MULTIPROC_DIR`` must be set before this module is first imported (the
+client picks its value class at import), and the directory emptied when the server starts:
+a gunicorn config importing `on_starting` and `child_exit` does both (docs/server.md).
+
+>>> # gunicorn.conf.py
+>>> # import os; os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/run/llmlab-metrics")
+>>> # from llmlab_server.metrics import child_exit, on_starting
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
+from pathlib import Path
+from typing import Any
 
 from flask import Flask, Response, g, request
 from prometheus_client import (
@@ -22,7 +31,7 @@ from prometheus_client import (
 
 from llmlab_server.schemas import TrackResult
 
-__all__ = ["counted", "exposition", "init_app"]
+__all__ = ["child_exit", "counted", "exposition", "init_app", "on_starting"]
 
 REQUESTS = Counter("llmlab_http_requests_total", "HTTP requests handled",
                    ["method", "endpoint", "status"])
@@ -63,3 +72,19 @@ def init_app(app: Flask) -> None:
         if started is not None:
             LATENCY.labels(endpoint).observe(time.perf_counter() - started)
         return response
+
+
+def on_starting(_server: Any) -> None:
+    """Gunicorn hook (master, before the workers): an empty ``PROMETHEUS_MULTIPROC_DIR``, so
+    counters start from zero, not from the last run's files."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)
+        Path(directory).mkdir(parents=True, exist_ok=True)
+
+
+def child_exit(_server: Any, worker: Any) -> None:
+    """Gunicorn hook (master, a worker exited): drop the worker's live-gauge files. Its
+    counter files stay, so totals survive worker restarts."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

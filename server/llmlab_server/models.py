@@ -35,6 +35,7 @@ __all__ = [
     "BudgetAlert",
     "CostEventRow",
     "CostRollupHourly",
+    "IngestQuotaUsage",
     "Project",
     "ProjectInvitation",
     "ProjectMember",
@@ -276,6 +277,23 @@ class CostRollupHourly(Base):
     reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     latency_ms_sum: Mapped[float] = mapped_column(Float, default=0.0)
     latency_count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class IngestQuotaUsage(Base):
+    """Events a project stored in its current quota window (``day`` or ``minute``, UTC).
+
+    One row per project and period, reset when a new window starts, so the table stays two
+    rows per project (`llmlab_server.services.quotas`).
+    """
+
+    __tablename__ = "ingest_quota_usage"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(8), primary_key=True)
+    #: The window's start, in Unix seconds (an integer compares alike on both databases).
+    started: Mapped[int] = mapped_column(BigInteger)
+    events: Mapped[int] = mapped_column(BigInteger)
 
 
 # -- budgets, alerts, webhooks (issue #6) --------------------------------------------------------

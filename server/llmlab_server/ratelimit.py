@@ -1,8 +1,18 @@
 """Request rate limits and the failed-authentication throttle.
 
-`TokenBucketLimiter`: an in-process token bucket per caller (API key or user), behind
-``X-RateLimit-*`` headers. Each gunicorn worker keeps its own buckets, so the effective limit of
-a deployment is the configured one times the number of workers (documented in docs/server.md).
+`TokenBucketLimiter`: an in-process token bucket per caller (API key, user or address), behind
+``X-RateLimit-*`` headers: the zero-configuration default. Each process keeps its own buckets, so
+under N gunicorn workers a caller gets up to N times the limit.
+
+`SharedLimiter`: the same contract over a ``limits`` storage (Redis when ``LLMLAB_REDIS_URL`` is
+set), so every worker and instance enforces one limit. ``limits`` has no token bucket; a moving
+window of ``burst`` requests per ``burst / rate`` seconds keeps both numbers (a burst at once,
+``rate`` per second sustained) and is stricter only in that the next burst waits for the window
+instead of trickling in at ``rate``.
+
+Both shared limiters fail open: when the storage errs they allow every request for
+`OUTAGE_PAUSE` seconds and log one warning per outage, because a limiter must not take the API
+down with it.
 
 `FailureThrottle`: failed authentications per client address and per account, in a moving
 window. It is built on ``limits`` (the engine under Flask-Limiter) rather than on Flask-Limiter
@@ -15,17 +25,65 @@ arithmetic and swappable storage (``memory://``; ``redis://`` shares it between 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from limits import RateLimitItem, parse
-from limits.storage import storage_from_string
+from limits import RateLimitItem, RateLimitItemPerSecond, parse
+from limits.errors import StorageError
+from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-__all__ = ["Decision", "FailureThrottle", "TokenBucketLimiter", "client_bucket"]
+__all__ = ["Decision", "FailureThrottle", "SharedLimiter", "TokenBucketLimiter", "client_bucket",
+           "open_storage"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds a shared limiter lets everything through after its storage failed, before it asks
+#: the storage again (so an unreachable Redis costs one timeout per pause, not per request).
+OUTAGE_PAUSE = 5.0
+#: Seconds to wait for Redis: a limiter check must stay far cheaper than the request it guards.
+REDIS_TIMEOUT = 0.25
+
+
+def open_storage(uri: str) -> Storage:
+    """The ``limits`` storage at ``uri``, raising `StorageError` on failure; Redis ones with
+    short timeouts."""
+    options: dict[str, float] = {}
+    if uri.startswith(("redis", "valkey")):
+        options = {"socket_timeout": REDIS_TIMEOUT, "socket_connect_timeout": REDIS_TIMEOUT}
+    store = storage_from_string(uri, wrap_exceptions=True, **options)
+    if not isinstance(store, Storage):  # an async+ URI: the limiters are synchronous
+        raise ValueError(f"{uri!r} is an asynchronous storage")
+    return store
+
+
+class _Breaker:
+    """Fail-open bookkeeping: whether to ask the storage now, one warning per outage."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._until = 0.0
+        self._down = False
+
+    def closed(self) -> bool:
+        """True when the storage may be asked (no recent failure)."""
+        return time.monotonic() >= self._until
+
+    def failed(self, exc: Exception) -> None:
+        self._until = time.monotonic() + OUTAGE_PAUSE
+        if not self._down:
+            self._down = True
+            log.warning("%s storage failed (%s); allowing every request until it is back",
+                        self._what, exc)
+
+    def succeeded(self) -> None:
+        if self._down:
+            self._down = False
+            log.warning("%s storage is back", self._what)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +143,32 @@ class TokenBucketLimiter:
         return Decision(allowed, self.burst, int(tokens), reset, retry)
 
 
+class SharedLimiter:
+    """`TokenBucketLimiter`'s contract over a ``limits`` storage shared by processes: at most
+    ``burst`` requests in any ``burst / rate`` seconds (rounded up to whole seconds) per key."""
+
+    def __init__(self, rate: float, burst: int, store: Storage) -> None:
+        self.burst = max(burst, 1)
+        self._item = RateLimitItemPerSecond(self.burst, max(1, math.ceil(self.burst / rate)))
+        self._window = MovingWindowRateLimiter(store)
+        self._breaker = _Breaker("rate limit")
+
+    def hit(self, key: str, cost: float = 1.0) -> Decision:
+        """Count ``cost`` requests (rounded up) against ``key`` if its window has room."""
+        if self._breaker.closed():
+            try:
+                allowed = self._window.hit(self._item, "key", key, cost=math.ceil(cost))
+                stats = self._window.get_window_stats(self._item, "key", key)
+            except StorageError as exc:
+                self._breaker.failed(exc)
+            else:
+                self._breaker.succeeded()
+                reset = max(0, math.ceil(stats.reset_time - time.time()))
+                retry = 0 if allowed else max(1, reset)
+                return Decision(allowed, self.burst, stats.remaining, reset, retry)
+        return Decision(True, self.burst, self.burst, 0, 0)
+
+
 def client_bucket(address: str | None) -> str:
     """The throttled identity of a client address: the address, or its /64 for IPv6 (one
     subscriber usually holds a whole /64, so single addresses would be free to rotate)."""
@@ -108,29 +192,48 @@ class FailureThrottle:
 
     def __init__(self, per_client: str, per_account: str, storage: str = "memory://",
                  clock: Callable[[], float] | None = None) -> None:
-        self._window = MovingWindowRateLimiter(storage_from_string(storage))
+        self._window = MovingWindowRateLimiter(open_storage(storage))
         self._client: RateLimitItem = parse(per_client)
         self._account: RateLimitItem = parse(per_account)
         self._clock = clock or time.time
+        self._breaker = _Breaker("failed-authentication throttle")
 
     def wait(self, client: str, account: str | None = None) -> int:
-        """Seconds before ``client`` (and ``account``) may try again; 0 when they may now."""
-        waits = [self._wait(self._client, "client", client)]
-        if account is not None:
-            waits.append(self._wait(self._account, "account", account))
+        """Seconds before ``client`` (and ``account``) may try again; 0 when they may now
+        (or when the storage fails: see the module's docstring)."""
+        if not self._breaker.closed():
+            return 0
+        try:
+            waits = [self._wait(self._client, "client", client)]
+            if account is not None:
+                waits.append(self._wait(self._account, "account", account))
+        except StorageError as exc:
+            self._breaker.failed(exc)
+            return 0
+        self._breaker.succeeded()
         return max(waits)
 
     def failed(self, client: str | None, account: str | None = None) -> None:
         """Count one failure against ``client`` and ``account`` (each when given)."""
-        if client is not None:
-            self._window.hit(self._client, "client", client)
-        if account is not None:
-            self._window.hit(self._account, "account", account)
+        if not self._breaker.closed():
+            return
+        try:
+            if client is not None:
+                self._window.hit(self._client, "client", client)
+            if account is not None:
+                self._window.hit(self._account, "account", account)
+        except StorageError as exc:
+            self._breaker.failed(exc)
 
     def forget_account(self, account: str) -> None:
         """Clear an account's failures (after a successful login). A client's failures are
         never cleared: logging in to one's own account between guesses would reset them."""
-        self._window.clear(self._account, "account", account)
+        if not self._breaker.closed():
+            return
+        try:
+            self._window.clear(self._account, "account", account)
+        except StorageError as exc:
+            self._breaker.failed(exc)
 
     def _wait(self, item: RateLimitItem, kind: str, ident: str) -> int:
         if self._window.test(item, kind, ident):

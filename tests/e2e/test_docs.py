@@ -35,6 +35,7 @@ adding one is a visible decision. Scripts in examples/ are run by test_examples.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -91,7 +92,12 @@ def doc_env(fresh_llmlab: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
                             "GOOGLE_API_KEY": "fake-google-key"}.items():
             monkeypatch.setenv(name, value)
         monkeypatch.delenv("GEMINI_API_KEY", raising=False)  # google-genai warns when both are set
+        before = dict(os.environ)
         yield fake
+        # A block may set variables itself (docs/server.md's gunicorn config does): they must
+        # not leak into later tests.
+        os.environ.clear()
+        os.environ.update(before)
 
 
 def serve_support_bot(server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:

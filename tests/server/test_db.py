@@ -2,13 +2,57 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
+from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from llmlab_server import db
 from llmlab_server.models import Base
+
+#: Processes started at once, as gunicorn starts its workers.
+STARTS = 4
+
+
+def _start(url: str, barrier: Any, results: Any) -> None:
+    """One process: wait for the others, then build the app (migrating), and report whether
+    this process ran the migrations."""
+    from llmlab_server import create_app
+
+    from .conftest import make_config
+
+    ran: list[bool] = []
+    upgrade = db.upgrade
+
+    def spy(eng: Any, revision: str = "head") -> bool:
+        ran.append(upgrade(eng, revision))
+        return ran[-1]
+
+    db.upgrade = spy
+    barrier.wait(60)
+    app = create_app(make_config(url, AUTO_MIGRATE=True))
+    app.extensions["llmlab_db"][0].dispose()
+    results.put(ran == [True])
+
+
+def _start_at_once(url: str) -> list[bool]:
+    """Start `STARTS` processes on ``url`` at the same moment; whether each one migrated."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(STARTS), ctx.Queue()
+    procs = [ctx.Process(target=_start, args=(url, barrier, results)) for _ in range(STARTS)]
+    for proc in procs:
+        proc.start()
+    try:
+        ran = [results.get(timeout=60) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(30)
+            if proc.is_alive():
+                proc.kill()
+    assert all(proc.exitcode == 0 for proc in procs)
+    return ran
 
 
 class TestMigrations:
@@ -26,7 +70,7 @@ class TestMigrations:
         """The session database is at the newest revision; upgrading again changes nothing."""
         engine = db.make_engine(database_url)
         db.upgrade(engine)
-        assert db.current_revision(engine) == db.head_revision() == "0004"
+        assert db.current_revision(engine) == db.head_revision() == "0005"
         engine.dispose()
 
     def test_downgrade_and_upgrade_round_trip(self, tmp_path: Path) -> None:
@@ -81,6 +125,36 @@ class TestMigrations:
             assert diff == [] and collation == "C" and triggers == 1
         finally:
             engine.dispose()
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            admin.dispose()
+
+
+class TestConcurrentStarts:
+    """Processes that start at once on a fresh database."""
+
+    def test_sqlite(self, tmp_path: Path) -> None:
+        """Every process starting on a fresh SQLite file starts; one migrates, the others
+        wait for it and skip."""
+        url = f"sqlite:///{tmp_path / 'fresh.db'}"
+        assert sorted(_start_at_once(url)) == [False] * (STARTS - 1) + [True]
+        engine = db.make_engine(url)
+        assert db.current_revision(engine) == db.head_revision()
+        engine.dispose()
+
+    def test_postgres(self) -> None:
+        """Every process starting on a fresh PostgreSQL schema starts; one migrates."""
+        from sqlalchemy import text
+
+        from .conftest import _fresh_postgres_schema
+
+        url, schema, admin = _fresh_postgres_schema()
+        try:
+            assert sorted(_start_at_once(url)) == [False] * (STARTS - 1) + [True]
+            engine = db.make_engine(url)
+            assert db.current_revision(engine) == db.head_revision()
+            engine.dispose()
+        finally:
             with admin.begin() as conn:
                 conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
             admin.dispose()

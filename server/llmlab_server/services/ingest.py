@@ -12,29 +12,24 @@ How, for speed (see "Server ingest" in docs/performance.md):
   so each event gets its own result and message.
 * Each event becomes one tuple of driver-ready values (ints, floats, bools, text, None) in
   ``_COLUMNS`` order: times as naive-UTC text, tags as JSON text, money as integer nano-USD.
-* On PostgreSQL the tuples are streamed as ``COPY`` text, one ``%`` format per row, into a
-  per-connection temporary table (``ON COMMIT DELETE ROWS``) and moved with one
-  ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING event_id``.
-* On SQLite the tuples go through the driver's prepared ``INSERT ... ON CONFLICT DO NOTHING``
-  one by one; the row count says which were new.
+* The rows are stored by `llmlab_server.services.ingest_store` (COPY on PostgreSQL, a
+  prepared insert on SQLite) with their rollups.
+* A project over a quota (`llmlab_server.services.quotas`) gets 429 before any event is
+  priced; when quotas are off that check is one comparison.
 * The 207 body is validated once as a whole and serialised by pydantic.
 """
 
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import zlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from operator import is_, itemgetter
 from typing import Any
 
-from psycopg2.extras import execute_values
 from pydantic import ValidationError
-from sqlalchemy import Table, text
 from sqlalchemy.orm import Session
 
 from llmlab.pricing import CostBreakdown
@@ -42,68 +37,27 @@ from llmlab.pricing import cost as price
 from llmlab.schema import CostEvent, EventCost
 from llmlab_server.errors import (
     BadRequest,
-    NotFound,
     PayloadTooLarge,
     Unprocessable,
     UnsupportedMediaType,
     validation_message,
 )
-from llmlab_server.models import MAX_ID, CostEventRow, Project, utcnow
+from llmlab_server.models import Project, utcnow
 from llmlab_server.schemas import TrackBatch, TrackResult
+from llmlab_server.services import quotas
+from llmlab_server.services.ingest_store import _COLUMNS as _COLUMNS
+from llmlab_server.services.ingest_store import _COST, _SERVER_COST, store
+from llmlab_server.services.ingest_store import _check_project as _check_project
+from llmlab_server.services.ingest_store import _copy_text as _copy_text
 
 __all__ = ["MAX_EVENT_COST_NANOS", "decode_batch", "ingest", "ingest_body", "to_nanos"]
 
-_EVENTS: Table = CostEventRow.__table__  # type: ignore[assignment]
-#: The columns an ingest writes (all but the surrogate key), in the order of `_row`'s tuple.
-_COLUMNS = (
-    "project_id", "event_id", "timestamp", "received_at", "provider", "model",
-    "requested_model", "operation", "input_tokens", "output_tokens", "cache_read_tokens",
-    "cache_write_tokens", "cache_write_1h_tokens", "reasoning_tokens", "audio_input_tokens",
-    "audio_output_tokens", "image_input_tokens", "image_output_tokens", "cost_nanos",
-    "cost_input_nanos", "cost_cache_read_nanos", "cost_cache_write_nanos", "cost_output_nanos",
-    "cost_reasoning_nanos", "server_cost_nanos", "priced", "server_priced", "cost_mismatch",
-    "pricing_version", "latency_ms", "ttfb_ms", "stream", "estimated", "status", "error_type",
-    "service_tier", "job_id", "user_id", "function", "tags", "environment", "sdk_name",
-    "sdk_version")
-_COLUMN_LIST = ", ".join(f'"{c}"' for c in _COLUMNS)
-_STAGE = "llmlab_ingest_stage"  # a temporary table: pg_temp, never shadows cost_events
-(_ID, _TIME, _PROVIDER, _MODEL, _COST, _SERVER_COST, _STATUS, _LATENCY) = map(
-    _COLUMNS.index, ("event_id", "timestamp", "provider", "model", "cost_nanos",
-                     "server_cost_nanos", "status", "latency_ms"))
 #: The most one event may cost, client's or server's price ($1,000,000 in nano-USD; the wire
 #: schema allows $1e9). A real call costs cents to a few dollars; the dearest catalogued rate
 #: is $600 per million output tokens, so even a million-token answer is 1,600 times below the
 #: cap. An event above it is a bug or an attack: rejected, it cannot swamp budgets.
 MAX_EVENT_COST_NANOS = 10**15
-_INPUT, _OUTPUT, _CACHE_READ, _CACHE_WRITE, _CACHE_WRITE_1H, _REASONING = map(
-    _COLUMNS.index, ("input_tokens", "output_tokens", "cache_read_tokens",
-                     "cache_write_tokens", "cache_write_1h_tokens", "reasoning_tokens"))
-_ROLLUP_KEY = ("project_id", "hour", "provider", "model")
-_ROLLUP_SUMS = ("cost_nanos", "calls", "errors", "input_tokens", "output_tokens",
-                "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "latency_ms_sum",
-                "latency_count")
-_ROLLUP_COLUMNS = _ROLLUP_KEY + _ROLLUP_SUMS
-_INTEGER_SUMS = _ROLLUP_SUMS[:-2] + _ROLLUP_SUMS[-1:]  # all but latency_ms_sum (a float)
-#: The integer sums saturate at BIGINT's maximum instead of overflowing: an absurd cost or
-#: token count (the schema allows up to $1e9 an event) must not fail every later batch of
-#: its hour and model, which the SDK would retry for ever. (SQLite turns an overflowing
-#: integer sum into a real number, which min() brings back to the maximum.)
-_SATURATED_SUM = {
-    "postgresql": "LEAST(cost_rollups_hourly.{c}::numeric + excluded.{c}, {max})::bigint",
-    "sqlite": "min(cost_rollups_hourly.{c} + excluded.{c}, {max})",
-}
-_ROLLUP_UPSERT = {dialect: (
-    f"INSERT INTO cost_rollups_hourly ({', '.join(_ROLLUP_COLUMNS)}) VALUES {{values}} "
-    f"ON CONFLICT ({', '.join(_ROLLUP_KEY)}) DO UPDATE SET " + ", ".join(
-        f"{c} = " + (saturated.format(c=c, max=MAX_ID) if c in _INTEGER_SUMS
-                     else f"cost_rollups_hourly.{c} + excluded.{c}")
-        for c in _ROLLUP_SUMS)) for dialect, saturated in _SATURATED_SUM.items()}
-#: The positions of the columns that may hold NULL, and COPY's text for each row shape.
-_NULLABLE = tuple(i for i, name in enumerate(_COLUMNS) if _EVENTS.c[name].nullable)
-_nullable_values = itemgetter(*_NULLABLE)
-_NO_VALUES = (None,) * len(_NULLABLE)
-_COPY_FORMATS: dict[tuple[bool, ...], tuple[str, int]] = {}
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
 
 
 def to_nanos(amount: Decimal) -> int:
@@ -189,12 +143,14 @@ def ingest_body(session: Session, project: Project, raw: bytes, content_type: st
     and event-by-event validation, which give the same results and errors as always.
     """
     data = _body_bytes(raw, content_type, encoding, max_bytes)
+    counted = quotas.check(session, project.id)  # before any validating or pricing
     try:
         events = TrackBatch.model_validate_json(data).events  # all valid: one call
     except ValidationError:
-        return ingest(session, project, _items(data, max_batch))
+        items = _items(data, max_batch)
+        return _ingest_checked(session, project, items, _validated(items), counted)
     _check_batch_size(len(events), max_batch)
-    return _ingest_checked(session, project, events, events)
+    return _ingest_checked(session, project, events, events, counted)
 
 
 def _server_price(event: CostEvent, slug: str) -> CostBreakdown | None:
@@ -274,32 +230,6 @@ def _raw_id(item: Any) -> str | None:
     return raw[:128] if isinstance(raw, str) else None
 
 
-def _rollups(project_id: int, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """The hourly rollup increments of ``rows``, one per (hour, provider, model), as
-    ``_ROLLUP_KEY + _ROLLUP_SUMS`` tuples."""
-    sums: dict[tuple[str, str, str], list[Any]] = {}
-    for row in rows:
-        key = (row[_TIME][:13], row[_PROVIDER], row[_MODEL])  # "YYYY-MM-DD HH": the hour
-        acc = sums.get(key)
-        if acc is None:
-            acc = sums[key] = [0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0]
-        acc[0] += row[_COST]
-        acc[1] += 1
-        acc[2] += row[_STATUS] == "error"
-        acc[3] += row[_INPUT]
-        acc[4] += row[_OUTPUT]
-        acc[5] += row[_CACHE_READ]
-        acc[6] += row[_CACHE_WRITE] + row[_CACHE_WRITE_1H]
-        acc[7] += row[_REASONING]
-        if row[_LATENCY] is not None:
-            acc[8] += row[_LATENCY]
-            acc[9] += 1
-    # A fixed order makes concurrent upserts lock rows in the same order: no deadlocks.
-    # Integer sums are capped like the upsert caps them (Python's ints do not overflow).
-    return [(project_id, f"{hour}:00:00.000000", provider, model,
-             *(min(v, MAX_ID) if isinstance(v, int) else v for v in sums[hour, provider, model]))
-            for hour, provider, model in sorted(sums)]
-
 
 def _validated(items: Sequence[Any]) -> list[CostEvent | ValidationError]:
     """Each item as a `CostEvent`, or the error that rejects it.
@@ -319,13 +249,20 @@ def _validated(items: Sequence[Any]) -> list[CostEvent | ValidationError]:
 
 
 def ingest(session: Session, project: Project, items: Sequence[Any]) -> TrackResult:
-    """Validate, price and store ``items`` for ``project``; per-event results, one commit."""
-    return _ingest_checked(session, project, items, _validated(items))
+    """Validate, price and store ``items`` for ``project``; per-event results, one commit.
+
+    Raises `llmlab_server.errors.RateLimited` (``quota_exceeded``) when the project has used
+    up a quota (`llmlab_server.services.quotas`).
+    """
+    counted = quotas.check(session, project.id)
+    return _ingest_checked(session, project, items, _validated(items), counted)
 
 
 def _ingest_checked(session: Session, project: Project, items: Sequence[Any],
-                    checked: Sequence[CostEvent | ValidationError]) -> TrackResult:
-    """Store the valid ones of ``checked`` (``items`` validated, in order); their results."""
+                    checked: Sequence[CostEvent | ValidationError],
+                    counted: quotas.Counted | None) -> TrackResult:
+    """Store the valid ones of ``checked`` (``items`` validated, in order); their results
+    (``counted``: adds the new events to the project's quota usage)."""
     project_id, slug = project.id, project.slug
     received = _db_time(utcnow())
     tags = _tags_encoder()
@@ -357,7 +294,7 @@ def _ingest_checked(session: Session, project: Project, items: Sequence[Any],
                 continue
             indexes[event.id] = index
             rows.append(row)
-    inserted = _store(session, project_id, rows)  # committed
+    inserted = store(session, project_id, rows, counted)  # committed
     for event_id, index in indexes.items():
         new = event_id in inserted
         results[index] = {"index": index, "id": event_id,
@@ -374,144 +311,3 @@ def _rejected(index: int, event_id: str | None, code: str, message: str) -> dict
             "error": {"code": code, "message": message}}
 
 
-def _store(session: Session, project_id: int, rows: Sequence[tuple[Any, ...]]) -> set[str]:
-    """Insert ``rows``, roll up the new ones and commit; the ids that were new.
-
-    ``cost_events`` has no foreign key to ``projects`` (its per-row trigger query was ~12 %
-    of PostgreSQL's ingest CPU): the project row is checked once per batch instead, under
-    the lock the foreign key would have taken. A deletion of the project waits for this
-    batch (and its delete trigger then deletes these events too); a project deleted before
-    gets no events: the batch is refused with 404.
-    """
-    if not rows:
-        session.commit()
-        return set()
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        _check_project(session, project_id, " FOR KEY SHARE")  # a deletion waits for us
-        inserted = _insert_postgres(session, rows)
-    elif dialect == "sqlite":
-        inserted = _insert_sqlite(session, rows)
-        _check_project(session, project_id)  # under SQLite's write lock, taken by the inserts
-    else:
-        raise RuntimeError(f"unsupported database dialect {dialect!r}")
-    new_rows = rows if len(inserted) == len(rows) else [r for r in rows if r[_ID] in inserted]
-    if new_rows:
-        _upsert_rollups(session, dialect, _rollups(project_id, new_rows))
-    session.commit()
-    return inserted
-
-
-def _check_project(session: Session, project_id: int, lock: str = "") -> None:
-    """Raise 404 (and roll back) unless the project still exists (``lock``: the row lock
-    to take on it until the commit)."""
-    found = session.execute(text(f"SELECT id FROM projects WHERE id = :p{lock}"),
-                            {"p": project_id}).first()
-    if found is None:
-        session.rollback()
-        raise NotFound("No such project: it was deleted.", param="project")
-
-
-def _copy_text(rows: Sequence[tuple[Any, ...]]) -> str:
-    """``rows`` as PostgreSQL COPY text, each led by its position in the batch.
-
-    Each row is one ``%`` format (C code, about three times faster than the ``csv`` module
-    over the same values), chosen by which of its nullable columns are NULL: those print
-    ``\\N`` and consume their None. A row whose text needs escaping (a backslash, tab, newline
-    or carriage return in a value) is written value by value instead.
-    """
-    out: list[str] = []
-    append = out.append
-    formats = _COPY_FORMATS
-    last_tab = len(_COLUMNS) - 1
-    for ordinal, row in enumerate(rows):
-        nulls = tuple(map(is_, _nullable_values(row), _NO_VALUES))
-        spec = formats.get(nulls) or _copy_format(nulls)
-        line = spec[0] % row
-        if (line.count("\\") != spec[1] or line.count("\t") != last_tab or "\n" in line
-                or "\r" in line):
-            line = "\t".join("\\N" if v is None else str(v).translate(_COPY_ESCAPES)
-                             for v in row)
-        append(f"{ordinal}\t{line}\n")
-    return "".join(out)
-
-
-def _copy_format(nulls: tuple[bool, ...]) -> tuple[str, int]:
-    """The COPY format of rows whose nullable columns are NULL where ``nulls`` says."""
-    null_at = {position for position, null in zip(_NULLABLE, nulls, strict=True) if null}
-    fields = ["\\N%.0s" if i in null_at else "%s" for i in range(len(_COLUMNS))]
-    spec = _COPY_FORMATS[nulls] = ("\t".join(fields), len(null_at))
-    return spec
-
-
-def _insert_postgres(session: Session, rows: Sequence[tuple[Any, ...]]) -> set[str]:
-    """Store ``rows`` (ids unique among them); the event ids that were not stored before.
-
-    COPY into a temporary staging table, then one INSERT ... SELECT in batch order with
-    ON CONFLICT DO NOTHING: idempotency and its concurrency behaviour are the unique
-    index's (a row another transaction is inserting is waited for, then skipped). The
-    staging table lives as long as the connection and is emptied at every commit or
-    rollback of a transaction that used it. (Measured and dropped: looking the batch's ids
-    up first and COPYing the new rows straight into ``cost_events`` was slower.)
-    """
-    dbapi = session.connection().connection.dbapi_connection
-    assert dbapi is not None
-    cur = dbapi.cursor()
-    try:
-        # Created in this transaction if missing (also after a rollback dropped it); a no-op
-        # otherwise. Temporary tables live in pg_temp, so the name cannot hit a real table.
-        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ON COMMIT DELETE ROWS AS "
-                    f"SELECT 0 AS ordinal, {_COLUMN_LIST} FROM cost_events WITH NO DATA")
-        cur.copy_expert(f"COPY {_STAGE} (ordinal, {_COLUMN_LIST}) FROM STDIN",
-                        io.StringIO(_copy_text(rows)))
-        cur.execute(f"INSERT INTO cost_events ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} "
-                    f"FROM {_STAGE} ORDER BY ordinal "
-                    "ON CONFLICT (project_id, event_id) DO NOTHING RETURNING event_id")
-        return {r[0] for r in cur.fetchall()}
-    finally:
-        cur.close()
-
-
-def _insert_sqlite(session: Session, rows: Sequence[tuple[Any, ...]]) -> set[str]:
-    """Store ``rows`` (ids unique among them); the event ids that were not stored before.
-
-    One prepared ``INSERT ... ON CONFLICT DO NOTHING`` run per row through the driver: its
-    row count (1 or 0) says whether that row is new. SQLite runs one writer at a time and the
-    first insert takes the write lock for the rest of the transaction, so no other batch can
-    store one of these ids in between.
-    """
-    sql = (f"INSERT INTO cost_events ({_COLUMN_LIST}) "
-           f"VALUES ({', '.join('?' * len(_COLUMNS))}) "
-           "ON CONFLICT (project_id, event_id) DO NOTHING")
-    dbapi = session.connection().connection.dbapi_connection
-    assert dbapi is not None
-    cur = dbapi.cursor()
-    inserted: set[str] = set()
-    try:
-        for row in rows:
-            cur.execute(sql, row)
-            if cur.rowcount == 1:
-                inserted.add(row[_ID])
-    finally:
-        cur.close()
-    return inserted
-
-
-def _upsert_rollups(session: Session, dialect: str, rollups: list[tuple[Any, ...]]) -> None:
-    """Add ``rollups`` to the stored sums: one statement on PostgreSQL, one per row on SQLite.
-
-    Plain SQL through the driver: SQLAlchemy's statement building and bulk path cost more
-    than the upsert itself (about 2 ms of a 500-event batch).
-    """
-    dbapi = session.connection().connection.dbapi_connection
-    assert dbapi is not None
-    cur = dbapi.cursor()
-    try:
-        if dialect == "postgresql":
-            execute_values(cur, _ROLLUP_UPSERT[dialect].format(values="%s"), rollups,
-                           page_size=len(rollups))
-        else:
-            cur.executemany(_ROLLUP_UPSERT["sqlite"].format(
-                values=f"({', '.join('?' * len(_ROLLUP_COLUMNS))})"), rollups)
-    finally:
-        cur.close()

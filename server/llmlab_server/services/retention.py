@@ -1,0 +1,50 @@
+"""Retention: delete raw events older than ``LLMLAB_RETENTION_DAYS``, in bounded batches.
+
+Run by ``llmlab server db prune`` (from cron or a systemd timer: the server itself never
+deletes). Each batch deletes at most ``batch_size`` events of one project through the
+(project, time) index and commits, so locks are short and ingest keeps going meanwhile.
+
+What stays exact: ``cost_rollups_hourly`` is never pruned, so summaries that rollups answer
+(group_by model, provider, project, day, hour over whole hours) keep their totals. Those that
+read events (job, user, tag, ranges not on whole hours) and the event list and CSV export see
+only what is left, as the docs say.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from llmlab_server.models import CostEventRow, Project, utcnow
+
+__all__ = ["DEFAULT_BATCH", "cutoff", "prune"]
+
+#: Events deleted per transaction: a few tens of milliseconds of locking on either database.
+DEFAULT_BATCH = 5_000
+
+
+def cutoff(days: int, now: datetime | None = None) -> datetime:
+    """The time before which events are pruned when they are kept ``days`` days."""
+    return (now or utcnow()) - timedelta(days=days)
+
+
+def prune(session: Session, before: datetime, batch_size: int = DEFAULT_BATCH) -> int:
+    """Delete events whose time is before ``before``, ``batch_size`` a commit; how many."""
+    total = 0
+    for project_id in session.scalars(select(Project.id).order_by(Project.id)).all():
+        while True:
+            # Ids first, then delete by id: the limit bounds the batch on both databases
+            # (neither takes DELETE ... LIMIT as standard).
+            ids = select(CostEventRow.id).where(
+                CostEventRow.project_id == project_id,
+                CostEventRow.timestamp < before).order_by(
+                CostEventRow.timestamp).limit(batch_size).scalar_subquery()
+            result = session.execute(delete(CostEventRow).where(CostEventRow.id.in_(ids)))
+            deleted = int(getattr(result, "rowcount", 0))  # a CursorResult, typed as Result
+            session.commit()
+            total += deleted
+            if deleted < batch_size:
+                break
+    return total
