@@ -1,8 +1,11 @@
-"""Queued events made ready to send: each one encoded once, on the worker thread.
+"""Queued events made ready to send: each one built and encoded once, on the worker thread.
 
 The JSON line made here is both the measure a batch is cut by (``batch_bytes``) and the
-record the spool writes, so an event is never encoded twice. What can never be encoded is
-named (a reason string) so the caller can count it as rejected instead of raising.
+record the spool writes, so an event is never encoded twice. An `Item` stands for its event
+from then on (back in the queue after a cut batch, in a batch `shutdown()` takes over): a
+deferred event built twice would get a second id, and be counted twice by the budget guard.
+What can never be encoded is named (a reason string) so the caller can count it as rejected
+instead of raising.
 """
 
 from __future__ import annotations
@@ -13,7 +16,20 @@ from typing import Any
 
 from llmlab._json import dumps
 
-__all__ = ["Item", "encode", "encode_all"]
+__all__ = ["SETTLED", "Item", "encode", "encode_all"]
+
+
+class _Settled:
+    """The type of `SETTLED`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SETTLED"
+
+
+#: Stands in a batch for an event already settled (rejected as unencodable): skipped.
+SETTLED = _Settled()
 
 
 @dataclass
@@ -31,8 +47,10 @@ def encode(event: Any) -> Item | str:
     An event is a wire dict, or a *deferred event*: a tuple whose first item, called with the
     tuple, builds the wire dict here, on the worker thread, and returns None when it cannot
     (the tracker defers pricing calls this way: a tuple is the cheapest record to make on
-    the calling thread).
+    the calling thread). An `Item` is returned as it is: it was built already.
     """
+    if type(event) is Item:
+        return event
     if type(event) is tuple and event and callable(event[0]):
         try:
             event = event[0](event)
@@ -53,9 +71,12 @@ def encode(event: Any) -> Item | str:
 
 
 def encode_all(events: Iterable[Any], reject: Callable[[Any, str], None]) -> list[Item]:
-    """The encodable ``events`` as items; ``reject(event, why)`` is told about the others."""
+    """The encodable ``events`` as items; ``reject(event, why)`` is told about the others
+    (`SETTLED` placeholders are skipped)."""
     items = []
     for event in events:
+        if event is SETTLED:
+            continue
         item = encode(event)
         if isinstance(item, str):
             reject(event, item)

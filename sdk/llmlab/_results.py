@@ -19,13 +19,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from typing import Any
+from typing import Any, Protocol
+from weakref import WeakSet
 
 from llmlab._rejections import APP_FIXABLE_EVENT_CODES, event_advice, reason_of, refusal_advice
 from llmlab._spool import Spool
 from llmlab.transport import EventResult, SendResult
 
-__all__ = ["COUNTERS", "Results"]
+__all__ = ["ACK_LISTENERS", "COUNTERS", "AckListener", "Results"]
 
 logger = logging.getLogger("llmlab")
 
@@ -34,6 +35,19 @@ COUNTERS = ("sent", "duplicates", "rejected", "refused", "dropped", "retried", "
             "replayed")
 #: Invalid events logged at WARNING one by one before the rest go to DEBUG.
 _LOUD_REJECTIONS = 20
+
+
+class AckListener(Protocol):
+    """Told the ids of events the server acknowledged; must not raise."""
+
+    def acknowledged(self, event_ids: list[str]) -> None: ...
+
+
+#: Told by every worker of the process, as each response is settled, which events the server
+#: stored (or had stored): the budget guard (`llmlab._budgets`) stops counting their spend
+#: once a status requested afterwards includes them. Module-wide so a forked child's rebuilt
+#: `Results` still reach it.
+ACK_LISTENERS: WeakSet[AckListener] = WeakSet()
 
 
 class Results:
@@ -74,6 +88,10 @@ class Results:
                 reasons[f"rejected_{code}"] += 1
                 fixable += code in APP_FIXABLE_EVENT_CODES
                 self._log_rejection(event_id, code, result.reason or code)
+        if ACK_LISTENERS:  # before flush() waiters wake: a flush that returned has told them
+            acked = [event_id for event_id, result in results if result.status != "rejected"]
+            for listener in list(ACK_LISTENERS):
+                listener.acknowledged(acked)
         with self._cond:
             for key, value in counts.items():
                 self.counts[key] += value

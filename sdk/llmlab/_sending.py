@@ -30,12 +30,14 @@ from llmlab._rejections import reason_of
 from llmlab._results import Results
 from llmlab.transport import EventResult, SendResult, Transport
 
-__all__ = ["MAX_RETRY_AFTER", "Delivery", "Sender"]
+__all__ = ["MAX_RETRY_AFTER", "SHUTTING_DOWN", "Delivery", "Sender"]
 
 logger = logging.getLogger("llmlab")
 
 #: A server asking for more than this is treated as "down": the batch is spooled instead.
 MAX_RETRY_AFTER = 120.0
+#: Why events are left when shutdown's drain deadline stopped their delivery.
+SHUTTING_DOWN = "shutting down"
 
 
 @dataclass
@@ -65,6 +67,9 @@ class Sender:
         self.max_retries = max_retries
         self._backoff = tenacity.wait_exponential_jitter(
             initial=backoff_initial, max=backoff_max, jitter=backoff_initial)
+        #: When the current wait on the server (a request, a backoff) began (monotonic); 0.0
+        #: while not waiting. The caller's side reads it: pausing the app cannot help then.
+        self.waiting_since = 0.0
 
     def deliver(self, items: list[Item], *, live: bool, probe: bool) -> Delivery:
         """Send until every item is settled, or the rest cannot be for now."""
@@ -98,13 +103,16 @@ class Sender:
             nonlocal pending
             deadline = self._drain_deadline()
             if deadline is not None and time.monotonic() >= deadline:
-                return SendResult(retry=True, error="shutting down")
+                return SendResult(retry=True, error=SHUTTING_DOWN)
+            self.waiting_since = time.monotonic()
             try:
                 result = self.transport.send_encoded([i.event for i in pending],
                                                      [i.line for i in pending])
             except Exception as exc:  # a custom transport broke its no-raise contract
                 logger.debug("llmlab: transport raised", exc_info=True)
                 result = SendResult(retry=True, error=f"{type(exc).__name__}: {exc}")
+            finally:
+                self.waiting_since = 0.0
             if result.results:
                 settled: list[tuple[str, EventResult]] = []
                 seen: set[str] = set()
@@ -159,13 +167,17 @@ class Sender:
 
     def _sleep(self, seconds: float) -> None:
         """Back off, but wake up for shutdown."""
-        end = time.monotonic() + seconds
-        with self._cond:
-            while self._drain_deadline() is None:
-                remaining = end - time.monotonic()
-                if remaining <= 0:
-                    return
-                self._cond.wait(remaining)
+        self.waiting_since = time.monotonic()
+        end = self.waiting_since + seconds
+        try:
+            with self._cond:
+                while self._drain_deadline() is None:
+                    remaining = end - time.monotonic()
+                    if remaining <= 0:
+                        return
+                    self._cond.wait(remaining)
+        finally:
+            self.waiting_since = 0.0
 
     def _count_retry(self, state: tenacity.RetryCallState) -> None:
         self._results.count("retried")

@@ -2,13 +2,14 @@
 
 `Spiller.park` is the one door from memory to disk for events taken from the queue: a batch
 left over after its retries, a batch during an outage, whatever shutdown finds still queued,
-and the chunks the spill thread moves out of a queue that a stuck worker lets grow. Every
-event through it is counted once (``spooled``, or ``dropped`` when the disk refuses it and
-``refused`` too when the server's refusal is why). A future spill of a full queue belongs
-here too: make the worker's spill test (`WorkerThread._spill_due`) fire on a full queue.
+and the chunks the spill thread moves out of a queue that a stuck worker lets grow, or that
+nears its cap whatever the reason (`WorkerThread._spill_due`). Every event through it is
+counted once (``spooled``, or ``dropped`` when the disk refuses it and ``refused`` too when
+the server's refusal is why).
 
-Without a spool, parked events go back to the front of the queue (in order) while there is
-room, and are dropped, logged and counted past it.
+Without a spool, parked events go back to the front of the queue (in order, as the items
+they were encoded into: never built twice) while there is room, and are dropped, logged and
+counted past it.
 """
 
 from __future__ import annotations
@@ -47,14 +48,15 @@ class Spiller:
             written = self.spool.write([i.line for i in items])
             self._results.spooled(len(items), written, live, self._outage.refusal)
             return
-        rest = self._put_back([i.event for i in items])
+        rest = self._put_back(list(items))
         if rest:
             self._results.dropped(len(rest), live)
             logger.warning("llmlab: dropped %d undeliverable events (no spool configured)",
                            len(rest))
 
-    def run(self, take: Callable[[], list[Any] | None]) -> None:
-        """The spill thread: park each chunk ``take()`` hands over, until it returns None.
+    def run(self, take: Callable[[], list[Any] | None], spilled: Callable[[], None]) -> None:
+        """The spill thread: park each chunk ``take()`` hands over, until it returns None;
+        ``spilled()`` after each.
 
         The worker can be stuck for a whole request timeout (a black-holed server) or a
         retry backoff; at high submit rates its queue would fill and drop. Spilling costs
@@ -67,6 +69,7 @@ class Spiller:
             items = encode_all(chunk, self._reject)
             try:
                 self.park(items, live=True)
+                spilled()
             except Exception:
                 logger.exception("llmlab: internal error while spilling to the spool")
 

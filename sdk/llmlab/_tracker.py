@@ -189,7 +189,7 @@ class Tracker(NonRecordingTracker):
             return client.budget_status(project=options.project)
 
         guard = BudgetGuard(fetch, refresh_interval=options.budget_refresh_interval,
-                            on_alert=options.on_budget_alert)
+                            on_alert=options.on_budget_alert, project=options.project)
         guard.start()
         return guard
 
@@ -282,8 +282,9 @@ class Tracker(NonRecordingTracker):
             estimated=estimated, service_tier=service_tier, region=region, cost=cost)
         if validate:
             CostEvent.model_validate(wire)
-        self.capture(wire, total, priced)
+        # Counted before it is queued: its acknowledgement must find it in the guard.
         self._count_for_budgets(wire, attrs, total)
+        self.capture(wire, total, priced)
         return wire
 
     def build_deferred(self, call: RecordedCall) -> dict[str, Any] | None:
@@ -300,9 +301,10 @@ class Tracker(NonRecordingTracker):
     def _count_for_budgets(self, wire: dict[str, Any], attrs: Mapping[str, Any],
                            total: Decimal) -> None:
         if self.budget_guard is not None:
-            self.budget_guard.record({"project": wire.get("project"), "job": attrs["job_id"],
-                                      "user": attrs["user_id"], "tags": attrs["tags"],
-                                      "model": wire["model"]}, total)
+            tags = attrs["tags"]
+            self.budget_guard.record_attributed(
+                (wire.get("project"), attrs["job_id"], attrs["user_id"], wire["model"],
+                 tuple(tags.items()) if tags else ()), total, wire["id"])
 
     def _wire(
         self,
@@ -384,15 +386,18 @@ class Tracker(NonRecordingTracker):
 
     def check_budget(self, provider: str, model: str, estimate: Callable[[], Decimal]) -> None:
         """Raise `BudgetExceededError` if the call's worst case would break a limit."""
-        scope = current_scope()
+        scope = _CURRENT_SCOPE.get()
         if scope is not None and _has_max_cost(scope):
             scope.check(estimate())
-        if self.enforces_budgets():
-            attrs = scope.attribution() if scope is not None else {}
-            self.budget_guard.check(
-                {"project": attrs.get("project") or self.options.project,
-                 "job": attrs.get("job_id"), "user": attrs.get("user_id"),
-                 "tags": attrs.get("tags") or {}, "model": model}, estimate)
+        guard = self.budget_guard
+        if guard is not None:
+            if scope is None:  # the common case, per call: no job, user or tags to match
+                guard.check({"project": self.options.project, "model": model}, estimate)
+                return
+            attrs = scope.attribution()
+            guard.check({"project": attrs["project"] or self.options.project,
+                         "job": attrs["job_id"], "user": attrs["user_id"],
+                         "tags": attrs["tags"], "model": model}, estimate)
 
     def scope_finished(self, scope: Scope, failed: bool) -> None:
         """Log the scope's job summary, tell the callbacks, flush in serverless mode."""

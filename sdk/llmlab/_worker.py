@@ -1,9 +1,11 @@
 """The background worker: the caller's side of event delivery.
 
 ``submit()`` only appends to a bounded in-memory queue; it never blocks on the network or the
-disk, and never raises. `flush()` waits for what is queued, `shutdown()` spools what is left
-and stops, `stats()` counts everything. The rest is done off the caller's thread, one module
-per delivery stage:
+disk, and never raises. A caller that outruns the worker without ever releasing the GIL (a
+cache, a local model) pauses for a moment past a mark, so the worker keeps up instead of the
+queue dropping events (`Worker._submit_locked`). `flush()` waits for what is queued and for
+the start-up replay of the spool, `shutdown()` spools what is left and stops, `stats()`
+counts everything. The rest is done off the caller's thread, one module per delivery stage:
 
 - `llmlab._worker_thread`: the queue's state; the delivery thread that cuts it into batches
   (by count, bytes and time) and the spill thread;
@@ -55,6 +57,12 @@ DEFAULT_BACKOFF_MAX = 30.0
 DEFAULT_SHUTDOWN_TIMEOUT = 2.0
 DEFAULT_REPLAY_INTERVAL = 30.0
 
+#: How long a submit() past the pause mark gives the worker the GIL: long enough for the OS
+#: to wake a waiting thread and hand it over (a bare ``sleep(0)`` often loses that race).
+_PAUSE = 0.0001
+#: The longest a submit() waits for room in a full queue that a thread of ours is draining.
+_FULL_WAIT = 0.1
+
 
 class Worker(WorkerThread):
     """Delivers events on a daemon thread; see the module docstring.
@@ -93,8 +101,9 @@ class Worker(WorkerThread):
                          max_retries=max_retries, backoff_initial=backoff_initial,
                          backoff_max=backoff_max, replay_interval=replay_interval)
         self.shutdown_timeout = shutdown_timeout
-        # submit() appends without the lock only while the queue stays below both thresholds.
+        # submit() appends without the lock only while the queue stays below every threshold.
         self._quiet_limit = min(self.batch_size, self._high_water) - 1
+        self._warned_full = False
         self.run_at_exit = atexit
         self._sigterm = SigtermHook()
         register(self)
@@ -133,51 +142,79 @@ class Worker(WorkerThread):
             return True  # the shutdown has not drained yet: it will take it
 
     def _submit_locked(self, event: Any) -> bool:
+        """`submit` at the thresholds: wake the threads; past the high-water mark, let them run.
+
+        A caller that never releases the GIL would leave the worker a sliver of the
+        interpreter (it waits 5 ms for each hand-over, and hands it back at its next I/O),
+        so a fast enough loop filled the queue and dropped events with the server up. Past
+        the pause mark, while a thread of ours can use the time (`_pause_helps`), the caller
+        sleeps ``_PAUSE``; at the cap it waits up to ``_FULL_WAIT`` for room before dropping.
+        """
         try:
             with self._lock:
                 if self._closed:
                     self._results.dropped(1, live=False)
                     return False
                 queue = self._queue
+                if len(queue) >= self.queue_size:
+                    self._wait_for_room()
+                    if self._closed:
+                        self._results.dropped(1, live=False)
+                        return False
                 size = len(queue)
-                if size >= self.queue_size:
+                full = size >= self.queue_size
+                if full:
                     self._results.dropped(1, live=False)
-                    dropped = self._results.counts["dropped"]
-                    full = True
+                    warn, self._warned_full = not self._warned_full, True
                 else:
                     queue.append(event)
                     size += 1
-                    full = False
                     # Wake the worker only at the thresholds it waits for, not on every event.
                     if size == 1 or size >= self.batch_size:
                         self._cond.notify()
                     if size >= self._high_water:
                         self._spill_cond.notify()
+                    pause = size >= self._pause_mark and self._pause_helps()
             if full:
-                if dropped == 1 or dropped % 10_000 == 0:
-                    logger.warning("llmlab: event queue full (%d); dropped %d events so far",
-                                   self.queue_size, dropped)
+                (logger.warning if warn else logger.debug)(
+                    "llmlab: event queue full (%d events) and the worker cannot make room: "
+                    "dropping events; stats()['dropped'] counts them", self.queue_size)
                 return False
             if self._thread is None:
                 self._ensure_thread()
+            if pause:
+                time.sleep(_PAUSE)
             return True
         except Exception:
             logger.debug("llmlab: submit failed", exc_info=True)
             return False
 
+    def _wait_for_room(self) -> None:
+        """The queue is full: wait (bounded) while a thread of ours drains it (lock held)."""
+        deadline = time.monotonic() + _FULL_WAIT
+        while len(self._queue) >= self.queue_size and not self._closed and self._pause_helps():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._room.wait(remaining)
+
     def flush(self, timeout: float = 5.0) -> bool:
-        """Send everything queued now; True when it was all settled before ``timeout`` seconds
-        and nothing went wrong since the previous flush returned (or since the start).
+        """Send everything queued now, and wait for the start-up replay of the spool; True
+        when it was all settled before ``timeout`` seconds and nothing went wrong since the
+        previous flush returned (or since the start).
 
         False means the deadline passed (the events are still queued and keep being retried),
-        or since the previous flush some event was spooled, dropped, or rejected for a reason
-        the app must fix (logged, with the fix); `stats()` says which.
+        the start-up replay left events in the spool (the server is down), or since the
+        previous flush some event was spooled, dropped, or rejected for a reason the app must
+        fix (logged, with the fix); `stats()` says which.
         """
         try:
             deadline = time.monotonic() + max(0.0, timeout)
+            replay = self._replayer
             with self._cond:
                 target, mark = self._taken + len(self._queue), self._results.flush_mark()
-                if self._results.settled >= target:
+                failures = replay.failures
+                if self._results.settled >= target and not replay.startup_pending:
                     return self._results.flush_clean(mark)
                 self._flush_waiters += 1
                 self._flush_gen += 1
@@ -185,12 +222,16 @@ class Worker(WorkerThread):
             self._ensure_thread()
             with self._cond:
                 try:
-                    while self._results.settled < target:
+                    # The start-up replay too: a short-lived process (a CLI, a cron job) that
+                    # flushes before it exits delivers what earlier processes left.
+                    while self._results.settled < target or (
+                            replay.startup_pending and replay.failures == failures
+                            and not self._closed):
                         remaining = deadline - time.monotonic()
                         if remaining <= 0:
                             break
                         self._cond.wait(remaining)
-                    done = self._results.settled >= target
+                    done = self._results.settled >= target and not replay.startup_pending
                     return self._results.flush_clean(mark) and done
                 finally:
                     self._flush_waiters -= 1
@@ -247,7 +288,10 @@ class Worker(WorkerThread):
         thread = self._thread
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             thread.join(max(0.0, deadline - time.monotonic() - min(0.2, timeout * 0.1)))
-        with self._cond:
+        stuck = thread is not None and thread.is_alive()
+        # The build lock first: the in-flight batch is taken between two builds, never
+        # during one (each event is built once, by the thread or here).
+        with self._build_lock, self._cond:
             # The thread is stuck (black-holed request) or gone: take over what it still holds.
             # Popped one by one, not copied then cleared: a lock-free append racing this
             # either is taken here or stays queued, where `_appended` finds and counts it.
@@ -255,10 +299,13 @@ class Worker(WorkerThread):
             while queue:
                 leftovers.append(queue.popleft())
             self._taken += len(leftovers)
-            if self._inflight is not None and thread is not None and thread.is_alive():
+            if self._inflight is not None and stuck:
                 leftovers = self._inflight + leftovers
                 self._inflight = None
             self._shutdown_done = True
+            self._room.notify_all()
+        if stuck:
+            self._replayer.take_over()  # a spool file being replayed goes back, whole
         if leftovers:
             self._spiller.park(encode_all(leftovers, self._reject_live), live=True)
         if thread is None or not thread.is_alive():

@@ -7,7 +7,11 @@ encoded JSON, or ``flush_interval`` seconds after a batch's first event; at once
 `flush()`), moves each through the stages (`llmlab._sending`, `llmlab._results`,
 `llmlab._spill`, `llmlab._outage`) and replays the spool between batches
 (`llmlab._replay`). A spill thread moves the oldest queued events to the spool while the
-delivery thread is stuck (`_spill_due`).
+delivery thread is stuck, or when the queue nears its cap (`_spill_due`).
+
+A caller that never waits (a cache, a local model: it never releases the GIL) would starve
+both threads and fill the queue; `_pause_helps` tells the caller's side when a short pause
+gives them the interpreter.
 
 Everything here is rebuilt in a forked child (`after_fork_in_child`).
 """
@@ -21,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from llmlab._event_items import Item, encode
+from llmlab._event_items import SETTLED, Item, encode
 from llmlab._outage import Outage
 from llmlab._replay import Replayer
 from llmlab._results import Results
@@ -36,6 +40,9 @@ logger = logging.getLogger("llmlab")
 
 _IDLE_WAIT = 1.0
 _STUCK_AFTER = 1.0
+#: A request (or backoff) longer than this waits on the server, not on the GIL: pausing the
+#: caller would not help the delivery thread then (the spill thread makes room instead).
+_WAITING_ON_SERVER = 0.05
 
 
 class WorkerThread:
@@ -54,9 +61,16 @@ class WorkerThread:
         self.backoff_initial = max(0.0, backoff_initial)
         self.backoff_max = max(self.backoff_initial, backoff_max)
         self.replay_interval = replay_interval
-        # Spill the oldest queued events to disk while a batch is backing off, before the queue
-        # is full, so a long outage costs disk, not memory and not dropped events.
-        self._high_water = min(self.queue_size, max(self.batch_size, self.queue_size // 2))
+        # The high-water mark: well above a healthy worker's backlog (a batch or two), far
+        # below the cap. Past it the oldest queued events spill to disk while a batch is
+        # stuck or backing off (a long outage costs disk, not memory, not dropped events).
+        self._high_water = min(self.queue_size,
+                               max(2 * self.batch_size, self.queue_size // 10))
+        # Past this a submit() may pause its caller (`_pause_helps`): higher, so a paced
+        # caller that a busy machine's worker lags behind for a moment is left alone.
+        self._pause_mark = min(self.queue_size, max(self._high_water, self.queue_size // 4))
+        # Past this the queue spills whatever the worker is doing: disk, not dropped events.
+        self._spill_mark = max(self._pause_mark, self.queue_size // 2)
         self._closed = False
         self._init_state()
 
@@ -65,6 +79,11 @@ class WorkerThread:
         # RLock: a SIGTERM handler runs on the main thread and may interrupt submit() there.
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
+        # Notified when events leave the queue, for a submit() that found it full.
+        self._room = threading.Condition(self._lock)
+        # Held while an event of the in-flight batch is built, and by shutdown() to take the
+        # batch over: an event is built by one of them, once. Taken before ``_lock``.
+        self._build_lock = threading.Lock()
         self._queue: deque[Any] = deque()
         self._inflight: list[Any] | None = None
         self._thread: threading.Thread | None = None
@@ -91,7 +110,9 @@ class WorkerThread:
                               max_retries=self.max_retries, backoff_initial=self.backoff_initial,
                               backoff_max=self.backoff_max)
         self._replayer = Replayer(self.spool, self._sender, self._results, self._outage,
-                                  interval=self.replay_interval, closed=self._is_closed)
+                                  self._cond, interval=self.replay_interval,
+                                  closed=self._is_closed, draining_until=self._draining_until,
+                                  flush_gen=self._current_flush_gen)
         self._spiller = Spiller(self.spool, self._results, self._outage, self._put_back)
 
     def _draining_until(self) -> float | None:
@@ -100,6 +121,9 @@ class WorkerThread:
 
     def _is_closed(self) -> bool:
         return self._closed
+
+    def _current_flush_gen(self) -> int:
+        return self._flush_gen
 
     # -- threads and fork ---------------------------------------------------------------------
 
@@ -156,8 +180,8 @@ class WorkerThread:
                 size = len(self._queue)
                 now = time.monotonic()
                 if self._stopping:
-                    if not size:
-                        return None
+                    if not size:  # done, unless the start-up replay may go on until the deadline
+                        return [] if self._replayer.ready(now) else None
                     break
                 # Without a spool an outage keeps events in memory (bounded) until the next probe.
                 hold = (outage.down and self.spool is None
@@ -181,6 +205,7 @@ class WorkerThread:
                 self._cond.wait(max(0.001, min(wait, _IDLE_WAIT)))
             batch = [self._queue.popleft() for _ in range(min(size, self.batch_size))]
             self._taken += len(batch)
+            self._room.notify_all()
             self._first_seen = None
             self._inflight = batch
             self._inflight_since = now
@@ -188,22 +213,9 @@ class WorkerThread:
 
     def _process(self, raw: list[Any]) -> None:
         """Deliver one batch; park what is left and enter (or leave) outage mode."""
-        items: list[Item] = []
-        size = 2
-        for index, event in enumerate(raw):
-            item = encode(event)
-            if isinstance(item, str):
-                self._results.reject_unencodable(event, item, True)
-                continue
-            if items and size + len(item.line) + 1 > self.batch_bytes:
-                with self._cond:  # over the byte budget: the rest goes back, in order
-                    self._queue.extendleft(reversed(raw[index:]))
-                    self._taken -= len(raw) - index
-                    if self._inflight is raw:
-                        del raw[index:]
-                break
-            items.append(item)
-            size += len(item.line) + 1
+        items = self._build(raw)
+        if items is None:
+            return  # shutdown() took this batch over
         if not items:
             self._finish(raw)
             return
@@ -222,6 +234,38 @@ class WorkerThread:
             self._spiller.park(delivery.left, live=True)
         elif outage.leave():
             self._replayer.wake()
+
+    def _build(self, raw: list[Any]) -> list[Item] | None:
+        """The batch's events built and encoded, each exactly once, up to ``batch_bytes``.
+
+        Each event's `Item` replaces it in ``raw`` (the in-flight batch) as it is made, so
+        whoever handles it later (the queue, for the events past ``batch_bytes``; shutdown(),
+        for a batch it takes over) reuses the same wire event: same id, no second build.
+        None when shutdown() took the batch over first (it owns the rest).
+        """
+        items: list[Item] = []
+        size = 2
+        for index in range(len(raw)):
+            with self._build_lock:
+                if self._inflight is not raw:
+                    return None
+                event = raw[index]
+                item = encode(event)
+                raw[index] = SETTLED if isinstance(item, str) else item
+            if isinstance(item, str):
+                self._results.reject_unencodable(event, item, True)
+                continue
+            if items and size + len(item.line) + 1 > self.batch_bytes:
+                with self._cond:  # over the byte budget: the rest goes back, in order
+                    if self._inflight is not raw:
+                        return None
+                    self._queue.extendleft(reversed(raw[index:]))
+                    self._taken -= len(raw) - index
+                    del raw[index:]
+                break
+            items.append(item)
+            size += len(item.line) + 1
+        return items
 
     def _finish(self, raw: list[Any]) -> bool:
         """Release the in-flight batch; False when shutdown() already took it over."""
@@ -247,10 +291,15 @@ class WorkerThread:
             self._cond.notify_all()
             return rest
 
-    # -- spilling a queue that a stuck worker lets grow ----------------------------------------
+    # -- spilling a queue that a stuck worker lets grow, or that nears its cap -------------
 
     def _spill_loop(self) -> None:
-        self._spiller.run(self._take_spill_chunk)
+        self._spiller.run(self._take_spill_chunk, self._spilled)
+
+    def _spilled(self) -> None:
+        """A chunk is on disk: while the server is up, the replay delivers it soon."""
+        if not self._outage.down:
+            self._replayer.wake()
 
     def _take_spill_chunk(self) -> list[Any] | None:
         """Wait until the queue must spill; the oldest events to move, or None once closed."""
@@ -265,14 +314,37 @@ class WorkerThread:
             count = min(self.batch_size * 10, len(self._queue) - self._high_water // 2)
             chunk = [self._queue.popleft() for _ in range(max(1, count))]
             self._taken += len(chunk)
+            self._room.notify_all()
             return chunk
 
     def _spill_due(self) -> bool:
-        """The queue is past half its cap *and* the worker has held its batch for over a
-        second or is in an outage (so a healthy burst is never written to disk)."""
+        """The queue is past the high-water mark *and* the worker has held its batch for over
+        a second or is in an outage (so a healthy burst is never written to disk); or the
+        queue is half full, whatever the reason."""
+        size = len(self._queue)
+        if size < self._high_water:
+            return False
         held = time.monotonic() - self._inflight_since
         busy = self._inflight is not None and held > _STUCK_AFTER
-        return len(self._queue) >= self._high_water and (busy or self._outage.down)
+        return busy or self._outage.down or size >= self._spill_mark
+
+    def _pause_helps(self) -> bool:
+        """Whether a caller that finds the queue past the pause mark should pause (caller
+        holds the lock): a thread of this worker can use the interpreter to make room.
+
+        That is the spill thread once spilling is due, or the delivery thread unless it is
+        waiting on the server (a hung request: pausing would only slow the app down) or
+        holds events in memory during an outage (no spool: nothing to make room with).
+        """
+        thread = self._thread
+        if thread is None or thread.ident == threading.get_ident() or not thread.is_alive():
+            return False
+        if self.spool is not None and self._spill_due():
+            return True
+        waiting = self._sender.waiting_since
+        if waiting and time.monotonic() - waiting > _WAITING_ON_SERVER:
+            return False
+        return self.spool is not None or not self._outage.down
 
     def _spill_wait(self) -> float:
         """0 when the queue must spill now (`_spill_due`), else how long to wait before

@@ -172,15 +172,17 @@ def record(
 
 
 def flush(timeout: float | None = None) -> bool:
-    """Wait up to ``timeout`` seconds (default 5) for queued events to be delivered.
+    """Wait up to ``timeout`` seconds (default 5) for queued events to be delivered, and for
+    what earlier processes left in the disk spool (the start-up replay).
 
-    Returns True when every event queued before the call was settled in time, and nothing
-    went wrong since the previous ``flush()`` returned (or since `init`). False when the
-    deadline passed, or since then an event was spooled, dropped, or rejected for a reason
-    the app must fix (``project=`` not the API key's project; a revoked key or one without
-    the ``ingest`` scope): the reason and its fix are logged once, `stats` counts it. Events
-    the server finds invalid are counted as ``rejected`` without making it False. Call it
-    before a process ends abruptly (Celery's ``os._exit``, a Lambda handler returning).
+    Returns True when every event queued before the call was settled in time, the start-up
+    replay is over, and nothing went wrong since the previous ``flush()`` returned (or since
+    `init`). False when the deadline passed, the spool could not be delivered (the server is
+    down), or since then an event was spooled, dropped, or rejected for a reason the app must
+    fix (``project=`` not the API key's project; a revoked key or one without the ``ingest``
+    scope): the reason and its fix are logged once, `stats` counts it. Events the server finds
+    invalid are counted as ``rejected`` without making it False. Call it before a process
+    ends (a CLI, a cron job, Celery's ``os._exit``, a Lambda handler returning).
     """
     return get_tracker().flush(timeout)
 

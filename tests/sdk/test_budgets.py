@@ -1,4 +1,5 @@
-"""The SDK budget guard: block budgets refuse calls before they are made; alerts fire once."""
+"""The SDK budget guard: block budgets refuse calls before they are made, spend the server
+acknowledged counts once, and alerts fire once."""
 
 from __future__ import annotations
 
@@ -16,23 +17,30 @@ import openai
 import pytest
 
 import llmlab
-from llmlab._budgets import MAX_LOCAL_SPEND, BudgetAlert, BudgetGuard
+from llmlab._budgets import BudgetAlert, BudgetGuard
+from llmlab._results import ACK_LISTENERS
 from llmlab._tracker import get_tracker
+from llmlab._worker import Worker
 from llmlab.errors import BudgetExceededError
+from llmlab.schema import new_event_id
 from llmlab.testing import FakeProvider, FakeUsage
+from llmlab.transport import InMemoryTransport
 
-MESSAGES = [{"role": "user", "content": "hi"}]
+MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
 
 
 class StatusServer:
     """A local llmlab-like server: GET /api/budgets/status answers what the test sets, and
-    POST /api/events/track accepts every event (207 with per-event results)."""
+    POST /api/events/track accepts every event (207 with per-event results). With
+    ``count_ingested`` each budget's ``spent`` also adds the events stored so far, as the
+    real server's does."""
 
     def __init__(self) -> None:
         self.budgets: list[dict[str, Any]] = []
         self.requests: list[str] = []
         self.ingested: list[dict[str, Any]] = []
         self.down = False
+        self.count_ingested = False
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,7 +50,13 @@ class StatusServer:
                     self.send_response(503)
                     self.end_headers()
                     return
-                body = json.dumps({"success": True, "data": {"budgets": outer.budgets},
+                budgets = outer.budgets
+                if outer.count_ingested:
+                    stored = sum((Decimal(e["cost"]["total"]) for e in outer.ingested),
+                                 Decimal(0))
+                    budgets = [{**b, "spent": str(Decimal(b["spent"]) + stored)}
+                               for b in budgets]
+                body = json.dumps({"success": True, "data": {"budgets": budgets},
                                    "error": None}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -171,6 +185,31 @@ class TestScopesAndAlerts:
                 refused.append(None)
         assert refused == ["job", "tag", "model", None]
 
+    def test_a_job_budget_counts_the_calls_of_that_job_only(
+            self, status: StatusServer, fake: FakeProvider) -> None:
+        """Through the tracker: calls inside `track(job=...)` count toward and are checked
+        against their job's budget; calls outside it are neither."""
+        status.budgets = [budget(scope={"project": "support-bot", "job": "nightly"},
+                                 amount="0.004")]
+        fake.configure("openai", usage=FakeUsage(input_tokens=1000, output_tokens=100))
+        llmlab.init(api_key="llm_test", base_url=status.url, project="support-bot",
+                    auto_instrument=["openai"], budget_refresh_interval=60)
+        try:
+            assert wait_for(get_tracker().budget_guard.has_budgets)
+            client = openai.OpenAI(api_key="k", base_url=fake.openai_base_url, max_retries=0)
+            for _ in range(3):  # $0.0035 each, outside the job: not counted toward it
+                client.chat.completions.create(model="gpt-4o", messages=MESSAGES,
+                                               max_tokens=100)
+            with llmlab.track(job="nightly"):
+                client.chat.completions.create(model="gpt-4o", messages=MESSAGES,
+                                               max_tokens=100)
+                with pytest.raises(BudgetExceededError) as info:
+                    client.chat.completions.create(model="gpt-4o", messages=MESSAGES,
+                                                   max_tokens=100)
+        finally:
+            llmlab.shutdown()
+        assert info.value.spent == Decimal("0.0035") and len(fake.requests) == 4
+
     def test_alert_thresholds_fire_once_each(self) -> None:
         """Crossing 50 %, 80 % and 100 % of an alert budget calls back once per threshold."""
         alerts: list[BudgetAlert] = []
@@ -195,15 +234,18 @@ class TestGuardAfterFork:
     def test_a_forked_child_refreshes_its_budgets(self) -> None:
         """Threads do not survive fork: the child (gunicorn --preload, a multiprocessing
         pool) restarts the refreshes, so its budgets are not frozen at the parent's last
-        status and its local spend is pruned (it never was)."""
+        status, and it starts without the parent's unacknowledged spend (the parent's
+        worker delivers those events, and the parent keeps counting them)."""
         fetched: list[int] = []
         def fetch() -> list[Any]:
             fetched.append(os.getpid())
-            return []
+            return [budget()]
 
         guard = BudgetGuard(fetch, refresh_interval=0.02)
         guard.start()
         try:
+            assert wait_for(guard.has_budgets)
+            guard.record({"project": "support-bot"}, Decimal("0.009"), new_event_id())
             pid = os.fork()
             if pid == 0:  # pragma: no cover - runs in the child
                 code = 1
@@ -211,17 +253,141 @@ class TestGuardAfterFork:
                     deadline = time.monotonic() + 5
                     while os.getpid() not in fetched and time.monotonic() < deadline:
                         time.sleep(0.01)
+                    guard.check({"project": "support-bot"}, lambda: Decimal("0.005"))
                     code = 0 if os.getpid() in fetched else 1
                 finally:
                     os._exit(code)
+            with pytest.raises(BudgetExceededError):  # the parent still counts it
+                guard.check({"project": "support-bot"}, lambda: Decimal("0.005"))
             _, status = os.waitpid(pid, 0)
             assert os.waitstatus_to_exitcode(status) == 0
         finally:
             guard.stop()
 
-    def test_local_spend_is_bounded_while_the_server_is_unreachable(self) -> None:
-        """Nothing prunes local spend while refreshes fail: it keeps the newest calls only."""
-        guard = BudgetGuard(lambda: [])
-        for _ in range(MAX_LOCAL_SPEND + 10):
-            guard.record({"model": "m"}, Decimal("0.01"))
-        assert len(guard._local) == MAX_LOCAL_SPEND
+
+
+class TestAcknowledgedSpend:
+    """Local spend stops counting once a status requested after its acknowledgement has it."""
+
+    def test_spend_the_server_acknowledged_is_not_counted_twice(
+            self, status: StatusServer, fake: FakeProvider) -> None:
+        """Issue #20: $0.00225 spent and acknowledged against a $0.005 block budget, then a
+        call whose worst case is $0.0005425 is allowed (it was refused as "spent $0.00450",
+        the acknowledged spend counted once by the server and again locally)."""
+        status.budgets = [budget(amount="0.005")]
+        status.count_ingested = True
+        fake.configure("openai", usage=FakeUsage(input_tokens=500, output_tokens=100))
+        llmlab.init(api_key="llm_test", base_url=status.url, project="support-bot",
+                    auto_instrument=["openai"], budget_refresh_interval=60)
+        try:
+            guard = get_tracker().budget_guard
+            assert wait_for(guard.has_budgets)
+            client = openai.OpenAI(api_key="k", base_url=fake.openai_base_url, max_retries=0)
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=100)
+            assert llmlab.flush(5)  # delivered and acknowledged
+            assert guard.refresh() and guard.budgets[0].spent == Decimal("0.00225")
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=52)
+            # The second call is not acknowledged yet: it counts locally, once.
+            with pytest.raises(BudgetExceededError) as info:
+                client.chat.completions.create(model="gpt-4o", messages=MESSAGES,
+                                               max_tokens=400)
+        finally:
+            llmlab.shutdown()
+        assert info.value.spent == Decimal("0.00225") * 2
+        assert len(fake.requests) == 2
+
+    def test_spend_acknowledged_during_the_status_request_keeps_counting(self) -> None:
+        """An acknowledgement that arrives while the status is being requested may not be in
+        that status: its spend counts until the next status, which has it."""
+        transport = InMemoryTransport()
+        worker = Worker(transport, atexit=False, handle_sigterm=False)
+        spent = ["0"]
+
+        def fetch() -> list[dict[str, Any]]:
+            assert worker.flush(5)  # the acknowledgement arrives after the request started
+            return [budget(spent=spent[0])]
+
+        guard = BudgetGuard(fetch)
+        try:
+            assert guard.refresh()
+            event_id = new_event_id()
+            guard.record({"project": "support-bot"}, Decimal("0.004"), event_id)
+            worker.submit({"id": event_id, "project": "support-bot"})
+            assert guard.refresh()  # the server had not stored it when it answered
+            with pytest.raises(BudgetExceededError) as info:
+                guard.check({"project": "support-bot"}, lambda: Decimal("0.0065"))
+            assert info.value.spent == Decimal("0.004")
+            spent[0] = "0.004"
+            assert guard.refresh()  # requested after the acknowledgement: it has it
+            guard.check({"project": "support-bot"}, lambda: Decimal("0.0055"))
+        finally:
+            guard.stop()
+            worker.shutdown()
+
+    def test_a_finished_flush_has_told_the_guard(self) -> None:
+        """Acknowledgements reach the guard before flush() returns, so a status requested
+        right after a flush includes the flushed calls and releases them."""
+
+        class Slow:
+            """An acknowledgement listener that waits for the test."""
+
+            def __init__(self) -> None:
+                self.release = threading.Event()
+                self.told: list[str] = []
+
+            def acknowledged(self, event_ids: list[str]) -> None:
+                self.release.wait(10)
+                self.told.extend(event_ids)
+
+        transport = InMemoryTransport()
+        worker = Worker(transport, atexit=False, handle_sigterm=False)
+        listener = Slow()
+        ACK_LISTENERS.add(listener)
+        try:
+            worker.submit({"id": "e1"})
+            assert not worker.flush(0.5)  # settled only once the listener was told
+            listener.release.set()
+            assert worker.flush(5) and listener.told == ["e1"]
+        finally:
+            ACK_LISTENERS.discard(listener)
+            listener.release.set()
+            worker.shutdown()
+
+    def test_rejected_spend_keeps_counting(self) -> None:
+        """The server never counts an event it rejected: its spend stays counted locally."""
+        transport = InMemoryTransport()
+        worker = Worker(transport, atexit=False, handle_sigterm=False)
+        guard = BudgetGuard(lambda: [budget()])
+        try:
+            assert guard.refresh()
+            event_id = new_event_id()
+            transport.reject[event_id] = "invalid_event: test"
+            guard.record({"project": "support-bot"}, Decimal("0.004"), event_id)
+            worker.submit({"id": event_id, "project": "support-bot"})
+            worker.flush(5)
+            assert worker.stats()["rejected"] == 1
+            assert guard.refresh()
+            with pytest.raises(BudgetExceededError):
+                guard.check({"project": "support-bot"}, lambda: Decimal("0.0065"))
+        finally:
+            guard.stop()
+            worker.shutdown()
+
+
+class TestConfiguration:
+    def test_calls_without_a_project_count_toward_the_keys_budgets(
+            self, status: StatusServer, fake: FakeProvider) -> None:
+        """Without ``project=`` the server files events under the key's project, and the guard
+        reads that project's budgets: they apply to calls with no project."""
+        status.budgets = [budget(spent="0.0095")]
+        llmlab.init(api_key="llm_test", base_url=status.url, auto_instrument=["openai"],
+                    budget_refresh_interval=60)
+        try:
+            assert wait_for(get_tracker().budget_guard.has_budgets)
+            client = openai.OpenAI(api_key="k", base_url=fake.openai_base_url, max_retries=0)
+            with pytest.raises(BudgetExceededError):
+                client.chat.completions.create(model="gpt-4o", messages=MESSAGES,
+                                               max_tokens=100)
+        finally:
+            llmlab.shutdown()
+        assert not fake.requests
