@@ -67,7 +67,7 @@ def to_nanos(amount: Decimal) -> int:
     return round(amount.scaleb(9))  # Decimal's round() is half-even, and exact
 
 
-def _gunzip(raw: bytes, limit: int) -> bytes:
+def gunzip(raw: bytes, limit: int) -> bytes:
     # Bounded decompression: a gzip bomb stops at the limit instead of filling memory.
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
@@ -95,15 +95,16 @@ def _body_bytes(raw: bytes, content_type: str | None, encoding: str | None,
         raise PayloadTooLarge(f"The body is larger than {max_bytes} bytes.")
     coding = (encoding or "identity").strip().lower()
     if coding == "gzip":
-        return _gunzip(raw, max_bytes)
+        return gunzip(raw, max_bytes)
     if coding != "identity":
         raise UnsupportedMediaType(f"Content-Encoding {coding!r} is not supported; use gzip.",
                                    code="unsupported_encoding")
     return raw
 
 
-def _items(raw: bytes, max_batch: int) -> list[Any]:
-    """The raw events of a JSON body: one event object, or ``{"events": [...]}``."""
+def json_object(raw: bytes, expected: str, code: str) -> dict[str, Any]:
+    """A JSON body that must be an object; 400 ``invalid_json``, or ``code`` saying that the
+    body must be ``expected``, otherwise (shared by the track and OTLP routes)."""
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -111,8 +112,13 @@ def _items(raw: bytes, max_batch: int) -> list[Any]:
     except RecursionError:  # "[[[[…" nested deeper than the interpreter's stack
         raise BadRequest("The body is nested too deeply.", code="invalid_json") from None
     if not isinstance(body, dict):
-        raise BadRequest("The body must be one event object or {\"events\": [...]}.",
-                         code="invalid_body")
+        raise BadRequest(f"The body must be {expected}.", code=code)
+    return body
+
+
+def _items(raw: bytes, max_batch: int) -> list[Any]:
+    """The raw events of a JSON body: one event object, or ``{"events": [...]}``."""
+    body = json_object(raw, "one event object or {\"events\": [...]}", "invalid_body")
     if "events" not in body:
         return [body]
     events = body["events"]

@@ -14,7 +14,6 @@ span was taken, else with ``partial_success`` (how many spans were rejected, and
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +29,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from llmlab_server.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from llmlab_server.services.ingest import _gunzip
+from llmlab_server.services.ingest import gunzip, json_object
 
 __all__ = ["JSON", "PROTOBUF", "Span", "decode", "encode_response", "media_type"]
 
@@ -70,7 +69,7 @@ def decode(raw: bytes, mime: str, encoding: str | None, *, max_bytes: int) -> li
         raise PayloadTooLarge(f"The body is larger than {max_bytes} bytes.")
     coding = (encoding or "identity").strip().lower()
     if coding == "gzip":
-        raw = _gunzip(raw, max_bytes)
+        raw = gunzip(raw, max_bytes)
     elif coding != "identity":
         raise UnsupportedMediaType(f"Content-Encoding {coding!r} is not supported; use gzip.",
                                    code="unsupported_encoding")
@@ -89,15 +88,7 @@ def _from_protobuf(raw: bytes) -> ExportTraceServiceRequest:
 
 
 def _from_json(raw: bytes) -> ExportTraceServiceRequest:
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"The body is not valid JSON: {exc}.", code="invalid_json") from None
-    except RecursionError:  # "[[[[…" nested deeper than the interpreter's stack
-        raise BadRequest("The body is nested too deeply.", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise BadRequest("The body must be an OTLP/JSON ExportTraceServiceRequest object.",
-                         code="invalid_otlp")
+    body = json_object(raw, "an OTLP/JSON ExportTraceServiceRequest object", "invalid_otlp")
     for obj, fields in _id_holders(body):
         for name in fields:
             value = obj.get(name)
