@@ -10,8 +10,8 @@ PYTEST_ARGS ?=
 PIP_PINS ?= -c constraints.txt
 TEST_DB := LLMLAB_TEST_POSTGRES_URL=$${LLMLAB_TEST_POSTGRES_URL:-postgresql+psycopg2://postgres@127.0.0.1:5432/test}
 
-.PHONY: demo test test-latest test-lowest test-provider-ranges check-dist ci constraints install lint \
-	typecheck catalogue clean
+.PHONY: demo test test-latest test-lowest test-provider-ranges test-stacks stack-env check-dist ci \
+	constraints constraints-stacks install lint typecheck catalogue clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,53 @@ test-provider-ranges: install
 check-dist: install
 	$(BIN)/python scripts/check_dist.py
 
-# What .ci/run runs: the README's test command, then the install and version-range checks.
-ci: test test-lowest check-dist
+# The libraries teams build on (tests/stacks), each driven against the fake provider. Their
+# openai pins conflict with the main environment's, and with each other's: .venv-stacks has
+# openai 3.x (LangChain, LangGraph, OpenAI Agents SDK, Pydantic AI), .venv-stacks-openai2 the 2.x
+# line LlamaIndex, Instructor and OpenLIT pin (where the openai integration's own tests run
+# again). Each installs from its lock file; `make constraints-stacks` refreshes them. One after
+# the other: parallel editable installs of one checkout would race on its egg-info.
+STACKS_OPENAI3 := 'langchain-openai>=1.8' 'langgraph>=1.2' 'openai-agents>=0.24' 'pydantic-ai-slim[openai]>=2.78'
+STACKS_OPENAI2 := 'openai>=2.54,<3' 'llama-index-core>=0.14.25' 'llama-index-llms-openai>=0.8.3' \
+	'llama-index-embeddings-openai>=0.7' 'instructor>=1.17' 'openlit>=1.44'
+STACKS_TOOLS := pytest
+STACKS_PINS ?= -c constraints-stacks.txt
+STACKS_OPENAI2_PINS ?= -c constraints-stacks-openai2.txt
+
+test-stacks:
+	bash scripts/test_prerequisites.sh
+	$(MAKE) --no-print-directory stack-env STACK=.venv-stacks EXTRAS=openai,server \
+		PINS="$(STACKS_PINS)" PKGS="$(STACKS_OPENAI3)"
+	$(MAKE) --no-print-directory stack-env STACK=.venv-stacks-openai2 EXTRAS=server \
+		PINS="$(STACKS_OPENAI2_PINS)" PKGS="$(STACKS_OPENAI2)"
+	$(TEST_DB) .venv-stacks/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS) tests/stacks/openai3
+	$(TEST_DB) .venv-stacks-openai2/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS) \
+		tests/stacks/openai2 tests/sdk/integrations/test_openai.py
+
+# One stacks environment (STACK), installed from its lock (PINS) with llmlab's EXTRAS and PKGS.
+stack-env:
+	test -x $(STACK)/bin/python || { $(PYTHON) -m venv $(STACK) && \
+		$(STACK)/bin/python -m pip install --quiet --upgrade pip; }
+	$(STACK)/bin/python -m pip install --quiet $(PINS) -e '.[$(EXTRAS)]' $(STACKS_TOOLS) $(PKGS)
+
+# Re-resolve the stacks environments to the newest releases, then prove them with test-stacks.
+constraints-stacks:
+	rm -rf .venv-stacks .venv-stacks-openai2
+	$(MAKE) stack-env STACK=.venv-stacks EXTRAS=openai,server PINS= PKGS="$(STACKS_OPENAI3)"
+	$(MAKE) stack-env STACK=.venv-stacks-openai2 EXTRAS=server PINS= PKGS="$(STACKS_OPENAI2)"
+	for env in openai3:.venv-stacks:constraints-stacks.txt \
+		openai2:.venv-stacks-openai2:constraints-stacks-openai2.txt; do \
+		dir=$${env%%:*}; rest=$${env#*:}; venv=$${rest%%:*}; lock=$${rest#*:}; \
+		{ echo "# The exact versions tests/stacks/$$dir passed with in $$venv (make test-stacks)."; \
+		  echo "# Refresh with make constraints-stacks; see the Makefile's test-stacks."; \
+		  $$venv/bin/python -m pip freeze --exclude-editable | grep -v '^llmlab'; \
+		} > $$lock; \
+	done
+	$(MAKE) test-stacks
+
+# What .ci/run runs: the README's test command, then the install and version-range checks,
+# then the libraries teams build on.
+ci: test test-lowest check-dist test-stacks
 
 # Re-resolve every dependency to the newest allowed release, then prove it with the suite.
 constraints:

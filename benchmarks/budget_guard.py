@@ -7,27 +7,30 @@ order rotating every round), so machine noise and drift hit every variant alike,
 compares medians of the calling thread's CPU time per call ("added" is the median of the
 differences to the baseline's block of the same round):
 
-* **guard**: the guard's own work in a call, on the real tracker: `Tracker.check_budget` as
-  `_begin` calls it (with the call's worst-case estimate already made), then
-  `Tracker.record_usage` (pricing on the calling thread, the guard's record, the queue).
-  Variants: no guard (then `_begin` skips the check), and a guard with one ``block`` budget
-  and 0, 1,000 or 50,000 recent calls.
-* **budget path**: the same with the worst-case estimate made per call, as `_begin` makes
-  it (prompt size, the request's output cap, priced from the catalogue): everything a call
-  pays for a budget on top of a call priced on the calling thread.
+* **guard**: the guard's work on the calling thread, on the real tracker:
+  `Tracker.check_budget` as `_begin` calls it (with the call's worst-case estimate already
+  made), which checks the block budgets and reserves the worst case. The reservation is
+  settled (`BudgetGuard.record_attributed` with its token, what the worker does when it
+  prices the event) after each block, untimed. Variants: no guard (nothing to do), and a
+  guard with one ``block`` budget and 0, 1,000 or 50,000 recent calls.
+* **budget path**: the same with the worst-case estimate made per call, as `_begin` makes it
+  (prompt size, the request's output cap, the dearest rates): everything a call pays on the
+  calling thread for a budget.
 * **end to end**: the real openai client against an in-process ``httpx2.MockTransport``
   (as benchmarks/sdk_overhead.py), bare (the SDK's original ``create``) and instrumented
-  with no budget and with one block budget at 0, 1,000 and 50,000 recent calls. A call under
-  a budget is priced on the calling thread (the next check needs its spend), so this also
-  includes the pricing the no-budget path hands to the worker.
+  with no budget and with one block budget at 0, 1,000 and 50,000 recent calls. A budgeted
+  call takes the same fast path as an unbudgeted one (priced on the worker, which settles
+  its reservation), plus the check.
 
-``--only none|0|1000|50000 --calls N`` runs just N guard-path calls of one variant (no
-delivery thread, garbage collection off) and exits, to count instructions, which the
-machine's load does not change: the difference between N = 1100 and N = 100 of
+``--only none|0|1000|50000 --calls N`` runs just N guard-path calls of one variant (reserve,
+then settle at once; no delivery thread, garbage collection off) and exits, to count
+instructions, which the machine's load does not change: the difference between N = 1100 and
+N = 100 of
 
     valgrind --tool=cachegrind --cache-sim=no python benchmarks/budget_guard.py --only 0 --calls N
 
-divided by 1,000 is one call's instructions (set ``PYTHONHASHSEED=0`` for repeatable counts).
+divided by 1,000 is one call's instructions (set ``PYTHONHASHSEED=0`` for repeatable counts);
+``--estimate`` makes the worst-case estimate per call too.
 
 Recent calls are recorded in the guard and never acknowledged (the worst case: the server
 is unreachable and the events wait); the measured calls' own events go through the real
@@ -89,9 +92,12 @@ def make_guard(recent: int) -> BudgetGuard:
     return guard
 
 
-def alternate(variants: dict[str, tuple[Any, Callable[[], None]]], rounds: int,
-              block: int) -> dict[str, list[float]]:
-    """Per-call CPU seconds of each variant's blocks; a variant is (guard to install, call)."""
+Variant = tuple[Any, Callable[[], None], Callable[[], None] | None]
+
+
+def alternate(variants: dict[str, Variant], rounds: int, block: int) -> dict[str, list[float]]:
+    """Per-call CPU seconds of each variant's blocks; a variant is (guard to install, call,
+    what to do after each block, untimed)."""
     tracker = get_tracker()
     names = list(variants)
     times: dict[str, list[float]] = {name: [] for name in names}
@@ -99,12 +105,14 @@ def alternate(variants: dict[str, tuple[Any, Callable[[], None]]], rounds: int,
     for r in range(rounds):
         for k in range(len(names)):
             name = names[(r + k) % len(names)]
-            guard, call = variants[name]
+            guard, call, after = variants[name]
             tracker.budget_guard = guard
             start = clock()
             for _ in range(block):
                 call()
             times[name].append((clock() - start) / block)
+            if after is not None:
+                after()
     return times
 
 
@@ -119,48 +127,64 @@ def report(title: str, times: dict[str, list[float]], base: str) -> None:
         print(f"  {name:<28} {statistics.median(values) * 1e6:8.2f} us{added}")
 
 
-def guard_path(guards: dict[int, BudgetGuard], rounds: int, block: int, *,
-               estimate: bool) -> None:
-    tracker: Any = get_tracker()
+KEY = (PROJECT, None, None, "gpt-4o", ())
+ACTUAL = Decimal("0.00475")
+
+
+def reserving(tracker: Any, *, estimate: bool) -> tuple[Callable[[], None], Callable[[], None]]:
+    """A call's budget work on the calling thread (as `_begin` does it), and the settlement
+    of what it reserved (as the worker does it)."""
     worst = _worst_case(tracker, "openai", "gpt-4o", KWARGS)
+    tokens: list[int | None] = []
 
     def call() -> None:
         guard = tracker.budget_guard
-        if guard is not None and guard.has_budgets():  # as _begin decides
-            tracker.check_budget("openai", "gpt-4o", _once(
+        if guard is not None and guard.has_blocks():  # as the wrapper decides
+            tokens.append(tracker.check_budget("openai", "gpt-4o", _once(
                 (lambda: _worst_case(tracker, "openai", "gpt-4o", KWARGS)) if estimate
-                else (lambda: worst)))
-        tracker.record_usage(provider="openai", model="gpt-4o", usage=USAGE, latency_ms=1.0)
+                else (lambda: worst))))
 
-    variants: dict[str, tuple[Any, Callable[[], None]]] = {"no guard": (None, call)}
+    def settle() -> None:
+        guard = tracker.budget_guard
+        for token in tokens:
+            guard.record_attributed(KEY, ACTUAL, new_event_id(), token)
+        tokens.clear()
+
+    return call, settle
+
+
+def guard_path(guards: dict[int, BudgetGuard], rounds: int, block: int, *,
+               estimate: bool) -> None:
+    tracker: Any = get_tracker()
+    call, settle = reserving(tracker, estimate=estimate)
+    variants: dict[str, Variant] = {"no guard": (None, call, None)}
     for recent, guard in guards.items():
-        variants[f"block budget, {recent:,} recent"] = (guard, call)
+        variants[f"block budget, {recent:,} recent"] = (guard, call, settle)
     alternate(variants, max(10, rounds // 10), block)  # warm up
-    title = ("budget path (estimate + check_budget + record_usage)" if estimate
-             else "guard (check_budget + record_usage, estimate given)")
+    title = ("budget path (estimate + check_budget: check and reserve)" if estimate
+             else "guard (check_budget: check and reserve, estimate given)")
     report(f"{title}, per call:", alternate(variants, rounds, block), "no guard")
 
 
-def only(variant: str, calls: int) -> None:
-    """``calls`` guard-path calls of one variant, for an instruction count."""
+def only(variant: str, calls: int, estimate: bool) -> None:
+    """``calls`` guard-path calls of one variant, each settled at once, for an instruction
+    count."""
     tracker: Any = get_tracker()
-    guard = None if variant == "none" else make_guard(int(variant))
-    worst = _worst_case(tracker, "openai", "gpt-4o", KWARGS)
+    tracker.budget_guard = None if variant == "none" else make_guard(int(variant))
+    call, settle = reserving(tracker, estimate=estimate)
 
-    def call() -> None:
-        if guard is not None and guard.has_budgets():
-            tracker.check_budget("openai", "gpt-4o", _once(lambda: worst))
-        tracker.record_usage(provider="openai", model="gpt-4o", usage=USAGE, latency_ms=1.0)
-
-    tracker.budget_guard = guard
-    for _ in range(200):
+    def both() -> None:
         call()
+        settle()
+
+    for _ in range(200):
+        both()
     llmlab.shutdown()
     tracker.worker = None  # no delivery thread in the count
     gc.collect()
     gc.disable()
     for _ in range(calls):
-        call()
+        both()
 
 
 def end_to_end(guards: dict[int, BudgetGuard], rounds: int, block: int) -> None:
@@ -174,10 +198,10 @@ def end_to_end(guards: dict[int, BudgetGuard], rounds: int, block: int) -> None:
     def instrumented() -> None:
         client.chat.completions.create(**KWARGS)
 
-    variants: dict[str, tuple[Any, Callable[[], None]]] = {
-        "bare": (None, bare), "instrumented, no budget": (None, instrumented)}
+    variants: dict[str, Variant] = {
+        "bare": (None, bare, None), "instrumented, no budget": (None, instrumented, None)}
     for recent, guard in guards.items():
-        variants[f"instrumented, {recent:,} recent"] = (guard, instrumented)
+        variants[f"instrumented, {recent:,} recent"] = (guard, instrumented, None)
     alternate(variants, max(5, rounds // 10), block)
     report("end to end (openai client, in-process HTTP), per call:",
            alternate(variants, rounds, block), "bare")
@@ -191,18 +215,24 @@ def main() -> int:
     parser.add_argument("--e2e-block", type=int, default=4)
     parser.add_argument("--only", choices=["none", *map(str, RECENT)])
     parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--end-to-end-only", action="store_true",
+                        help="only the end-to-end measure (it runs on the code before "
+                             "reservations too, for a before/after with PYTHONPATH)")
+    parser.add_argument("--estimate", action="store_true",
+                        help="with --only: make the worst-case estimate per call too")
     args = parser.parse_args()
     home = tempfile.mkdtemp(prefix="llmlab-bench-")
     # Room for every measured event: the loop outruns the worker at times.
     llmlab.init(transport=sdk_overhead.CountingTransport(), auto_instrument=["openai"],
                 ledger=False, home=home, project=PROJECT, queue_size=500_000, budgets=False)
     if args.only is not None:
-        only(args.only, args.calls)
+        only(args.only, args.calls, args.estimate)
         return 0
     try:
         guards = {recent: make_guard(recent) for recent in RECENT}
-        guard_path(guards, args.rounds, args.block, estimate=False)
-        guard_path(guards, args.rounds, args.block, estimate=True)
+        if not args.end_to_end_only:
+            guard_path(guards, args.rounds, args.block, estimate=False)
+            guard_path(guards, args.rounds, args.block, estimate=True)
         end_to_end(guards, args.e2e_rounds, args.e2e_block)
     finally:
         get_tracker().budget_guard = None

@@ -157,7 +157,7 @@ def measure(calls: int, chunks: int, setup: Callable[[], None],
     }
 
 
-def measure_own_path(n: int = 20000) -> float:
+def measure_own_path(n: int = 20000, warm: int = 1000) -> float:
     """Microseconds of llmlab's own per-call work: the patched-method wrapper around a function
     that returns a ready ChatCompletion (no SDK request building, no HTTP, no parsing)."""
     from openai.types.chat import ChatCompletion
@@ -178,7 +178,7 @@ def measure_own_path(n: int = 20000) -> float:
         _client = None
 
     resource = Resource()
-    for _ in range(1000):
+    for _ in range(warm):
         wrapper(provider_call, resource, (), kwargs)
     start = time.thread_time()
     for _ in range(n):
@@ -191,7 +191,21 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=4000)
     parser.add_argument("--chunks", type=int, default=200)
     parser.add_argument("--langfuse-python", help="a Python interpreter with langfuse installed")
+    parser.add_argument("--own-only", type=int, metavar="N",
+                        help="run only N own-path calls (the worker never builds: huge "
+                             "batches and flush interval), for an instruction count: "
+                             "valgrind --tool=cachegrind --cache-sim=no, N=1100 minus N=100")
     args = parser.parse_args()
+    if args.own_only is not None:
+        import gc
+
+        llmlab.init(transport=CountingTransport(), auto_instrument=["openai"], ledger=False,
+                    home=tempfile.mkdtemp(prefix="llmlab-bench-"), queue_size=10**6,
+                    batch_size=10**6, flush_interval=3600.0)
+        gc.collect()
+        gc.disable()
+        measure_own_path(args.own_only, warm=200)
+        return 0
 
     transport = CountingTransport()
     # Events left at shutdown are spooled: keep them out of the user's ~/.llmlab.

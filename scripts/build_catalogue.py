@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "sdk"))
 
 from llmlab.errors import PricingError  # noqa: E402
-from llmlab.pricing._litellm import convert_table  # noqa: E402
+from llmlab.pricing._litellm import convert_table, convert_tool_prices  # noqa: E402
 
 DEFAULT_TABLE = ROOT / "scripts" / "data" / "litellm_model_prices.json"
 OUTPUT = ROOT / "sdk" / "llmlab" / "pricing" / "catalogue.json"
@@ -31,7 +31,8 @@ OUTPUT = ROOT / "sdk" / "llmlab" / "pricing" / "catalogue.json"
 def build(table_path: Path, version: str, origin: str) -> dict[str, object]:
     """The catalogue document for a LiteLLM table."""
     raw = table_path.read_bytes()
-    models = convert_table(json.loads(raw), strict=True)
+    table = json.loads(raw)
+    models = convert_table(table, strict=True)
     return {
         "format": 1,
         "pricing_version": version,
@@ -43,6 +44,7 @@ def build(table_path: Path, version: str, origin: str) -> dict[str, object]:
             "sha256": hashlib.sha256(raw).hexdigest(),
         },
         "models": {key: models[key] for key in sorted(models)},
+        "tools": convert_tool_prices(table),
     }
 
 

@@ -2,17 +2,22 @@
 
 The guard keeps the server's budget status for its project (``GET /api/budgets/status``),
 refreshed on a background thread, so a provider call never waits on the network. Before each
-call it adds the local spend the status may not include yet (`llmlab._local_spend`: calls
-whose events the server had not acknowledged when the status was requested) and the call's
-worst-case cost; if a ``block`` budget would be passed it raises `BudgetExceededError` and
-the provider is never called. ``alert`` budgets call ``on_budget_alert`` and log a warning
+call (`reserve`) it adds the local spend the status may not include yet
+(`llmlab._local_spend`: calls whose events the server had not acknowledged when the status
+was requested), the worst cases reserved by calls not yet priced, and the call's own worst
+case (`llmlab._estimate`); if a ``block`` budget would be passed it raises
+`BudgetExceededError` and the provider is never called, else it reserves that worst case,
+in the same locked step. The call is priced later, on the delivery worker, which *settles*
+the reservation: replaces it with the real cost (`record_attributed` with the token).
+``alert`` budgets call ``on_budget_alert`` and log a warning
 once per threshold and period. With the server unreachable the guard keeps enforcing from
 its last known status plus local spend; a status the server refuses for the configuration
 (a ``project=`` that is not the key's project, a bad key) is logged once with the fix.
 
 Acknowledgements reach the guard from every delivery worker of the process
-(`llmlab._results.ACK_LISTENERS`). The tracker records a call here before queueing its
-event, so an acknowledgement always finds the call it acknowledges.
+(`llmlab._results.ACK_LISTENERS`). A call is recorded (settled) here when its event is
+built, before the event is sent, so an acknowledgement always finds the call it
+acknowledges.
 
 The status contract (one entry per budget of the project)::
 
@@ -31,15 +36,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from weakref import WeakSet
 
-from llmlab._local_spend import MAX_OPEN, Key, LocalSpend, attribution
+from llmlab._budget_status import Budget, BudgetAlert
+from llmlab._internal import INTERNAL_ERROR
+from llmlab._local_spend import MAX_OPEN, MAX_REMEMBERED, Key, LocalSpend, attribution
 from llmlab._results import ACK_LISTENERS
-from llmlab._tracker import INTERNAL_ERROR
 from llmlab.errors import APIError, BudgetExceededError
 
 __all__ = ["Budget", "BudgetAlert", "BudgetGuard"]
@@ -59,99 +63,6 @@ _ADVICE = {
 }
 
 
-def _timestamp(value: Any) -> datetime | None:
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
-
-
-@dataclass(frozen=True)
-class Budget:
-    """One budget as the server reports it."""
-
-    id: str
-    name: str
-    action: str
-    amount: Decimal
-    spent: Decimal
-    scope: dict[str, str | None]
-    thresholds: tuple[int, ...]
-    period_start: str | None
-    resets_at: datetime | None
-    #: ``period_start`` as a POSIX time (None for ``total`` budgets).
-    period_start_at: float | None = None
-    # The scope as `covers` tests it, made once: it runs for every budget on every call.
-    _project: str | None = field(default=None, init=False, repr=False, compare=False)
-    _rules: tuple[tuple[str, str], ...] = field(default=(), init=False, repr=False,
-                                                compare=False)
-    _tag: tuple[str, str] | None = field(default=None, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        scope = self.scope
-        tag = scope.get("tag")
-        object.__setattr__(self, "_project", scope.get("project"))
-        object.__setattr__(self, "_rules", tuple(
-            (key, wanted) for key in ("job", "user", "model")
-            if (wanted := scope.get(key)) is not None))
-        if tag is not None:
-            name, _, value = tag.partition("=")
-            object.__setattr__(self, "_tag", (name, value))
-
-    @classmethod
-    def from_status(cls, data: Mapping[str, Any]) -> Budget:
-        """Read one entry of the status contract."""
-        start = _timestamp(data.get("period_start"))
-        return cls(
-            id=str(data["id"]), name=str(data.get("name") or data["id"]),
-            action=str(data.get("action", "alert")), amount=Decimal(str(data["amount"])),
-            spent=Decimal(str(data.get("spent", "0"))),
-            scope={k: (None if v is None else str(v))
-                   for k, v in (data.get("scope") or {}).items()},
-            thresholds=tuple(int(t) for t in data.get("thresholds") or (100,)),
-            period_start=data.get("period_start"),
-            resets_at=_timestamp(data.get("resets_at")),
-            period_start_at=start.timestamp() if start is not None else None,
-        )
-
-    @property
-    def project_only(self) -> str | None:
-        """Its project, when the scope names nothing else."""
-        return None if self._rules or self._tag is not None else self._project
-
-    @property
-    def identity(self) -> tuple[str, tuple[tuple[str, str | None], ...]]:
-        """What decides which calls count toward it: its id and scope."""
-        return self.id, tuple(sorted(self.scope.items()))
-
-    def covers(self, call: Mapping[str, Any]) -> bool:
-        """Whether a call with this attribution (project, job, user, tags, model) counts.
-
-        A call without a project counts toward the budgets of the key's project: the
-        server files its event there, and that is the project whose status the guard reads
-        when ``project=`` is unset.
-        """
-        if self._project is not None:
-            project = call.get("project")
-            if project is not None and project != self._project:
-                return False
-        for key, wanted in self._rules:
-            if call.get(key) != wanted:
-                return False
-        if self._tag is not None:
-            name, value = self._tag
-            tags = call.get("tags") or {}
-            if name not in tags or (value and tags[name] != value):
-                return False
-        return True
-
-
-@dataclass(frozen=True)
-class BudgetAlert:
-    """Passed to ``on_budget_alert`` when local spend crosses an ``alert`` budget threshold."""
-
-    budget: Budget
-    threshold: int
-    spent: Decimal
-
-
 class BudgetGuard:
     """Caches budget status and checks calls against it; see the module docstring."""
 
@@ -167,10 +78,14 @@ class BudgetGuard:
         self._project = project
         self._spend = LocalSpend(max_open)
         #: (per block budget: its index, itself, ``amount - spent``, its project when that is
-        #: its whole scope; the running totals): read without the lock by `check`, replaced
-        #: as a whole under it.
-        self._view: tuple[list[tuple[int, Budget, Decimal, str | None]], list[Decimal]] = (
-            [], [])
+        #: its whole scope; the running totals; the reserved totals): read without the lock
+        #: by `check`, replaced as a whole under it.
+        self._view: tuple[list[tuple[int, Budget, Decimal, str | None]], list[Decimal],
+                          list[Decimal]] = ([], [], [])
+        #: Per budget index: ``amount - spent`` of a block budget, None for an alert one.
+        self._limits: list[Decimal | None] = []
+        #: Attribution -> the block budgets covering it (a new dict when the budgets change).
+        self._blocks_of: dict[Key, tuple[int, ...]] = {}
         self._alerting = False
         self._alerted: set[tuple[str, str | None, int]] = set()
         self._advised: set[int] = set()
@@ -198,7 +113,7 @@ class BudgetGuard:
         self._wake = threading.Event()
         self._thread = None
         self._spend.reset()
-        self._view = (self._view[0], self._spend.totals)
+        self._view = (self._view[0], self._spend.totals, self._spend.reserved)
         if not self._stopped:
             self.start()
 
@@ -227,7 +142,10 @@ class BudgetGuard:
             if self._spend.apply(budgets, cut):
                 self._view = ([(i, b, b.amount - b.spent, b.project_only)
                                for i, b in enumerate(budgets) if b.action == "block"],
-                              self._spend.totals)
+                              self._spend.totals, self._spend.reserved)
+                limits = [b.amount - b.spent if b.action == "block" else None for b in budgets]
+                self._limits = limits if any(x is not None for x in limits) else []
+                self._blocks_of = {}
                 self._alerting = any(b.action == "alert" for b in budgets)
                 periods = {(b.id, b.period_start) for b in budgets}
                 self._alerted = {key for key in self._alerted if key[:2] in periods}
@@ -256,8 +174,9 @@ class BudgetGuard:
     # -- the per-call path -------------------------------------------------------------------
 
     def check(self, call: Mapping[str, Any], estimate: Callable[[], Decimal]) -> None:
-        """Raise `BudgetExceededError` if the call's worst case would break a block budget."""
-        blocks, totals = self._view
+        """Raise `BudgetExceededError` if the call's worst case would break a block budget
+        (nothing reserved: `reserve` is what the integrations call)."""
+        blocks, totals, reserved = self._view
         worst: Decimal | None = None
         for i, budget, headroom, project in blocks:
             if project is not None:  # `covers`, inlined for the usual project-wide budget
@@ -268,14 +187,83 @@ class BudgetGuard:
                 continue
             if worst is None:
                 worst = estimate()
-            if totals[i] + worst > headroom:
-                spent = budget.spent + totals[i]
-                raise BudgetExceededError(
-                    f"budget {budget.name!r} ({budget.id}) would be exceeded: spent "
-                    f"${spent} of ${budget.amount}, this call could cost up to ${worst}; "
-                    "the provider was not called",
-                    budget_id=budget.id, scope=dict(budget.scope), limit=budget.amount,
-                    spent=spent, estimate=worst, resets_at=budget.resets_at)
+            if totals[i] + reserved[i] + worst > headroom:
+                raise self._exceeded(budget, totals[i], reserved[i], worst)
+
+    def reserve(self, key: Key, estimate: Callable[[], Decimal]) -> int | None:
+        """Check a call attributed ``key`` (`attribution`) against the block budgets covering
+        it and reserve its worst case in their totals, as one step under the lock (so
+        concurrent callers cannot both pass on the same headroom). Returns the reservation's
+        token for `record_attributed` (None: nothing reserved, no block budget covers it or
+        its worst case is $0); raises `BudgetExceededError` with nothing reserved."""
+        blocks_of = self._blocks_of  # read without the lock: replaced, never changed, on refresh
+        blocks = blocks_of.get(key)
+        if blocks is None:
+            with self._lock:
+                blocks_of = self._blocks_of
+                blocks = self._blocks_covering(key)
+        if not blocks:
+            return None
+        worst = estimate()  # outside the lock: it reads the request
+        if not worst:
+            return None
+        lock = self._lock
+        lock.acquire()  # not `with`: this runs on every budgeted call
+        try:
+            if self._blocks_of is not blocks_of:  # the budgets changed meanwhile
+                blocks = self._blocks_covering(key)
+                if not blocks:
+                    return None
+            spend, limits = self._spend, self._limits
+            totals, reserved = spend.totals, spend.reserved
+            for i in blocks:
+                if totals[i] + reserved[i] + worst > limits[i]:  # type: ignore[operator]
+                    raise self._exceeded(spend.budgets[i], totals[i], reserved[i], worst)
+            return spend.reserve(key, blocks, worst)
+        finally:
+            lock.release()
+
+    def _blocks_covering(self, key: Key) -> tuple[int, ...]:
+        """The block budgets covering ``key``, remembered (caller holds the lock)."""
+        limits = self._limits
+        blocks = tuple([i for i in self._spend.cover(key) if limits and limits[i] is not None])
+        if len(self._blocks_of) >= MAX_REMEMBERED:
+            self._blocks_of = {}
+        self._blocks_of[key] = blocks
+        return blocks
+
+    @property
+    def reservations(self) -> int:
+        """Calls whose worst case is reserved and not yet settled (priced)."""
+        return self._spend.reservations
+
+    def local(self) -> list[tuple[Decimal, Decimal]]:
+        """Per budget of the last status: (local spend the status may not include, worst
+        cases reserved by calls not yet settled)."""
+        with self._lock:
+            return list(zip(self._spend.totals, self._spend.reserved, strict=True))
+
+    def has_blocks(self) -> bool:
+        """Whether any budget of the last status is a ``block`` one (cheap: per call)."""
+        return bool(self._limits)
+
+    @staticmethod
+    def _exceeded(budget: Budget, local: Decimal, reserved: Decimal,
+                  worst: Decimal) -> BudgetExceededError:
+        spent = budget.spent + local
+        held = f" (and ${reserved} reserved by calls in flight)" if reserved else ""
+        return BudgetExceededError(
+            f"budget {budget.name!r} ({budget.id}) would be exceeded: spent "
+            f"${spent}{held} of ${budget.amount}, this call could cost up to ${worst}; "
+            "the provider was not called",
+            budget_id=budget.id, scope=dict(budget.scope), limit=budget.amount,
+            spent=spent, estimate=worst, resets_at=budget.resets_at)
+
+    def keep(self, token: int) -> None:
+        """Keep a reservation as spend: its call's event could not be built, so its real
+        cost is unknown (and the server will never count it)."""
+        with self._lock:
+            self._spend.keep(token)
 
     def record(self, call: Mapping[str, Any], amount: Decimal,
                event_id: str | None = None) -> None:
@@ -283,13 +271,20 @@ class BudgetGuard:
         (without an id: until its period ends), and fire alert thresholds it crosses."""
         self.record_attributed(attribution(call), amount, event_id)
 
-    def record_attributed(self, key: Key, amount: Decimal, event_id: str | None) -> None:
-        """`record` given the call's attribution tuple, as the tracker has it per call."""
-        if not amount:
+    def record_attributed(self, key: Key, amount: Decimal, event_id: str | None,
+                          reservation: int | None = None) -> None:
+        """`record` given the call's attribution tuple, as the tracker has it per call;
+        with ``reservation`` (its `reserve` token) this *settles* the call: the reservation is
+        replaced by ``amount``, the real cost, in one step."""
+        if not amount and reservation is None:
             return
         lock = self._lock
         lock.acquire()  # not `with`: this runs on every call, and costs half as much
         try:
+            if reservation is not None:
+                self._spend.settle(reservation)
+                if not amount:
+                    return
             cover = self._spend.record(key, amount, event_id, time.time())
             crossed = self._crossed(cover) if self._alerting else None
         finally:

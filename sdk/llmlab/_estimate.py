@@ -3,18 +3,32 @@
 Used before a call, to check budgets against its worst case (prompt estimate + the most output
 the request allows, priced from the catalogue), and after a stream that ended before the
 provider reported usage (then the event is marked ``estimated``).
+
+The worst case runs before every call checked against a ``block`` budget, so it is cheap and
+never below what the call can be billed at list price:
+
+* the prompt is measured as its JSON text would be, without encoding it when the messages
+  are plain ASCII strings (the usual chat request); anything else (content parts, images,
+  tools, non-ASCII text, whose JSON escapes count as more characters) is measured through
+  ``json.dumps`` as before; characters / 4 are its tokens;
+* the output is the request's own cap, else the model's, else 4096 tokens;
+* the rates are the highest the call may be billed at: prompt tokens at the dearest of the
+  input, cache-write and audio/image input rates, output tokens at the dearest of the output,
+  reasoning and audio/image output rates, for the request's service tier and the prompt's
+  context length, times the largest regional multiplier and the project's markup. They are
+  worked out once per rate card and cached.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from llmlab._consts import CHARS_PER_TOKEN
 from llmlab.pricing import Catalogue
-from llmlab.usage import Usage
 
 __all__ = ["estimate_prompt_tokens", "max_output_tokens", "tokens_for_chars", "worst_case_cost"]
 
@@ -24,6 +38,13 @@ _PROMPT_FIELDS = ("messages", "input", "prompt", "system", "instructions", "cont
 _MAX_OUTPUT_FIELDS = ("max_completion_tokens", "max_output_tokens", "max_tokens")
 #: When neither the request nor the catalogue says how long the output may be.
 DEFAULT_MAX_OUTPUT = 4096
+#: Characters counted for the framing of a prompt given as a bare string (its turn's markers).
+_TURN = 8
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
+#: Request ``service_tier`` values and the catalogue's rate table they are billed from.
+_TIERS = {None: "standard", "default": "standard", "auto": "standard", "standard": "standard",
+          "scale": "standard", "batch": "batch", "flex": "flex", "priority": "priority"}
 
 
 def tokens_for_chars(chars: int) -> int:
@@ -31,22 +52,52 @@ def tokens_for_chars(chars: int) -> int:
     return -(-chars // CHARS_PER_TOKEN) if chars > 0 else 0
 
 
-def _text_size(value: Any) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, (bytes, bytearray)):
-        return len(value)
+def _json_size(value: Any) -> int:
     try:
         return len(json.dumps(value, default=str))
     except (TypeError, ValueError):
         return len(str(value))
 
 
+def _text_size(value: Any) -> int:
+    """The length of a prompt field's JSON text (escapes aside for plain ASCII messages).
+
+    A message of ASCII strings, ``{"role": "user", "content": "hi"}``, counts its braces and
+    per item its key and value, two quotes each, a colon, a space and a separator (8
+    characters, one more than JSON writes), without being encoded.
+    """
+    if value is None:
+        return 0
+    kind = type(value)
+    if kind is str:  # a bare prompt: its text, and the framing of a turn (a few tokens)
+        return (len(value) if value.isascii() else _json_size(value)) + _TURN
+    if kind is list:
+        size = 2
+        for item in value:
+            if type(item) is dict:
+                size += 4
+                for key, text in item.items():
+                    if type(text) is not str or not text.isascii():
+                        return _json_size(value)  # content parts, images, tool calls, ...
+                    size += len(key) + len(text) + 8
+            elif type(item) is str and item.isascii():
+                size += len(item) + 4
+            else:
+                return _json_size(value)
+        return size
+    if isinstance(value, (bytes, bytearray)):
+        return len(value)
+    return _json_size(value)
+
+
 def estimate_prompt_tokens(kwargs: Mapping[str, Any]) -> int:
     """About how many tokens the request's prompt holds (characters / 4)."""
-    return tokens_for_chars(sum(_text_size(kwargs.get(f)) for f in _PROMPT_FIELDS))
+    chars = 0
+    for name in _PROMPT_FIELDS:
+        value = kwargs.get(name)
+        if value is not None:
+            chars += _text_size(value)
+    return tokens_for_chars(chars)
 
 
 def max_output_tokens(kwargs: Mapping[str, Any], catalogue_max: int | None) -> int:
@@ -64,13 +115,86 @@ def max_output_tokens(kwargs: Mapping[str, Any], catalogue_max: int | None) -> i
     return catalogue_max or DEFAULT_MAX_OUTPUT
 
 
+#: Request fields the worst case reads, and what each is: a prompt or an output cap.
+_SKIP = object()
+_FIELDS: dict[str, bool | None] = (dict.fromkeys(_PROMPT_FIELDS, True)
+                                    | dict.fromkeys(_MAX_OUTPUT_FIELDS, False)
+                                    | {"config": None, "generation_config": None})
+#: (id(price period), service tier) -> (the period, the dearest prompt and output rates of
+#: its tier-0 card times its largest multiplier in `_PICO` dollars, whether the prompt's
+#: length picks the card).
+_RATES: dict[tuple[int, str], tuple[Any, int, int, bool]] = {}
+#: Rates are kept as whole pico-dollars per token, rounded up: the worst case is then integer
+#: arithmetic and one `Decimal` (every catalogue rate is a whole number of them anyway).
+_PICO = 12
+
+
+def _dearest(period: Any, svc: str, prompt: int) -> tuple[int, int]:
+    """The dearest prompt and output rates (pico-dollars) a call of ``prompt`` tokens may be
+    billed at in ``period`` (cached per period and tier: periods and cards do not change)."""
+    cached = _RATES.get((id(period), svc))
+    if cached is None or cached[0] is not period:
+        cached = (period, *_rates(period, svc, 0), bool(period.tiers))
+        if len(_RATES) > 4096:
+            _RATES.clear()
+        _RATES[(id(period), svc)] = cached
+    if cached[3]:  # long-context tiers: the card depends on the prompt's length
+        return _rates(period, svc, prompt)
+    return cached[1], cached[2]
+
+
+def _rates(period: Any, svc: str, prompt: int) -> tuple[int, int]:
+    card = period.card(svc, prompt)
+    scale = max(_ONE, *period.multipliers.values()) if period.multipliers else _ONE
+    dearest_in = max(card.input, card.cache_write, card.cache_write_long, card.audio_input,
+                     card.image_input)
+    dearest_out = max(card.output, card.reasoning, card.audio_output, card.image_output)
+    return (_pico(dearest_in * scale), _pico(dearest_out * scale))
+
+
+def _pico(rate: Decimal) -> int:
+    """``rate`` in whole pico-dollars, rounded up."""
+    return math.ceil(rate.scaleb(_PICO))
+
+
 def worst_case_cost(catalogue: Catalogue | None, provider: str, model: str,
-                    kwargs: Mapping[str, Any]) -> Decimal:
-    """The most this request can cost: estimated prompt + maximum output, at list price."""
+                    kwargs: Mapping[str, Any], project: str | None = None) -> Decimal:
+    """The most this request can cost: estimated prompt + maximum output, at the dearest
+    rates it may be billed at (see the module docstring); $0 for a model without a price."""
     catalogue = catalogue or Catalogue.default()
     entry = catalogue.resolve(model, provider)
     if entry is None:
-        return Decimal(0)
-    usage = Usage(input_tokens=estimate_prompt_tokens(kwargs),
-                  output_tokens=max_output_tokens(kwargs, entry.max_output_tokens))
-    return catalogue.cost(model, usage, provider).total
+        return _ZERO
+    chars = 0
+    output = 0
+    fields = _FIELDS
+    for name, value in kwargs.items():  # one pass: a request has a handful of keywords
+        kind = fields.get(name, _SKIP)
+        if kind is _SKIP or value is None:
+            continue
+        if kind is True:
+            chars += _text_size(value)
+        elif kind is False:
+            if type(value) is int and value > output:  # two caps (never both, really)
+                output = value
+        else:  # a Gemini config holding the cap
+            cap = (value.get("max_output_tokens") if isinstance(value, Mapping)
+                   else getattr(value, "max_output_tokens", None))
+            if type(cap) is int and cap > output:
+                output = cap
+    if not output:
+        output = entry.max_output_tokens or DEFAULT_MAX_OUTPUT
+    prompt = -(-chars // CHARS_PER_TOKEN)
+    tier = kwargs.get("service_tier")
+    svc = _TIERS.get(tier, "standard") if tier is None or type(tier) is str else "standard"
+    period = entry.periods[-1]
+    cached = _RATES.get((id(period), svc))
+    if cached is not None and cached[0] is period and not cached[3]:
+        prompt_rate, output_rate = cached[1], cached[2]
+    else:
+        prompt_rate, output_rate = _dearest(period, svc, prompt)
+    cost = Decimal(prompt * prompt_rate + output * output_rate).scaleb(-_PICO)
+    markups = catalogue._markups
+    if markups:
+        cost *= max(_ONE, markups.get(project) or markups.get(None) or _ONE)
+    return cost

@@ -29,6 +29,14 @@ of budget indices). Its spend is in exactly one of four places until it is relea
   events it counts the held part twice until the period ends, and may refuse a call it
   could have allowed, never the reverse.
 
+* **reserved**: a call checked against a ``block`` budget reserves its worst-case cost
+  (`reserve`) before the provider is called, in ``reserved[i]`` beside ``totals[i]`` of each
+  block budget covering it (alert budgets see real costs only), until
+  its event is priced (on the delivery worker) and `settle` replaces the reservation with the
+  call's real cost as an open record. A budget check adds both. Reservations are bounded
+  like open records: past ``max_open`` of them (calls whose events were never built, say
+  dropped), the oldest becomes an open record without an id (kept, never forgotten).
+
 Recording adds to the totals of its cover; releasing subtracts; acknowledging and folding
 move spend without changing any total. So a check is O(budgets), recording and
 acknowledging are O(cover), and nothing walks the records on the per-call path. When the
@@ -42,15 +50,16 @@ Not thread-safe: the guard calls every method under its lock.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from llmlab._budgets import Budget
+    from llmlab._budget_status import Budget
 
-__all__ = ["HELD_SPAN", "MAX_HELD", "MAX_OPEN", "Key", "LocalSpend", "attribution"]
+__all__ = ["HELD_SPAN", "MAX_HELD", "MAX_OPEN", "Cover", "Key", "LocalSpend", "attribution"]
 
 #: Unacknowledged events kept one by one (about 0.45 KB each with their id and amount, so at
 #: most about 9 MB); past it the oldest are held as sums.
@@ -89,6 +98,10 @@ class LocalSpend:
         self.budgets: list[Budget] = []
         #: Replaced (never resized) when the budgets change, so a reader may hold it.
         self.totals: list[Decimal] = []
+        #: Worst cases reserved by calls not yet settled, per budget (replaced like `totals`).
+        self.reserved: list[Decimal] = []
+        self._reservations: OrderedDict[int, Record] = OrderedDict()
+        self._tokens = 0
         self._indexed: list[tuple[int, Budget]] = []
         self._open: OrderedDict[str | int, Record] = OrderedDict()
         self._unnamed = 0  # keys of records without an event id (ints: never an id)
@@ -121,6 +134,43 @@ class LocalSpend:
         if len(opened) > self.max_open:
             self._fold(now)
         return cover
+
+    def cover(self, key: Key) -> Cover:
+        """The budgets an attribution counts toward."""
+        cover = self._covers.get(key)
+        return self._cover_of(key) if cover is None else cover
+
+    def reserve(self, key: Key, cover: Cover, amount: Decimal) -> int:
+        """Reserve ``amount`` in the budgets of ``cover`` (the block budgets covering ``key``)
+        until `settle`; returns its token."""
+        reserved = self.reserved
+        for i in cover:
+            reserved[i] += amount
+        self._tokens += 1
+        reservations = self._reservations
+        reservations[self._tokens] = (amount, key, cover, 0.0)
+        if len(reservations) > self.max_open:  # never settled (its event was never built)
+            self.keep(next(iter(reservations)))
+        return self._tokens
+
+    def settle(self, token: int) -> bool:
+        """Drop reservation ``token`` (its call's real cost is recorded instead); False when
+        it is gone already (settled, or kept as spend past the bound)."""
+        record = self._reservations.pop(token, None)
+        if record is None:
+            return False
+        amount, _, cover, _ = record
+        reserved = self.reserved
+        for i in cover:
+            reserved[i] -= amount
+        return True
+
+    def keep(self, token: int, now: float | None = None) -> None:
+        """Keep reservation ``token`` as spend, in every budget covering its call (its real
+        cost will never be known)."""
+        record = self._reservations.get(token)
+        if record is not None and self.settle(token):
+            self.record(record[1], record[0], None, time.time() if now is None else now)
 
     def _cover_of(self, key: Key) -> Cover:
         """The budgets an attribution counts toward, remembered (most calls share a few)."""
@@ -218,6 +268,15 @@ class LocalSpend:
             self._open[event_id] = (amount, key, cover, when)
             for i in cover:
                 totals[i] += amount
+        reserved = [ZERO] * len(budgets)
+        for token, (amount, key, _, when) in list(self._reservations.items()):
+            call = _call(key)
+            cover = self._intern(tuple(i for i, b in enumerate(budgets)
+                                       if b.action == "block" and b.covers(call)))
+            self._reservations[token] = (amount, key, cover, when)
+            for i in cover:
+                reserved[i] += amount
+        self.reserved = reserved
         self._acked = _remap_sums(self._acked, remap, None, totals)
         self._sealed = _remap_sums(self._sealed, remap, None, totals)
         for bucket in self._held:
@@ -230,8 +289,10 @@ class LocalSpend:
     def reset(self) -> None:
         """Forget every record and sum (a forked child: the parent's calls are its own)."""
         self._open.clear()
+        self._reservations.clear()
         self._acked, self._sealed, self._held = {}, {}, []
         self.totals = [ZERO] * len(self.budgets)
+        self.reserved = [ZERO] * len(self.budgets)
 
     # -- what tests and stats read ---------------------------------------------------------------
 
@@ -239,6 +300,11 @@ class LocalSpend:
     def open_records(self) -> int:
         """Events counted one by one (unacknowledged, at most ``max_open``)."""
         return len(self._open)
+
+    @property
+    def reservations(self) -> int:
+        """Calls whose worst case is reserved, not yet settled."""
+        return len(self._reservations)
 
     @property
     def held_buckets(self) -> int:

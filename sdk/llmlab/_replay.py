@@ -18,6 +18,7 @@ move what `flush()` waits for.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -27,8 +28,11 @@ from llmlab._outage import Outage
 from llmlab._results import Results
 from llmlab._sending import SHUTTING_DOWN, Sender
 from llmlab._spool import Spool, SpoolFile
+from llmlab._spool_dirs import adopt_legacy
 
 __all__ = ["Replayer"]
+
+logger = logging.getLogger("llmlab")
 
 
 class Replayer:
@@ -87,6 +91,12 @@ class Replayer:
         if self.spool is None or not self.ready(now):
             return False
         self._probed_gen = self._flush_gen()
+        if self.spool.legacy_root is not None:
+            root, self.spool.legacy_root = self.spool.legacy_root, None
+            try:
+                adopt_legacy(root, self.spool)
+            except Exception:  # the host app never sees our failures
+                logger.warning("llmlab: could not adopt spool files at %s", root, exc_info=True)
         claimed: SpoolFile | None = self.spool.claim()
         if claimed is None:
             self.active = False

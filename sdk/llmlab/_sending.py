@@ -52,6 +52,19 @@ class Delivery:
     refusal: str | None = None
 
 
+def _exponential_jitter(first: float, most: float) -> tenacity.wait_exponential_jitter:
+    """tenacity's exponential backoff with jitter: ``first``, doubling, up to ``most``.
+
+    tenacity 9.2 renamed ``initial`` to ``multiplier`` (the old name warns); 8.2 to 9.1
+    know only ``initial``.
+    """
+    try:
+        return tenacity.wait_exponential_jitter(  # type: ignore[call-arg,unused-ignore]
+            multiplier=first, max=most, jitter=first)
+    except TypeError:
+        return tenacity.wait_exponential_jitter(initial=first, max=most, jitter=first)
+
+
 class Sender:
     """Delivers batches through a transport with the retry policy above."""
 
@@ -65,8 +78,7 @@ class Sender:
         self._cond = cond
         self._drain_deadline = drain_deadline
         self.max_retries = max_retries
-        self._backoff = tenacity.wait_exponential_jitter(
-            initial=backoff_initial, max=backoff_max, jitter=backoff_initial)
+        self._backoff = _exponential_jitter(backoff_initial, backoff_max)
         #: When the current wait on the server (a request, a backoff) began (monotonic); 0.0
         #: while not waiting. The caller's side reads it: pausing the app cannot help then.
         self.waiting_since = 0.0

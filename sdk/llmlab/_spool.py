@@ -65,6 +65,18 @@ def _count_in(name: str) -> int:
         return 0
 
 
+def parse_lines(text: str) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    """A spool file's non-blank lines, each with its event (None when it is not one)."""
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = None
+        yield line, event if isinstance(event, dict) else None
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -95,6 +107,9 @@ class Spool:
         self.claim_ttl = claim_ttl
         #: Events this process deleted to respect the cap, or found unreadable.
         self.dropped = 0
+        #: A directory an earlier version spooled into, to adopt from before the first replay
+        #: (`llmlab._spool_dirs.adopt_legacy`); None once done, or when there is none.
+        self.legacy_root: Path | None = None
         self._seq = itertools.count()
         self._lock = threading.Lock()
 
@@ -247,14 +262,8 @@ class Spool:
                 self._put_back(claimed, name)
                 return None
             events, lines, unreadable = [], [], 0
-            for line in text.splitlines():
-                if not line.strip():
-                    continue
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    event = None
-                if not isinstance(event, dict):
+            for line, event in parse_lines(text):
+                if event is None:
                     unreadable += 1
                     with contextlib.suppress(OSError), self._locked():
                         self._count_dropped(1, f"unreadable line in spool file {name}")

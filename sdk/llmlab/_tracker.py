@@ -16,70 +16,28 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from llmlab import _consts
+from llmlab._event_wire import RecordedCall, call_fields, no_attribution, wire_event
+from llmlab._internal import (
+    INTERNAL_ERROR,
+    capture_internal_exceptions,
+    log_internal_error,
+    run_callback,
+)
 from llmlab._paths import home_dir
 from llmlab._scope import _CURRENT as _CURRENT_SCOPE
 from llmlab._scope import Scope, add_to_scopes, current_scope
-from llmlab.errors import BudgetExceededError
 from llmlab.pricing import Catalogue
-from llmlab.schema import CostEvent, EventCost, new_event_id
+from llmlab.schema import CostEvent
 from llmlab.transport import Transport
 from llmlab.usage import Usage
 
-__all__ = ["NonRecordingTracker", "Options", "Tracker", "capture_internal_exceptions",
-           "get_tracker", "set_tracker"]
+__all__ = ["INTERNAL_ERROR", "NonRecordingTracker", "Options", "RecordedCall", "Tracker",
+           "capture_internal_exceptions", "get_tracker", "log_internal_error", "set_tracker"]
 
 logger = logging.getLogger("llmlab")
-_SDK = {"name": _consts.SDK_NAME, "version": _consts.SDK_VERSION}
-#: Marks log records of errors llmlab swallowed (the test suite turns them into failures).
-INTERNAL_ERROR = "llmlab_internal_error"
-
-
-class _CaptureInternalExceptions:
-    """Log and swallow any exception raised inside the block (the SDK contract).
-
-    A class rather than a @contextmanager: it runs several times per provider call, and a
-    generator-based context manager costs several microseconds each time.
-    """
-
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: object) -> bool:
-        if exc_type is None or not issubclass(exc_type, Exception):
-            return False
-        if issubclass(exc_type, BudgetExceededError):
-            return False
-        logger.error("llmlab: internal error (ignored; your call is unaffected)",
-                     exc_info=(exc_type, exc, tb), extra={INTERNAL_ERROR: True})  # type: ignore[arg-type]
-        return True
-
-
-_CAPTURE = _CaptureInternalExceptions()
-
-
-def capture_internal_exceptions() -> _CaptureInternalExceptions:
-    """Log and swallow any exception raised inside the ``with`` block (the SDK contract)."""
-    return _CAPTURE
-
-
-def log_internal_error() -> None:
-    """Log the exception being handled as one of llmlab's own (swallowed) failures."""
-    logger.error("llmlab: internal error (ignored; your call is unaffected)", exc_info=True,
-                 extra={INTERNAL_ERROR: True})
-
-
-def _run_callback(callback: Callable[[Any], None], value: Any) -> None:
-    """Call a user callback; its failure is the user's bug, logged and never raised."""
-    try:
-        callback(value)
-    except Exception:
-        logger.exception("llmlab: callback %r raised (ignored)", callback)
 
 
 @dataclass
@@ -134,11 +92,13 @@ class NonRecordingTracker:
     def capture(self, wire: dict[str, Any]) -> None:
         """Do nothing (llmlab is not initialised)."""
 
-    def check_budget(self, provider: str, model: str, estimate: Callable[[], Decimal]) -> None:
-        """Scopes with max_cost still apply before init()."""
+    def check_budget(self, provider: str, model: str,
+                     estimate: Callable[[], Decimal]) -> int | None:
+        """Scopes with max_cost still apply before init() (nothing is reserved)."""
         scope = current_scope()
         if scope is not None and _has_max_cost(scope):
             scope.check(estimate())
+        return None
 
     def scope_finished(self, scope: Scope, failed: bool) -> None:
         """Do nothing (llmlab is not initialised)."""
@@ -196,9 +156,12 @@ class Tracker(NonRecordingTracker):
     @staticmethod
     def _make_worker(options: Options) -> Any:
         from llmlab._spool import Spool
+        from llmlab._spool_dirs import spool_directory
         from llmlab._worker import Worker
 
-        spool: Spool | None = Spool(options.home / "spool")
+        own = Spool(spool_directory(options.home, options.project, options.api_key))
+        own.legacy_root = options.home / "spool"  # an earlier version's files: adopted
+        spool: Spool | None = own
         if options.transport is not None:
             transport = options.transport
         elif options.api_key and options.base_url:
@@ -219,10 +182,10 @@ class Tracker(NonRecordingTracker):
 
     def defers_pricing(self) -> bool:
         """Whether a call finishing now may be priced on the worker: nothing on the calling
-        thread needs its price (no enclosing scope, no ``on_event`` callback, no budget to
-        enforce)."""
-        return (_CURRENT_SCOPE.get() is None and not self.options.on_event
-                and not self.enforces_budgets())
+        thread needs its price (no enclosing scope, no ``on_event`` callback). Budgets do
+        not need it: the call's worst case was reserved at its check, and the worker settles
+        the reservation when it prices the event (`BudgetGuard.reserve`)."""
+        return _CURRENT_SCOPE.get() is None and not self.options.on_event
 
     def record_call(self, call: RecordedCall) -> None:
         """Record one finished provider call.
@@ -235,7 +198,8 @@ class Tracker(NonRecordingTracker):
             if self.worker is not None:
                 self.worker.submit((_build_deferred, self, call))
             return
-        self.record_usage(timestamp=datetime.fromtimestamp(call.when, UTC), **_fields(call))
+        self.record_usage(timestamp=datetime.fromtimestamp(call.when, UTC),
+                          reservation=call.reservation, **call_fields(call))
 
     def record_usage(  # type: ignore[override]
         self,
@@ -253,10 +217,12 @@ class Tracker(NonRecordingTracker):
         estimated: bool = False,
         service_tier: str | None = None,
         region: str | None = None,
+        provider_cost: Decimal | None = None,
         timestamp: datetime | None = None,
         cost: Mapping[str, Any] | None = None,
         attribution: Mapping[str, Any] | None = None,
         validate: bool = False,
+        reservation: int | None = None,
     ) -> dict[str, Any]:
         """Price one call and capture its event now; returns the event's wire dict.
 
@@ -265,109 +231,56 @@ class Tracker(NonRecordingTracker):
         made only for those who ask for one (``on_event`` callbacks, ``Scope.events``).
         With ``validate`` (caller-made values, `llmlab.record`) it is checked against the
         wire schema first: an invalid event raises ``ValueError`` and is not captured.
+        ``reservation``: the budget guard's reservation for the call (`check_budget`),
+        settled here.
         """
         when = timestamp or datetime.now(UTC)
         scope = current_scope()
-        attrs = scope.attribution() if scope is not None else _no_attribution()
+        attrs = scope.attribution() if scope is not None else no_attribution()
         if attribution:
             for key, value in attribution.items():
                 if key == "tags":
                     attrs["tags"] = {**attrs["tags"], **value}
                 elif value is not None:
                     attrs[key] = value
-        wire, total, priced = self._wire(
+        wire, total, priced = wire_event(
+            self.catalogue, self.options.project, self.options.environment,
             when, attrs, provider=provider, model=model, usage=usage,
             requested_model=requested_model, operation=operation, latency_ms=latency_ms,
             ttfb_ms=ttfb_ms, stream=stream, status=status, error_type=error_type,
-            estimated=estimated, service_tier=service_tier, region=region, cost=cost)
+            estimated=estimated, service_tier=service_tier, region=region, cost=cost,
+            provider_cost=provider_cost)
         if validate:
             CostEvent.model_validate(wire)
         # Counted before it is queued: its acknowledgement must find it in the guard.
-        self._count_for_budgets(wire, attrs, total)
+        self._count_for_budgets(wire, attrs, total, reservation)
         self.capture(wire, total, priced)
         return wire
 
     def build_deferred(self, call: RecordedCall) -> dict[str, Any] | None:
-        """The wire event of a call `record_call` deferred (runs on the worker thread);
-        None when it could not be built (logged as an internal error)."""
+        """The wire event of a call `record_call` deferred (runs on the worker thread), and
+        the settlement of its budget reservation; None when it could not be built (logged
+        as an internal error; the reservation is then kept as spend)."""
+        reservation = call.reservation
         with capture_internal_exceptions():
-            attrs = _no_attribution()
-            wire, total, _ = self._wire(datetime.fromtimestamp(call.when, UTC), attrs,
-                                        **_fields(call))
-            self._count_for_budgets(wire, attrs, total)
+            attrs = no_attribution()
+            wire, total, _ = wire_event(self.catalogue, self.options.project,
+                                        self.options.environment,
+                                        datetime.fromtimestamp(call.when, UTC), attrs,
+                                        **call_fields(call))
+            self._count_for_budgets(wire, attrs, total, reservation)
             return wire
+        if reservation is not None and self.budget_guard is not None:
+            self.budget_guard.keep(reservation)
         return None
 
     def _count_for_budgets(self, wire: dict[str, Any], attrs: Mapping[str, Any],
-                           total: Decimal) -> None:
+                           total: Decimal, reservation: int | None = None) -> None:
         if self.budget_guard is not None:
             tags = attrs["tags"]
             self.budget_guard.record_attributed(
                 (wire.get("project"), attrs["job_id"], attrs["user_id"], wire["model"],
-                 tuple(tags.items()) if tags else ()), total, wire["id"])
-
-    def _wire(
-        self,
-        when: datetime,
-        attrs: dict[str, Any],
-        *,
-        provider: str,
-        model: str,
-        usage: Usage | Any,
-        requested_model: str | None = None,
-        operation: str = "chat.completions",
-        latency_ms: float | None = None,
-        ttfb_ms: float | None = None,
-        stream: bool = False,
-        status: str = "ok",
-        error_type: str | None = None,
-        estimated: bool = False,
-        service_tier: str | None = None,
-        region: str | None = None,
-        cost: Mapping[str, Any] | None = None,
-    ) -> tuple[dict[str, Any], Decimal, bool]:
-        """The priced wire event of one call, its total and whether it was priced."""
-        if not isinstance(usage, Usage):  # a provider's usage object, normalised only now
-            usage = Usage.from_any(usage, provider)
-        project = attrs["project"] or self.options.project
-        if cost is not None:
-            wire_cost = EventCost.model_validate(cost)
-            total, priced, cost_dict = wire_cost.total, wire_cost.priced, wire_cost.model_dump(
-                mode="json")
-        else:
-            breakdown = self.catalogue.cost(model, usage, provider, at=when,
-                                            service_tier=service_tier, region=region,
-                                            project=project)
-            if not breakdown.priced and requested_model and requested_model != model:
-                breakdown = self.catalogue.cost(requested_model, usage, provider, at=when,
-                                                service_tier=service_tier, region=region,
-                                                project=project)
-            total, priced = breakdown.total, breakdown.priced
-            # Decimals stay Decimals here (the worker's encoder writes them as wire strings),
-            # and zero components are left out (the wire format defaults them to "0").
-            cost_dict = {"total": total, "currency": "USD", "priced": priced,
-                         "pricing_version": breakdown.pricing_version}
-            for name in ("input", "cache_read", "cache_write", "output", "reasoning"):
-                amount = getattr(breakdown, name)
-                if amount:
-                    cost_dict[name] = amount
-        wire: dict[str, Any] = {
-            "schema_version": 1, "id": new_event_id(), "timestamp": when, "provider": provider,
-            "model": model, "operation": operation, "usage": usage.to_sparse_dict(),
-            "cost": cost_dict, "stream": stream, "status": status, "tags": attrs["tags"],
-            "sdk": _SDK,
-        }
-        # Fields that are None or False are left out: the schema defaults them, and every
-        # key not sent is one the worker does not encode.
-        for key, value in (("requested_model", requested_model), ("latency_ms", latency_ms),
-                           ("ttfb_ms", ttfb_ms), ("estimated", estimated),
-                           ("error_type", error_type), ("service_tier", service_tier),
-                           ("project", project), ("job_id", attrs["job_id"]),
-                           ("user_id", attrs["user_id"]), ("function", attrs["function"]),
-                           ("environment", self.options.environment)):
-            if value:
-                wire[key] = value
-        return wire, total, priced
+                 tuple(tags.items()) if tags else ()), total, wire["id"], reservation)
 
     def capture(self, wire: dict[str, Any], total: Decimal = Decimal(0),
                 priced: bool = True) -> None:
@@ -376,7 +289,7 @@ class Tracker(NonRecordingTracker):
         if self.options.on_event:
             event = CostEvent.model_validate(wire)
             for callback in self.options.on_event:
-                _run_callback(callback, event)
+                run_callback(callback, event)
         if self.worker is not None:
             self.worker.submit(wire)
 
@@ -384,27 +297,32 @@ class Tracker(NonRecordingTracker):
         """Whether the server has budgets this process checks calls against."""
         return self.budget_guard is not None and self.budget_guard.has_budgets()
 
-    def check_budget(self, provider: str, model: str, estimate: Callable[[], Decimal]) -> None:
-        """Raise `BudgetExceededError` if the call's worst case would break a limit."""
+    def check_budget(self, provider: str, model: str,
+                     estimate: Callable[[], Decimal]) -> int | None:
+        """Raise `BudgetExceededError` if the call's worst case would break a limit; else
+        reserve it in the block budgets covering the call and return the reservation (None:
+        nothing reserved), which the call's event settles when it is priced."""
         scope = _CURRENT_SCOPE.get()
         if scope is not None and _has_max_cost(scope):
             scope.check(estimate())
         guard = self.budget_guard
-        if guard is not None:
-            if scope is None:  # the common case, per call: no job, user or tags to match
-                guard.check({"project": self.options.project, "model": model}, estimate)
-                return
-            attrs = scope.attribution()
-            guard.check({"project": attrs["project"] or self.options.project,
-                         "job": attrs["job_id"], "user": attrs["user_id"],
-                         "tags": attrs["tags"], "model": model}, estimate)
+        if guard is None:
+            return None
+        if scope is None:  # the common case, per call: no job, user or tags to match
+            return guard.reserve(  # type: ignore[no-any-return]
+                (self.options.project, None, None, model, ()), estimate)
+        attrs = scope.attribution()
+        tags = attrs["tags"]
+        return guard.reserve(  # type: ignore[no-any-return]
+            (attrs["project"] or self.options.project, attrs["job_id"], attrs["user_id"],
+             model, tuple(tags.items()) if tags else ()), estimate)
 
     def scope_finished(self, scope: Scope, failed: bool) -> None:
         """Log the scope's job summary, tell the callbacks, flush in serverless mode."""
         if scope.calls:
             logger.info("llmlab: %s%s", scope.summary(), " (failed)" if failed else "")
         for callback in self.options.on_scope:
-            _run_callback(callback, scope)
+            run_callback(callback, scope)
         if self.options.serverless and scope.parent is None:
             self.flush(self.options.flush_timeout)
 
@@ -431,43 +349,10 @@ class Tracker(NonRecordingTracker):
         return dict(self.worker.stats())
 
 
-def _no_attribution() -> dict[str, Any]:
-    return {"project": None, "job_id": None, "user_id": None, "function": None, "tags": {}}
-
-
-class RecordedCall(Protocol):
-    """A finished provider call, as `Call` in ``llmlab.integrations._common`` holds it."""
-
-    provider: str
-    model: str
-    usage: Usage | Any
-    requested_model: str | None
-    operation: str
-    latency_ms: float
-    ttfb_ms: float | None
-    stream: bool
-    status: str
-    error_type: str | None
-    estimated: bool
-    #: ``service_tier`` and ``region`` when the provider's response said.
-    extra: dict[str, Any]
-    #: The wall-clock time the call finished (``time.time()``).
-    when: float
-
-
 def _build_deferred(record: tuple[Any, ...]) -> dict[str, Any] | None:
     """The worker's builder of a deferred ``(_build_deferred, tracker, call)`` record."""
     _, tracker, call = record
     return tracker.build_deferred(call)  # type: ignore[no-any-return]
-
-
-def _fields(call: RecordedCall) -> dict[str, Any]:
-    """`record_usage` keywords of a recorded call."""
-    return {"provider": call.provider, "model": call.model, "usage": call.usage,
-            "requested_model": call.requested_model, "operation": call.operation,
-            "latency_ms": call.latency_ms, "ttfb_ms": call.ttfb_ms, "stream": call.stream,
-            "status": call.status, "error_type": call.error_type, "estimated": call.estimated,
-            **call.extra}
 
 
 _TRACKER: NonRecordingTracker = NonRecordingTracker()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from llmlab import integrations
+from llmlab._env import env_bool
 from llmlab._scope import Scope, _checked_tags
 from llmlab._tracker import (
     NonRecordingTracker,
@@ -50,6 +51,7 @@ def init(
     budgets: bool = True,
     on_budget_alert: Callable[[Any], None] | None = None,
     budget_refresh_interval: float = 15.0,
+    pricing_sync: bool | None = None,
     **worker_options: Any,
 ) -> None:
     """Start tracking: price every instrumented call and ship its event.
@@ -60,7 +62,9 @@ def init(
     patches every installed provider SDK (or the named ones). ``serverless=True`` flushes when
     each outermost scope ends (AWS Lambda, Cloud Run jobs). With a server, ``budgets=True``
     enforces the project's ``block`` budgets before each call (from a status refreshed in the
-    background) and calls ``on_budget_alert`` for ``alert`` budgets. Calling `init` again
+    background) and calls ``on_budget_alert`` for ``alert`` budgets. With a server,
+    ``pricing_sync`` (default ``$LLMLAB_PRICING_SYNC``, on) prices with the server's catalogue,
+    pulled in the background (docs/pricing.md). Calling `init` again
     replaces the previous configuration.
 
     >>> import llmlab
@@ -74,6 +78,7 @@ def init(
         raise ConfigurationError(f"base_url must start with http:// or https://, got {base_url!r}")
     if base_url and not api_key and transport is None:
         raise ConfigurationError("a base_url needs an api_key (or LLMLAB_API_KEY)")
+    sync_prices = env_bool("LLMLAB_PRICING_SYNC", True) if pricing_sync is None else pricing_sync
     options = Options(
         api_key=api_key, base_url=base_url.rstrip("/") if base_url else None,
         project=project or os.environ.get("LLMLAB_PROJECT") or None,
@@ -86,14 +91,38 @@ def init(
     )
     if home is not None:
         options.home = Path(home)
-    previous = set_tracker(Tracker(options))
+    tracker = Tracker(options)
+    previous = set_tracker(tracker)
+    _stop_pricing_sync(previous)
     previous.shutdown()
+    if sync_prices:
+        _start_pricing_sync(tracker, options)
     if auto_instrument:
         names = () if auto_instrument is True else tuple(auto_instrument)
         integrations.instrument(*names)
     if not _ATEXIT_REGISTERED:
         atexit.register(_flush_at_exit)
         _ATEXIT_REGISTERED = True
+
+
+def _start_pricing_sync(tracker: Tracker, options: Options) -> None:
+    """Price with the server's catalogue, pulled off-thread (`llmlab.pricing._sync`)."""
+    if not (options.api_key and options.base_url) or options.catalogue is not None:
+        return
+    from llmlab.pricing._sync import PricingSync
+
+    def use(catalogue: Catalogue) -> None:
+        tracker.catalogue = catalogue
+
+    tracker.pricing_sync = PricingSync(options.base_url, options.api_key,  # type: ignore[attr-defined]
+                                       options.home, use)
+    tracker.pricing_sync.start()  # type: ignore[attr-defined]
+
+
+def _stop_pricing_sync(tracker: Any) -> None:
+    sync = getattr(tracker, "pricing_sync", None)
+    if sync is not None:
+        sync.stop()
 
 
 def _callbacks(value: Any) -> list[Any]:
@@ -190,6 +219,7 @@ def flush(timeout: float | None = None) -> bool:
 def shutdown(timeout: float | None = None) -> None:
     """Flush and stop; llmlab is a no-op again until the next `init()`."""
     previous = set_tracker(NonRecordingTracker())
+    _stop_pricing_sync(previous)
     previous.shutdown(timeout)
 
 

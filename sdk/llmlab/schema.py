@@ -4,6 +4,10 @@ Money travels as decimal strings (``"0.00475"``), never floats; timestamps are t
 ISO 8601. The event ``id`` is made by the SDK and is the idempotency key: the server stores an
 event once per (project, id), however often it is sent.
 
+Fields added after the first release are optional and omitted when empty, so old events and
+old SDKs still ingest: ``usage.tools`` (built-in tool uses by kind), ``cost.tools`` (their
+fees) and ``provider_cost`` (the charge the provider itself reported, e.g. OpenRouter).
+
 >>> event = CostEvent.model_validate({
 ...     "id": "3f0c8a1e-4a55-4a8c-9a53-0d8f7b1c2d3e", "timestamp": "2026-11-22T10:00:00Z",
 ...     "provider": "openai", "model": "gpt-4o", "usage": {"input_tokens": 10}})
@@ -32,6 +36,7 @@ from pydantic import (
     model_validator,
 )
 
+from llmlab._tools import MAX_TOOL_KINDS, MAX_TOOL_USES, NO_TOOLS, TOOL_KIND_PATTERN
 from llmlab.pricing._engine import CostBreakdown, money
 from llmlab.usage import MAX_TOKENS, NORMALISED_TYPES
 
@@ -91,6 +96,9 @@ ShortName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1
 TagKey = Annotated[str, StringConstraints(min_length=1, max_length=64,
                                           pattern=r"^[A-Za-z0-9_.:-]+$")]
 TagValue = Annotated[str, StringConstraints(max_length=256, pattern=_NO_NUL)]
+ToolKind = Annotated[str, StringConstraints(min_length=1, max_length=96,
+                                            pattern=TOOL_KIND_PATTERN)]
+ToolUses = Annotated[int, Field(ge=0, le=MAX_TOOL_USES, strict=True)]
 
 
 class _Strict(BaseModel):
@@ -110,6 +118,9 @@ class EventUsage(_Strict):
     audio_output_tokens: Tokens = 0
     image_input_tokens: Tokens = 0
     image_output_tokens: Tokens = 0
+    #: Built-in tool uses billed per use, by kind (``{"web_search": 5}``; `llmlab._tools`).
+    tools: dict[ToolKind, ToolUses] = Field(default_factory=lambda: NO_TOOLS,
+                                            max_length=MAX_TOOL_KINDS)
 
     @model_validator(mode="after")
     def _subsets_fit(self) -> EventUsage:
@@ -136,6 +147,8 @@ class EventCost(_Strict):
     cache_write: Money = Decimal(0)
     output: Money = Decimal(0)
     reasoning: Money = Decimal(0)
+    #: Built-in tool fees (web search, file search, containers …); absent means 0.
+    tools: Money = Decimal(0)
     total: Money
     currency: Literal["USD"] = "USD"
     priced: bool = True
@@ -146,7 +159,8 @@ class EventCost(_Strict):
         """The wire cost of an engine result."""
         return cls(input=breakdown.input, cache_read=breakdown.cache_read,
                    cache_write=breakdown.cache_write, output=breakdown.output,
-                   reasoning=breakdown.reasoning, total=breakdown.total,
+                   reasoning=breakdown.reasoning, tools=breakdown.tools,
+                   total=breakdown.total,
                    priced=breakdown.priced, pricing_version=breakdown.pricing_version)
 
 
@@ -171,6 +185,8 @@ class CostEvent(_Strict):
     operation: ShortName = "chat.completions"
     usage: EventUsage = EventUsage()
     cost: EventCost | None = None
+    #: What the provider itself reported the call cost (OpenRouter's ``usage.cost``), in USD.
+    provider_cost: Money | None = None
     latency_ms: Annotated[float, Field(ge=0, le=86_400_000, allow_inf_nan=False)] | None = None
     ttfb_ms: Annotated[float, Field(ge=0, le=86_400_000, allow_inf_nan=False)] | None = None
     stream: bool = False
@@ -202,5 +218,13 @@ class CostEvent(_Strict):
         return value
 
     def to_wire(self) -> dict[str, Any]:
-        """The JSON-ready dict sent on the wire."""
-        return self.model_dump(mode="json")
+        """The JSON-ready dict sent on the wire (fields added since the first release left
+        out when empty, so an older server takes the event)."""
+        wire = self.model_dump(mode="json")
+        if not self.usage.tools:
+            wire["usage"].pop("tools", None)
+        if wire.get("cost") is not None and not self.cost.tools:  # type: ignore[union-attr]
+            wire["cost"].pop("tools", None)
+        if self.provider_cost is None:
+            wire.pop("provider_cost", None)
+        return wire

@@ -6,7 +6,12 @@ subsets of it. ``output_tokens`` counts all completion tokens, reasoning include
 ``reasoning_tokens``, ``audio_output_tokens`` and ``image_output_tokens`` are subsets of it.
 
 So OpenAI is taken as is; Anthropic ``input_tokens`` = input + cache_read + cache_creation;
-Gemini output = candidates + thoughts, and tool-use prompt tokens join the input.
+Gemini output = candidates + thoughts, and tool-use prompt tokens join the input; Gemini
+``IMAGE`` output tokens are ``image_output_tokens``.
+
+``tools`` counts built-in tool uses billed per use (``{"web_search": 5}``, see
+`llmlab._tools`): Anthropic's ``server_tool_use`` is read here, the tool items of OpenAI
+Responses and Gemini grounding by the integrations (they are in the response, not its usage).
 
 >>> Usage.from_any({"prompt_tokens": 1200, "completion_tokens": 300,
 ...                 "prompt_tokens_details": {"cached_tokens": 1000}}).cache_read_tokens
@@ -16,9 +21,10 @@ Gemini output = candidates + thoughts, and tool-use prompt tokens join the input
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from llmlab._tools import NO_TOOLS, ToolCounts, checked_tools, merge_tools, server_tool_use
 from llmlab.errors import UsageError
 
 __all__ = ["MAX_TOKENS", "NORMALISED_TYPES", "Usage"]
@@ -45,6 +51,8 @@ class Usage:
     audio_output_tokens: int = 0
     image_input_tokens: int = 0
     image_output_tokens: int = 0
+    #: Built-in tool uses billed per use, by kind (read-only; empty for most calls).
+    tools: Mapping[str, int] = NO_TOOLS
 
     def __post_init__(self) -> None:
         values = (self.input_tokens, self.output_tokens, self.cache_read_tokens,
@@ -67,6 +75,8 @@ class Usage:
                 f"reasoning, audio and image output tokens exceed output_tokens ({self.output_tokens});"
                 " output_tokens must include them"
             )
+        if self.tools is not NO_TOOLS and type(self.tools) is not ToolCounts:
+            object.__setattr__(self, "tools", checked_tools(self.tools))
 
     @property
     def uncached_input_tokens(self) -> int:
@@ -85,8 +95,8 @@ class Usage:
         """All tokens of the call, prompt plus completion."""
         return self.input_tokens + self.output_tokens
 
-    def to_dict(self) -> dict[str, int]:
-        """The wire form: every field, zeros included."""
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, zeros included (``tools`` as a plain dict, empty when none)."""
         return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
                 "cache_read_tokens": self.cache_read_tokens,
                 "cache_write_tokens": self.cache_write_tokens,
@@ -95,16 +105,28 @@ class Usage:
                 "audio_input_tokens": self.audio_input_tokens,
                 "audio_output_tokens": self.audio_output_tokens,
                 "image_input_tokens": self.image_input_tokens,
-                "image_output_tokens": self.image_output_tokens}
+                "image_output_tokens": self.image_output_tokens, "tools": dict(self.tools)}
 
-    def to_sparse_dict(self) -> dict[str, int]:
+    def to_sparse_dict(self) -> dict[str, Any]:
         """The wire form without zero counts (the wire format defaults them to 0)."""
-        return {name: value for name in _FIELDS if (value := getattr(self, name))}
+        out: dict[str, Any] = {name: value for name in _FIELDS if (value := getattr(self, name))}
+        if self.tools:
+            out["tools"] = dict(self.tools)
+        return out
+
+    def with_tools(self, tools: Mapping[str, int]) -> Usage:
+        """This usage plus ``tools`` (added to the tool counts it has)."""
+        if not tools:
+            return self
+        return replace(self, tools=merge_tools(self.tools, tools))
 
     def __add__(self, other: Usage) -> Usage:
         if not isinstance(other, Usage):
             return NotImplemented
-        return Usage(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+        counts: dict[str, Any] = {name: getattr(self, name) + getattr(other, name)
+                                  for name in _FIELDS}
+        tools = merge_tools(self.tools, other.tools) if self.tools or other.tools else NO_TOOLS
+        return Usage(**counts, tools=tools)
 
     @classmethod
     def from_any(cls, usage: Any, provider: str | None = None) -> Usage:
@@ -125,7 +147,8 @@ class Usage:
         if "prompt_tokens" in data or "completion_tokens" in data:
             return _from_openai(data, "prompt", "completion")
         anthropic_keys = ("cache_creation_input_tokens" in data or "cache_read_input_tokens" in data
-                          or "cache_creation" in data or provider in _ANTHROPIC_PROVIDERS)
+                          or "cache_creation" in data or "server_tool_use" in data
+                          or provider in _ANTHROPIC_PROVIDERS)
         if anthropic_keys and not any(k in data for k in _NORMALISED_ONLY):
             return _from_anthropic(data)
         if "input_tokens_details" in data or "output_tokens_details" in data:
@@ -141,7 +164,8 @@ def _refuse(name: str, value: Any) -> None:
     raise UsageError(f"{name}={value} is absurd (more than {MAX_TOKENS:,} tokens)")
 
 
-_FIELDS = tuple(f.name for f in fields(Usage))
+#: The token count fields (every field but ``tools``).
+_FIELDS = tuple(f.name for f in fields(Usage) if f.name != "tools")
 
 #: Types whose instances hold counts already checked against `Usage`'s rules, under its ten
 #: field names: the cost engine prices them as they are instead of building a `Usage`. The
@@ -239,11 +263,18 @@ def _from_openai(d: Mapping[str, Any], input_key: str, output_key: str) -> Usage
     cache_write = _field(prompt, "cache_write_tokens")
     split = _details(prompt.get("cache_write_tokens_details")) if prompt is not None else None
     long_lived = min(_field(split, "ttl_12h_tokens"), cache_write)
+    # Proxies (LiteLLM, OpenRouter) pass Anthropic's server tool counts through; LiteLLM puts
+    # Gemini's grounded searches in prompt_tokens_details.web_search_requests.
+    tools = d.get("server_tool_use")
+    searches = prompt.get("web_search_requests") if prompt is not None else None
+    if tools is None and type(searches) is int and searches > 0:
+        tools = {"web_search_requests": searches}
     return Usage(
         _field(d, in_total), _field(d, out_total), _field(prompt, "cached_tokens"),
         cache_write - long_lived, long_lived, _field(completion, "reasoning_tokens"),
         _field(prompt, "audio_tokens"), _field(completion, "audio_tokens"),
         _field(prompt, "image_tokens"), _field(completion, "image_tokens"),
+        server_tool_use(tools) if tools is not None else NO_TOOLS,
     )
 
 
@@ -269,6 +300,7 @@ def _from_anthropic(d: Mapping[str, Any]) -> Usage:
         cache_read_tokens=cache_read,
         cache_write_tokens=total_write - write_1h,
         cache_write_1h_tokens=write_1h,
+        tools=server_tool_use(d.get("server_tool_use")) or NO_TOOLS,
     )
 
 
@@ -296,19 +328,24 @@ def _from_gemini(d: Mapping[str, Any]) -> Usage:
     cache_details = _get(d, "cache_tokens_details", "cacheTokensDetails")
     audio_in = (_modality_tokens(prompt_details, "AUDIO")
                 - _modality_tokens(cache_details, "AUDIO"))
+    # Image models (``gemini-2.5-flash-image``) report generated images as IMAGE candidate
+    # tokens, billed at the image output rate, not the text one.
+    output_details = _get(d, "candidates_tokens_details", "candidatesTokensDetails")
     return Usage(
         input_tokens=prompt + tool_prompt,
         output_tokens=candidates + thoughts,
         cache_read_tokens=cached,
         reasoning_tokens=thoughts,
         audio_input_tokens=max(audio_in, 0),
-        audio_output_tokens=_modality_tokens(
-            _get(d, "candidates_tokens_details", "candidatesTokensDetails"), "AUDIO"),
+        audio_output_tokens=_modality_tokens(output_details, "AUDIO"),
+        image_output_tokens=min(_modality_tokens(output_details, "IMAGE"), candidates),
     )
 
 
 def _from_normalised(d: Mapping[str, Any]) -> Usage:
-    unknown = set(d) - _FIELD_NAMES - {"total_tokens"}
+    unknown = set(d) - _FIELD_NAMES - {"total_tokens", "tools"}
     if unknown:
         raise UsageError(f"unknown usage field(s): {', '.join(sorted(unknown))}")
-    return Usage(**{k: _int(v) for k, v in d.items() if k in _FIELD_NAMES})
+    tools = d.get("tools")
+    return Usage(**{k: _int(v) for k, v in d.items() if k in _FIELD_NAMES},
+                 tools=checked_tools(tools) if tools else NO_TOOLS)

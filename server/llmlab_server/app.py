@@ -13,12 +13,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
 from llmlab_server import api, dashboard, db, errors, metrics, openapi, ratelimit
 from llmlab_server.config import Config, finalise
 from llmlab_server.limits import JSONErrorFlask, LimitedRequest, framework_limit
 from llmlab_server.models import MAX_ID
+from llmlab_server.services import webhook_delivery
 
 __all__ = ["create_app"]
 
@@ -47,6 +49,9 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     finalise(settings)
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = framework_limit(app.config["MAX_BODY_BYTES"])
+    if app.config["TRUSTED_PROXIES"]:  # the client is who the trusted hops say it is
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     logging.getLogger("llmlab_server").setLevel(logging.INFO)
     errors.init_app(app)
@@ -55,6 +60,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     _share_limits(app)
     metrics.init_app(app)
     api.register(app)
+    webhook_delivery.init_app(app)  # this process serves the webhook outbox too
     app.register_blueprint(dashboard.bp)
     if app.config["GC_FREEZE"]:
         _freeze_startup_objects()

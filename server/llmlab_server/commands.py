@@ -1,5 +1,5 @@
 """The server's own ``llmlab`` commands: ``serve``, ``server serve | db upgrade | db current |
-db prune`` and ``demo``.
+db prune | pricing update`` and ``demo``.
 
 `llmlab.cli` (the client CLI, in the SDK) loads `COMMANDS` from here when one of them runs
 and this package's dependencies are installed; otherwise it tells the user to
@@ -8,17 +8,38 @@ and this package's dependencies are installed; otherwise it tells the user to
 
 from __future__ import annotations
 
+import ipaddress
 import os
 
 import click
 from sqlalchemy.orm import Session
 
 from llmlab.cli._output import err_console, out_console
+from llmlab.cli.pricing import update_command
 from llmlab_server import db
 from llmlab_server.config import Config, ConfigError, default_database_url
 from llmlab_server.services import retention
+from llmlab_server.webhook_commands import webhooks_group
 
 __all__ = ["COMMANDS", "demo", "serve", "server_cli"]
+
+#: Printed when the development server listens beyond this machine.
+_NOT_PRODUCTION = (
+    "warning: `llmlab serve` is the development server, listening beyond this machine: one "
+    "process, a thread per connection, no worker restarts. Do not expose it to other people's "
+    "clients; serve them with `gunicorn -c python:llmlab_server.gunicorn_conf` (docs/server.md, "
+    "\"Deploy\").")
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` (an interface to bind) is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
 
 _DATABASE_HELP = "SQLAlchemy URL (default: $LLMLAB_DATABASE_URL, else ~/.llmlab/llmlab.db)."
 
@@ -37,6 +58,10 @@ def serve(host: str, port: int, database: str | None, debug: bool) -> None:
     """Run the development server (use gunicorn in production)."""
     from llmlab_server import create_app
 
+    if debug and not _loopback(host):  # the debugger runs code typed into its web page
+        raise click.ClickException(
+            f"--debug serves the Werkzeug debugger, which runs any code sent to it: only on "
+            f"a loopback host (127.0.0.1, ::1, localhost), not {host}.")
     os.environ.setdefault("LLMLAB_ENV", "development")
     if database:
         os.environ["LLMLAB_DATABASE_URL"] = database
@@ -46,7 +71,12 @@ def serve(host: str, port: int, database: str | None, debug: bool) -> None:
         raise click.ClickException(str(exc)) from None
     err_console().print(f"llmlab server on http://{host}:{port}  database: "
                         f"{app.config['DATABASE_URL'].split('@')[-1]}", markup=False)
+    if not _loopback(host):
+        err_console().print(_NOT_PRODUCTION, markup=False)
     app.run(host=host, port=port, debug=debug, use_reloader=debug)
+
+
+server_cli.add_command(webhooks_group)
 
 
 @server_cli.group("db")
@@ -110,6 +140,16 @@ def prune(database: str | None, days: int | None, batch_size: int) -> None:
     finally:
         engine.dispose()
     click.echo(f"deleted {deleted} events from before {before:%Y-%m-%d %H:%M} UTC")
+
+
+@server_cli.group("pricing")
+def pricing_group() -> None:
+    """The pricing catalogue this server prices events with and serves to SDKs."""
+
+
+pricing_group.add_command(update_command(
+    "Running servers with this environment pick it up within seconds and serve it to SDKs "
+    "(GET /api/pricing/catalogue)."))
 
 
 @click.command("demo")

@@ -168,6 +168,18 @@ class _Environment(BaseSettings):
     # gc.set_threshold() takes a C int.
     GC_THRESHOLD: int | None = Field(default=None, ge=0, lt=2**31,
                                      description="0 (keep Python's) or a whole number below 2**31")
+    TRUSTED_PROXIES: int | None = Field(
+        default=None, ge=0, le=10, description="0 (no proxy) or the number of proxy hops, up to 10")
+    QUOTA_STORED_EVENTS: int | None = Field(default=None, ge=0, description=_OFF_OR_COUNT)
+    WEBHOOK_MAX_ATTEMPTS: int | None = Field(default=None, ge=1, le=100,
+                                             description="a whole number from 1 to 100")
+    WEBHOOK_RETRY_BASE: float | None = Field(default=None, gt=0, le=86400, allow_inf_nan=False,
+                                             description="seconds above 0, at most 86400")
+    WEBHOOK_RETRY_MAX: float | None = Field(default=None, gt=0, le=7 * 86400,
+                                            allow_inf_nan=False,
+                                            description="seconds above 0, at most 604800")
+    WEBHOOK_POLL_INTERVAL: float | None = Field(default=None, gt=0, le=3600, allow_inf_nan=False,
+                                                description="seconds above 0, at most 3600")
 
 
 def _refusal(error: ErrorDetails) -> str:
@@ -239,8 +251,6 @@ class Config:
     #: Allow webhook URLs that resolve to internal addresses: False, True, or a
     #: comma-separated list of CIDRs ("127.0.0.0/8,::1/128").
     WEBHOOK_ALLOW_PRIVATE: bool | str = False
-    #: Seconds before each retry of a failed webhook delivery.
-    WEBHOOK_RETRY_DELAYS: tuple[float, ...] = (1, 4, 16, 60, 300)
     #: Seconds a webhook receiver gets to answer.
     WEBHOOK_TIMEOUT = 5.0
     JSON_SORT_KEYS = False
@@ -274,6 +284,24 @@ class Config:
     #: Days raw events are kept; ``llmlab server db prune`` deletes older ones (the hourly
     #: rollups keep their totals). 0: kept for ever.
     RETENTION_DAYS = 0
+    #: Reverse proxies in front of the server that append to ``X-Forwarded-For`` (and set
+    #: ``X-Forwarded-Proto``); their hops are trusted to name the client, so limits and the
+    #: failure throttle count per real client. 0: the socket's peer is the client and the
+    #: headers are ignored (anyone can forge them).
+    TRUSTED_PROXIES = 0
+    #: Events one project may keep stored (507 ``storage_quota_exceeded`` past it); 0: no cap.
+    QUOTA_STORED_EVENTS = 0
+    #: Tries of a webhook delivery before it is ``dead`` (``llmlab server webhooks retry``).
+    WEBHOOK_MAX_ATTEMPTS = 8
+    #: Seconds before the first retry of a failed delivery; each next one waits 4 times as
+    #: long (1, 4, 16, 64 s ...), at most ``WEBHOOK_RETRY_MAX``.
+    WEBHOOK_RETRY_BASE = 1.0
+    WEBHOOK_RETRY_MAX = 3600.0
+    #: Seconds between two looks at the webhook outbox for deliveries other processes queued
+    #: (this process's own are claimed at once).
+    WEBHOOK_POLL_INTERVAL = 2.0
+    #: Seconds a process holds a claimed delivery; a killed claimer's is taken over after it.
+    WEBHOOK_LEASE = 60.0
 
     @classmethod
     def from_env(cls) -> Config:

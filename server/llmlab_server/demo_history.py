@@ -212,8 +212,8 @@ class _Shop:
             fresh = self.cache_until is None or when > self.cache_until
             self.cache_until = when + timedelta(hours=1)
             prompt = _POLICY_TOKENS + self.rng.randint(150, 600)
-            cache = ({"cache_write_1h_tokens": _POLICY_TOKENS} if fresh
-                     else {"cache_read_tokens": _POLICY_TOKENS})
+            cache: dict[str, Any] = ({"cache_write_1h_tokens": _POLICY_TOKENS} if fresh
+                                     else {"cache_read_tokens": _POLICY_TOKENS})
             stream = self.rng.random() < 0.2
             self.call(when, "anthropic", "claude-sonnet-4-5",
                       Usage(prompt, self.rng.randint(300, 700), **cache),

@@ -11,7 +11,8 @@ Hierarchy::
     ├── PayloadTooLarge           413 invalid_request_error (body, or decompressed body)
     ├── UnsupportedMediaType      415 invalid_request_error (not JSON, unknown encoding)
     ├── Unprocessable             422 invalid_request_error (valid JSON, unacceptable content)
-    └── RateLimited               429 rate_limit_error      (carries Retry-After)
+    ├── RateLimited               429 rate_limit_error      (carries Retry-After)
+    └── StorageFull               507 api_error             (a project's stored-events quota)
 
 Werkzeug's own HTTP errors (404 routes, 405 methods, 413 bodies) and unexpected exceptions (500)
 are converted to the same shape, and so are the development server's 414 and 431 (see
@@ -36,6 +37,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
+    "StorageFull",
     "Unauthorized",
     "Unprocessable",
     "UnsupportedMediaType",
@@ -141,6 +143,13 @@ class RateLimited(APIError):
 
     status = 429
     code = "rate_limited"
+
+
+class StorageFull(APIError):
+    """507: the project stores as many events as its quota allows."""
+
+    status = 507
+    code = "storage_quota_exceeded"
 
 
 def validation_message(exc: ValidationError) -> tuple[str, str | None]:

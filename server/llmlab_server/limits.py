@@ -10,6 +10,13 @@
   request; `JSONErrorHandler` answers those in the JSON error envelope instead of an HTML
   page. ``llmlab serve`` uses it (`JSONErrorFlask.run`). Behind gunicorn or a proxy, their own
   limits answer first (gunicorn's ``limit_request_line`` and ``limit_request_fields``).
+* **Slow bodies.** The development server (`JSONErrorFlask.run`, so ``llmlab serve``) reads
+  each body whole before the app runs, like the shipped gunicorn config
+  (`llmlab_server.gunicorn_conf.BufferedBody`): authentication opens a database session, so a
+  client still sending its body would otherwise hold a pooled connection. Every connection
+  gets a thread, and a socket that sends nothing for ``BODY_TIMEOUT`` seconds is answered 408
+  (or dropped). It is still a development server: one process, a thread per connection, no
+  worker restarts; production runs gunicorn with the shipped config.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from flask import Flask, Request, current_app
 from werkzeug.serving import WSGIRequestHandler
 
 from llmlab_server.errors import PayloadTooLarge, error_body, http_error_code
+from llmlab_server.gunicorn_conf import BODY_TIMEOUT, BufferedBody
 
 __all__ = ["JSONErrorFlask", "JSONErrorHandler", "LimitedRequest", "framework_limit"]
 
@@ -46,7 +54,10 @@ class LimitedRequest(Request):
 
 class JSONErrorHandler(WSGIRequestHandler):
     """The development server's request handler, answering its own errors (414, 431, a
-    malformed request line) in the JSON error envelope."""
+    malformed request line) in the JSON error envelope; a socket silent for ``timeout``
+    seconds (headers or body) ends the request."""
+
+    timeout = BODY_TIMEOUT
 
     def send_error(self, code: int, message: str | None = None,
                    explain: str | None = None) -> None:
@@ -68,6 +79,11 @@ class JSONErrorFlask(Flask):
 
     def run(self, host: str | None = None, port: int | None = None,
             debug: bool | None = None, load_dotenv: bool = True, **options: Any) -> None:
-        """`Flask.run`, with ``request_handler`` defaulting to `JSONErrorHandler`."""
+        """`Flask.run`, with ``request_handler`` defaulting to `JSONErrorHandler`, and each
+        body read whole before the app runs (`BufferedBody`)."""
         options.setdefault("request_handler", JSONErrorHandler)
+        options.setdefault("threaded", True)
+        if not isinstance(self.wsgi_app, BufferedBody):
+            self.wsgi_app = BufferedBody(  # type: ignore[method-assign]
+                self.wsgi_app, max_bytes=framework_limit(int(self.config["MAX_BODY_BYTES"])))
         super().run(host=host, port=port, debug=debug, load_dotenv=load_dotenv, **options)

@@ -19,8 +19,11 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
+    Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -34,14 +37,19 @@ __all__ = [
     "Budget",
     "BudgetAlert",
     "CostEventRow",
+    "CostRollupGroupDaily",
+    "CostRollupGroupHourly",
     "CostRollupHourly",
     "IngestQuotaUsage",
     "Project",
     "ProjectInvitation",
     "ProjectMember",
+    "RecommendationState",
     "RefreshToken",
     "User",
     "Webhook",
+    "WebhookDelivery",
+    "WebhookDeliveryAttempt",
     "utcnow",
 ]
 
@@ -235,6 +243,15 @@ class CostEventRow(Base):
     cost_cache_write_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
     cost_output_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
     cost_reasoning_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Built-in tool fees (web search, file search, containers …), part of ``cost_nanos``.
+    cost_tools_nanos: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    #: Built-in tool uses by kind (``{"web_search": 5}``), None when the call used none.
+    tools: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: What the provider itself reported the call cost (OpenRouter), None when it did not.
+    provider_cost_nanos: Mapped[int | None] = mapped_column(BigInteger)
+    #: The provider's figure and ``cost_nanos`` disagree (more than 1 % or $0.000001).
+    provider_cost_mismatch: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                         server_default=false())
     #: What the server's catalogue says the call cost (None when it cannot price the model).
     server_cost_nanos: Mapped[int | None] = mapped_column(BigInteger)
     priced: Mapped[bool] = mapped_column(Boolean)
@@ -277,6 +294,51 @@ class CostRollupHourly(Base):
     reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     latency_ms_sum: Mapped[float] = mapped_column(Float, default=0.0)
     latency_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_tools_nanos: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class _GroupRollup:
+    """The sums of a group rollup row (the same as `CostRollupHourly`'s)."""
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    #: ``job``, ``user`` or ``tag:<key>``.
+    dimension: Mapped[str] = mapped_column(String(72))
+    cost_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    calls: Mapped[int] = mapped_column(BigInteger, default=0)
+    errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    latency_ms_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_tools_nanos: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class CostRollupGroupHourly(_GroupRollup, Base):
+    """Sums of newly stored events per (project, job|user|tag:<key>, UTC hour, value).
+
+    Only events that have the value are counted (no row for a missing job, user or tag):
+    a summary's "none" group is the total less the groups.
+    """
+
+    __tablename__ = "cost_rollups_group_hourly"
+    __table_args__ = (PrimaryKeyConstraint("project_id", "dimension", "hour", "key"),)
+
+    hour: Mapped[datetime]
+    key: Mapped[str] = mapped_column(String(256))
+
+
+class CostRollupGroupDaily(_GroupRollup, Base):
+    """`CostRollupGroupHourly` per UTC day: long ranges read one row per day and value."""
+
+    __tablename__ = "cost_rollups_group_daily"
+    __table_args__ = (PrimaryKeyConstraint("project_id", "dimension", "day", "key"),)
+
+    #: The UTC midnight the day starts at.
+    day: Mapped[datetime]
+    key: Mapped[str] = mapped_column(String(256))
 
 
 class IngestQuotaUsage(Base):
@@ -371,3 +433,81 @@ class Webhook(Base):
     #: ``delivered``, ``failed`` or ``refused`` (address screened out at send time).
     last_status: Mapped[str | None] = mapped_column(String(16))
     last_error: Mapped[str | None] = mapped_column(String(512))
+
+
+# -- durable webhook deliveries (issue #19) ------------------------------------------------------
+
+class WebhookDelivery(Base):
+    """One payload owed to one webhook row (the outbox): claimed, retried and logged until it
+    is ``delivered`` or ``dead``; bound to the row by id, project and secret salt."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: The ``X-LLMLab-Delivery`` header: the same on every attempt, for receivers to dedup on.
+    delivery_id: Mapped[str] = mapped_column(String(36), unique=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    #: The webhook's salt when the delivery was queued: a re-keyed or reused row gets nothing.
+    webhook_salt: Mapped[str] = mapped_column(String(64))
+    #: The alert delivered (None for a test ping).
+    alert_id: Mapped[int | None] = mapped_column(
+        ForeignKey("budget_alerts.id", ondelete="SET NULL"), index=True)
+    event_type: Mapped[str] = mapped_column(String(32))
+    #: The exact JSON bytes signed and sent.
+    body: Mapped[str] = mapped_column(Text)
+    #: ``pending``, ``delivering`` (claimed under a lease), ``delivered``, ``failed`` (not
+    #: retried: the row is gone or the address refused) or ``dead`` (out of tries).
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    #: A claimed delivery belongs to its claimer until then (a crashed claimer's is re-claimed).
+    lease_until: Mapped[datetime | None]
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(512))
+    last_latency_ms: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+
+
+class WebhookDeliveryAttempt(Base):
+    """One attempt of a `WebhookDelivery`: answer code, latency, error."""
+
+    __tablename__ = "webhook_delivery_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(String(512))
+
+
+# -- recommendation dismissals (issue #17) -------------------------------------------------------
+
+class RecommendationState(Base):
+    """A project's decision about one recommendation: ``dismissed``, or ``snoozed`` until a time.
+
+    Keyed by the recommendation's stable id (`llmlab_server.services.recommendation_states`);
+    no row means active. Shared by the whole project team.
+    """
+
+    __tablename__ = "recommendation_states"
+    __table_args__ = (UniqueConstraint("project_id", "recommendation_id",
+                                       name="uq_recommendation_states_project_rec"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    recommendation_id: Mapped[str] = mapped_column(String(32))
+    #: ``dismissed`` or ``snoozed``.
+    state: Mapped[str] = mapped_column(String(16))
+    #: A snooze ends then (None when dismissed).
+    snoozed_until: Mapped[datetime | None]
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

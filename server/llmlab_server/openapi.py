@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -20,7 +21,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from llmlab_server.errors import BadRequest, RateLimited, UnsupportedMediaType, envelope
 from llmlab_server.models import MAX_ID
-from llmlab_server.ratelimit import Decision, TokenBucketLimiter
+from llmlab_server.ratelimit import Decision, TokenBucketLimiter, client_bucket
 from llmlab_server.schemas import Envelope, ErrorEnvelope
 from llmlab_server.security import Principal
 from llmlab_server.services.access import AuthMode, authenticate
@@ -35,11 +36,17 @@ _CONVERTERS = {"int": {"type": "integer", "format": "int64", "minimum": 0, "maxi
 _STATUS_TEXT = {200: "OK", 201: "Created", 204: "No Content", 207: "Multi-Status",
                 400: "Bad request: invalid JSON, parameters or body", 401: "Not authenticated",
                 403: "Role or API-key scope too low", 404: "Not found (or another tenant's)",
+                202: "Accepted: the request is queued (a mail or a webhook delivery is sent later)",
                 409: "Conflict", 413: "Body (or decompressed body) too large",
                 414: "Request line (URL) too long", 415: "Not JSON, or an unsupported "
                 "Content-Encoding", 431: "Request header fields too large, or too many",
                 422: "Batch too large", 429: "Rate limited (see Retry-After)",
                 503: "Database unreachable"}
+#: Ingest routes' 429 also means a project quota is used up, and 507 its storage is full.
+_INGEST_429 = ("Rate limited, or (code ``quota_exceeded``) the project's events-per-day or "
+               "per-minute quota is used up; either way see Retry-After")
+_INGEST_507 = ("The project stores its quota of events (code ``storage_quota_exceeded``); "
+               "nothing more is stored until retention or deletions make room")
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,16 @@ def _json_body() -> Any:
         raise BadRequest("The body is nested too deeply.", code="invalid_json") from None
 
 
+def _query_args(model: type[BaseModel]) -> dict[str, Any]:
+    """The query string for ``model``: every value of its list fields (``?tag=a&tag=b``),
+    the first of the others."""
+    args: dict[str, Any] = request.args.to_dict()
+    for name, info in model.model_fields.items():
+        if typing.get_origin(info.annotation) is list and name in request.args:
+            args[name] = request.args.getlist(name)
+    return args
+
+
 def operation(*, tag: str, auth: AuthMode = "any", scope: str | None = None,
               query: type[BaseModel] | None = None, body: type[BaseModel] | None = None,
               body_doc: Any = None, response: Any = None, status: int = 200,
@@ -133,9 +150,11 @@ def operation(*, tag: str, auth: AuthMode = "any", scope: str | None = None,
                 g.principal = authenticate(auth if auth != "optional" else "any", scope)
                 _rate_limit(g.principal.rate_key)
             elif ip_limited:
-                _rate_limit(f"ip:{request.remote_addr}")
+                # The failure throttle's identity: behind LLMLAB_TRUSTED_PROXIES the forwarded
+                # client, and an IPv6 client's whole /64 (single addresses rotate for free).
+                _rate_limit(f"ip:{client_bucket(request.remote_addr)}")
             if query is not None:
-                kwargs["query"] = query.model_validate(request.args.to_dict())
+                kwargs["query"] = query.model_validate(_query_args(query))
             if body is not None:
                 kwargs["body"] = body.model_validate(_json_body())
             return view(**kwargs)
@@ -178,6 +197,8 @@ def _error_codes(op: Operation, has_path_args: bool) -> list[int]:
         codes |= {400, 413, 415}
     if has_path_args:
         codes.add(404)
+    if op.scope == "ingest":  # quotas (`llmlab_server.services.quotas`)
+        codes |= {429, 507}
     return sorted(codes)
 
 
@@ -239,7 +260,10 @@ def build_spec(app: Flask) -> dict[str, Any]:
                                      "content": {op.media_type: {"schema": content_schema}}}
         error_ref = refs[("error", "serialization")]
         for code in _error_codes(op, bool(args)):
-            responses[str(code)] = {"description": _STATUS_TEXT.get(code, "Error"),
+            text = _STATUS_TEXT.get(code, "Error")
+            if op.scope == "ingest":  # quotas (`llmlab_server.services.quotas`)
+                text = {429: _INGEST_429, 507: _INGEST_507}.get(code, text)
+            responses[str(code)] = {"description": text,
                                     "content": {"application/json": {"schema": error_ref}}}
         responses["default"] = {"description": "Any other error, in the error envelope",
                                 "content": {"application/json": {"schema": error_ref}}}
@@ -263,6 +287,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
             entry["requestBody"]["content"][media] = binary
             responses[str(op.status)]["content"][media] = binary
         paths.setdefault(path, {})[method] = entry
+    _add_links(paths)
     return {
         "openapi": "3.1.0",
         "info": {"title": "llmlab API", "version": _version(),
@@ -275,6 +300,46 @@ def build_spec(app: Flask) -> dict[str, Any]:
             "type": "http", "scheme": "bearer",
             "description": "An access JWT from /api/auth/login, or a project API key llm_…"}}},
     }
+
+
+_PARAM = re.compile(r"\{(\w+)\}")
+
+
+def _created_targets(path: str, paths: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(target path, its parameter the created id fills)`` for a create at ``path``."""
+    # An invitation made by adding a member is revoked under the sibling /invitations/{id}.
+    base = path.removesuffix("/members") + "/invitations" if path.endswith("/members") else path
+    found = []
+    for target in paths:
+        if target.startswith(base + "/") and (
+                first := _PARAM.fullmatch(target[len(base) + 1:].split("/")[0])):
+            found.append((target, first.group(1)))
+    return found
+
+
+def _add_links(paths: dict[str, Any]) -> None:
+    """OpenAPI links from each create operation to the operations on what it created.
+
+    A ``POST`` on ``P`` answering 201/202 with a ``data.id`` feeds that id into the path
+    parameter after ``P`` of every operation under ``P/{x}`` (``POST /api/budgets`` ->
+    ``GET/PATCH/DELETE /api/budgets/{budget_id}``; inviting a member -> revoking the
+    invitation) and passes its own path parameters on, so a stateful client can chain them.
+    """
+    for path, methods in paths.items():
+        create = methods.get("post")
+        status = next((s for s in ("201", "202") if s in (create or {}).get("responses", {})),
+                      None)
+        if create is None or status is None:
+            continue
+        links: dict[str, Any] = {}
+        for target, id_param in _created_targets(path, paths):
+            params = {name: f"$request.path.{name}" for name in _PARAM.findall(path)}
+            params[id_param] = "$response.body#/data/id"
+            for entry in paths[target].values():
+                links[entry["operationId"]] = {"operationId": entry["operationId"],
+                                               "parameters": params}
+        if links:
+            create["responses"][status]["links"] = links
 
 
 def _version() -> str:

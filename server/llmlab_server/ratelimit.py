@@ -10,9 +10,10 @@ window of ``burst`` requests per ``burst / rate`` seconds keeps both numbers (a 
 ``rate`` per second sustained) and is stricter only in that the next burst waits for the window
 instead of trickling in at ``rate``.
 
-Both shared limiters fail open: when the storage errs they allow every request for
-`OUTAGE_PAUSE` seconds and log one warning per outage, because a limiter must not take the API
-down with it.
+When the storage errs, for `OUTAGE_PAUSE` seconds at a time (one warning per outage), a
+`SharedLimiter` falls back to a `TokenBucketLimiter` of its own (each process limits alone, as
+without Redis: never no limit), and the `FailureThrottle` fails open (everyone may try), because
+a limiter must not take the API down with it.
 
 `FailureThrottle`: failed authentications per client address and per account, in a moving
 window. It is built on ``limits`` (the engine under Flask-Limiter) rather than on Flask-Limiter
@@ -64,8 +65,9 @@ def open_storage(uri: str) -> Storage:
 class _Breaker:
     """Fail-open bookkeeping: whether to ask the storage now, one warning per outage."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, meanwhile: str = "allowing every request") -> None:
         self._what = what
+        self._meanwhile = meanwhile
         self._until = 0.0
         self._down = False
 
@@ -77,8 +79,8 @@ class _Breaker:
         self._until = time.monotonic() + OUTAGE_PAUSE
         if not self._down:
             self._down = True
-            log.warning("%s storage failed (%s); allowing every request until it is back",
-                        self._what, exc)
+            log.warning("%s storage failed (%s); %s until it is back",
+                        self._what, exc, self._meanwhile)
 
     def succeeded(self) -> None:
         if self._down:
@@ -151,7 +153,9 @@ class SharedLimiter:
         self.burst = max(burst, 1)
         self._item = RateLimitItemPerSecond(self.burst, max(1, math.ceil(self.burst / rate)))
         self._window = MovingWindowRateLimiter(store)
-        self._breaker = _Breaker("rate limit")
+        self._breaker = _Breaker("rate limit", "limiting in each process on its own")
+        #: The limits while the storage is down: per process, as without Redis; never none.
+        self._local = TokenBucketLimiter(rate, burst)
 
     def hit(self, key: str, cost: float = 1.0) -> Decision:
         """Count ``cost`` requests (rounded up) against ``key`` if its window has room."""
@@ -166,7 +170,7 @@ class SharedLimiter:
                 reset = max(0, math.ceil(stats.reset_time - time.time()))
                 retry = 0 if allowed else max(1, reset)
                 return Decision(allowed, self.burst, stats.remaining, reset, retry)
-        return Decision(True, self.burst, self.burst, 0, 0)
+        return self._local.hit(key, cost)
 
 
 def client_bucket(address: str | None) -> str:

@@ -1,6 +1,8 @@
 """Wire schemas (pydantic) of request and response bodies; ORM models are in `models`.
 
-These classes are the single source of `/api/openapi.json`: routes declare them with
+Cost summaries' and time series' schemas are in `llmlab_server.summary_schemas`, budgets' and
+webhooks' in `llmlab_server.budget_schemas`. These classes are the single source of
+`/api/openapi.json`: routes declare them with
 `llmlab_server.openapi.operation`, which validates requests against them and documents them.
 """
 
@@ -19,21 +21,25 @@ __all__ = [
     "ErrorInfo", "EventOut", "EventPage", "EventResult", "EventsQuery", "ExportQuery", "Health",
     "LoginRequest", "LogoutRequest", "Me", "MemberCreate", "MemberOut", "MemberUpdate",
     "ModelPricing", "PricingList", "PricingQuery", "ProjectCreate", "ProjectOut",
-    "ProjectUpdate", "RefreshRequest", "Session", "SignupRequest", "Summary", "SummaryQuery",
-    "SummaryRow", "Timeseries", "TimeseriesPoint", "TimeseriesQuery", "TrackBatch", "TrackBody",
-    "TrackQuery", "TrackResult", "Usage",
-    "UserOut",
+    "ProjectUpdate", "RefreshRequest", "Session", "SignupRequest", "TrackBatch", "TrackBody",
+    "TrackQuery", "TrackResult", "UserOut",
 ]
 
 T = TypeVar("T")
 
+#: What no email part and no name may be made of: whitespace by the union of the three regex
+#: dialects involved (JSON Schema's ECMA-262 ``\s``, pydantic's Rust ``\s``, Python's
+#: ``str.strip``), so the document accepts exactly what the server does.
+_SPACE = r"\s\x1c-\x1f\x85\ufeff"
 Email = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=3,
-                                         max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+                                         max_length=254,
+                                         pattern=rf"^[^@{_SPACE}]+@[^@{_SPACE}]+$")]
 #: The policy's length (`llmlab_server.security.password_problem` checks the rest).
 Password = Annotated[str, StringConstraints(min_length=10, max_length=72)]
 Slug = Annotated[str, StringConstraints(min_length=1, max_length=64,
                                         pattern=r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128,
+                                        pattern=rf"[^{_SPACE}]")]
 Role = Literal["owner", "admin", "member", "viewer"]
 Scope = Literal["ingest", "read", "admin"]
 #: Money as a decimal string in USD ("0.00475").
@@ -288,77 +294,6 @@ class _Range(_In):
         "UTC", description="IANA time zone for naive times and day/hour buckets")
 
 
-class SummaryQuery(_Range):
-    """Parameters of a cost summary."""
-
-    group_by: Annotated[str, StringConstraints(
-        pattern=r"^(model|provider|project|day|hour|job|user|tag:[A-Za-z0-9_.:-]{1,64})$")] | None = (
-        Field(None, description="model | provider | project | day | hour | job | user | tag:<key>"))
-
-
-class Usage(BaseModel):
-    """Token sums."""
-
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    reasoning_tokens: int
-    total_tokens: int
-
-
-class SummaryRow(BaseModel):
-    """Totals of one group (or of everything)."""
-
-    key: str | None = None
-    cost: MoneyStr
-    calls: int
-    errors: int
-    error_rate: float
-    avg_latency_ms: float | None
-    tokens: Usage
-
-
-class Summary(BaseModel):
-    """Cost summary of a time range, optionally grouped."""
-
-    start: datetime
-    end: datetime
-    tz: str
-    group_by: str | None
-    #: ``rollups`` (hourly aggregates) or ``events`` (the raw events) — both exact.
-    source: Literal["rollups", "events"]
-    totals: SummaryRow
-    groups: list[SummaryRow]
-
-
-class TimeseriesQuery(_Range):
-    """Parameters of a cost time series."""
-
-    interval: Literal["hour", "day"] = "day"
-
-
-class TimeseriesPoint(BaseModel):
-    """One bucket of a time series (local time in ``tz``)."""
-
-    start: datetime
-    cost: MoneyStr
-    calls: int
-    errors: int
-    tokens: int
-
-
-class Timeseries(BaseModel):
-    """Cost per hour or day."""
-
-    start: datetime
-    end: datetime
-    tz: str
-    interval: Literal["hour", "day"]
-    source: Literal["rollups", "events"]
-    points: list[TimeseriesPoint]
-
-
 class EventsQuery(_Range):
     """Filters and paging of the event list (newest first)."""
 
@@ -393,8 +328,16 @@ class EventOut(BaseModel):
     requested_model: str | None
     operation: str
     usage: dict[str, int]
+    #: Built-in tool uses by kind (``{"web_search": 5}``), empty when none.
+    tools: dict[str, int] = {}
     cost: MoneyStr
+    #: The part of ``cost`` that is built-in tool fees.
+    tools_cost: MoneyStr = "0"
     server_cost: MoneyStr | None
+    #: What the provider itself reported the call cost (OpenRouter), None when it did not.
+    provider_cost: MoneyStr | None = None
+    #: ``provider_cost`` and ``cost`` disagree (more than 1 % and $0.000001 apart).
+    provider_cost_mismatch: bool = False
     priced: bool
     server_priced: bool
     cost_mismatch: bool

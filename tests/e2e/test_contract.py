@@ -113,7 +113,7 @@ class TestDeliveryAgainstTheRealServer:
         first = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                                text=True, timeout=60)
         assert first.returncode == 0, first.stderr
-        assert list((home / "spool").glob("*.jsonl")), "the outage left no spool"
+        assert list((home / "spool").rglob("*.jsonl")), "the outage left no spool"
         live_server.start()
         replay = textwrap.dedent(f"""
             import llmlab

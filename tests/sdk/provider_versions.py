@@ -6,7 +6,9 @@ the integration tests on the oldest and newest release of every supported range)
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import version
+from types import ModuleType
 
 
 def _at_least(package: str, minimum: tuple[int, int]) -> bool:
@@ -14,13 +16,21 @@ def _at_least(package: str, minimum: tuple[int, int]) -> bool:
     return (major, minor) >= minimum
 
 
+def openai_http() -> ModuleType:
+    """The HTTP library the installed openai is built on: httpx2 from 3.0, httpx before
+    (2.x runs in the stacks environment, tests/stacks)."""
+    return importlib.import_module("httpx2" if _at_least("openai", (3, 0)) else "httpx")
+
+
 def openai_cut_stream_error() -> type[BaseException]:
-    """A stream cut mid-body: openai wraps it in APIConnectionError from 3.14, earlier 3.x
-    releases let httpx2.RemoteProtocolError through."""
-    import httpx2
+    """A stream cut mid-body: openai wraps it in APIConnectionError from 3.14, earlier
+    releases let the HTTP library's RemoteProtocolError through."""
     import openai
 
-    return openai.APIConnectionError if _at_least("openai", (3, 14)) else httpx2.RemoteProtocolError
+    if _at_least("openai", (3, 14)):
+        return openai.APIConnectionError
+    error: type[BaseException] = openai_http().RemoteProtocolError
+    return error
 
 
 def anthropic_cut_stream_error() -> type[BaseException]:

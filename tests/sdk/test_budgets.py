@@ -132,6 +132,9 @@ class TestGuardWithServer:
             assert wait_for(lambda: bool(guard.budgets))  # fetched in the background
             client = openai.OpenAI(api_key="k", base_url=fake.openai_base_url, max_retries=0)
             client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=100)
+            # Priced on the worker: until then its reservation (its worst case, below the
+            # 1,000 prompt tokens the fake bills for "hi") counts; flushed, its real cost.
+            assert llmlab.flush(5)
             with pytest.raises(BudgetExceededError) as info:
                 client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=100)
             assert llmlab.flush(5)
@@ -287,6 +290,7 @@ class TestAcknowledgedSpend:
             assert llmlab.flush(5)  # delivered and acknowledged
             assert guard.refresh() and guard.budgets[0].spent == Decimal("0.00225")
             client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=52)
+            assert wait_for(lambda: guard.reservations == 0)  # priced on the worker
             # The second call is not acknowledged yet: it counts locally, once.
             with pytest.raises(BudgetExceededError) as info:
                 client.chat.completions.create(model="gpt-4o", messages=MESSAGES,

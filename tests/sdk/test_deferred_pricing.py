@@ -1,5 +1,6 @@
 """Where a call is priced: on the worker when nothing in the calling thread needs the price,
-on the calling thread when a scope, an ``on_event`` callback or a budget does."""
+on the calling thread when a scope or an ``on_event`` callback does (a budget does not: see
+test_budgets.py, ``TestReservations``)."""
 
 from __future__ import annotations
 

@@ -258,3 +258,68 @@ class TestPerCallWork:
             guard.stop()
         assert runs[0] == runs[1] and runs[2] == runs[3], runs
         assert runs[2] - runs[0] < 15, runs
+
+    def test_reserving_and_settling_run_the_same_lines_at_any_number_of_recent_calls(
+            self) -> None:
+        """A budgeted call's check-and-reserve, and its settlement on the worker, are
+        constant work too, however many calls and reservations are in flight."""
+        key = attribution(CALL)
+        runs = []
+        for calls in (0, 1_000, 50_000):
+            guard = self.guard_after(calls)
+            for _ in range(1 + calls // 1000):  # others in flight (and the cover known)
+                guard.reserve(key, lambda: Decimal("0.001"))
+            tokens: list[int | None] = []
+            reserve = lines_run(partial(_reserve_into, tokens, guard, key))
+            settle = lines_run(partial(guard.record_attributed, key, Decimal("0.004"),
+                                       new_event_id(), tokens[0]))
+            runs.append((reserve, settle))
+            guard.stop()
+        assert runs[0] == runs[1] and runs[1][0] == runs[2][0], runs
+        assert runs[2][1] - runs[1][1] < 15, runs  # past the record cap: one fold more
+
+
+def _reserve_into(tokens: list[int | None], guard: BudgetGuard, key: Any) -> None:
+    tokens.append(guard.reserve(key, lambda: Decimal("0.01")))
+
+
+class TestReservations:
+    """A call's worst case, reserved at its check until its event is priced."""
+
+    def test_a_reservation_counts_until_settled_to_the_real_cost(self) -> None:
+        spend = books(budget())
+        key = attribution(CALL)
+        token = spend.reserve(key, spend.cover(key), Decimal("0.3"))
+        assert (spend.totals, spend.reserved) == ([Decimal(0)], [Decimal("0.3")])
+        assert spend.settle(token) and not spend.settle(token)  # once
+        spend.record(key, Decimal("0.1"), "e1", NOV)
+        assert (spend.totals, spend.reserved) == ([Decimal("0.1")], [Decimal(0)])
+
+    def test_a_reservation_whose_event_is_never_built_is_kept_as_spend(self) -> None:
+        """Never fail open: a call whose real cost will never be known keeps its worst case,
+        as spend no acknowledgement can release."""
+        spend = books(budget())
+        key = attribution(CALL)
+        spend.keep(spend.reserve(key, spend.cover(key), Decimal("0.3")), NOV)
+        assert (spend.totals, spend.reserved) == ([Decimal("0.3")], [Decimal(0)])
+        assert spend.apply([budget()], spend.cut()) and spend.totals == [Decimal("0.3")]
+
+    def test_reservations_never_settled_stay_bounded_and_counted(self) -> None:
+        """Past ``max_open`` reservations (events dropped before they were built), the oldest
+        become spend: memory is bounded and nothing is forgotten."""
+        spend = books(budget(), max_open=10)
+        key = attribution(CALL)
+        for _ in range(25):
+            spend.reserve(key, spend.cover(key), Decimal("0.01"))
+        assert spend.reservations == 10 and spend.open_records <= 10
+        assert spend.totals[0] + spend.reserved[0] == Decimal("0.25")
+
+    def test_new_budgets_count_the_reservations_they_cover(self) -> None:
+        spend = books(budget())
+        key = attribution(CALL)
+        token = spend.reserve(key, spend.cover(key), Decimal("0.3"))
+        other = budget(id="b_2", scope={"project": "q"})
+        assert spend.apply([other, budget(), budget(id="b_3", scope={"model": "gpt-4o"})],
+                           spend.cut())
+        assert spend.reserved == [Decimal(0), Decimal("0.3"), Decimal("0.3")]
+        assert spend.settle(token) and spend.reserved == [Decimal(0)] * 3

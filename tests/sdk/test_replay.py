@@ -26,6 +26,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from llmlab._spool import CLAIM, Spool
+from llmlab._spool_dirs import spool_directory
 from llmlab._worker import Worker
 from llmlab.schema import new_event_id
 from llmlab.testing._capture_server import CaptureServer, make_event
@@ -113,9 +114,10 @@ def test_a_short_lived_process_delivers_what_earlier_ones_spooled(live: LiveServ
     """``init(); flush(30)`` then exit delivers all 500 events 5 spool files held, and only
     then says True (it used to say True after 100, leaving 400 on disk)."""
     before = live.stored()
-    ids = spool_files(tmp_path / "spool", files=5, per_file=100, project=live.project)
+    own = spool_directory(tmp_path, live.project, live.key)
+    ids = spool_files(own, files=5, per_file=100, project=live.project)
     assert run_short_lived(live.url, live.key, live.project, tmp_path) == ["True", "0"]
-    assert spool_names(tmp_path / "spool") == []
+    assert spool_names(own) == []
     assert live.stored() - before == len(ids)
 
 
@@ -124,10 +126,11 @@ def test_flush_is_false_while_the_spool_cannot_be_delivered(tmp_path: Path) -> N
     event stays on disk for the next process."""
     with CaptureServer() as server:
         server.down()
-        ids = spool_files(tmp_path / "spool", files=5, per_file=100)
+        own = spool_directory(tmp_path, "tests", KEY)
+        ids = spool_files(own, files=5, per_file=100)
         assert run_short_lived(server.url, KEY, "tests", tmp_path) == ["False", "500"]
-    assert len(spool_names(tmp_path / "spool")) == 5
-    assert Spool(tmp_path / "spool").pending() == (5, len(ids))
+    assert len(spool_names(own)) == 5
+    assert Spool(own).pending() == (5, len(ids))
 
 
 def test_a_flush_during_an_outage_probes_and_replays_the_spool(tmp_path: Path) -> None:

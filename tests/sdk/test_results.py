@@ -188,11 +188,12 @@ class TestRefusedKey:
             self, tenant: Tenant, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
         """With a revoked key every batch gets 401: the events are spooled (not dropped),
         counted as refused_invalid_api_key, flush() returns False, the fix is logged once;
-        a process started with a valid key then delivers them all."""
+        a process started with a valid key of the project then delivers them all (the spool
+        is the project's: `llmlab._spool_dirs`)."""
         key_id, revoked = tenant.new_key(["ingest"])
         tenant.revoke(key_id)
-        llmlab.init(api_key=revoked, base_url=tenant.url, auto_instrument=False,
-                    budgets=False, home=tmp_path, **FAST)
+        llmlab.init(api_key=revoked, base_url=tenant.url, project=tenant.slug,
+                    auto_instrument=False, budgets=False, home=tmp_path, **FAST)
         with caplog.at_level(logging.WARNING, logger="llmlab"):
             for _ in range(3):
                 record()
@@ -207,9 +208,11 @@ class TestRefusedKey:
         [message] = llmlab_messages(caplog, "invalid_api_key")
         assert "the API key was rejected (revoked or wrong): set LLMLAB_API_KEY to a valid " \
                "ingest key" in message
-        llmlab.init(api_key=tenant.key, base_url=tenant.url, auto_instrument=False,
-                    budgets=False, home=tmp_path, **FAST)
-        assert wait_for(lambda: Spool(tmp_path / "spool").pending() == (0, 0))
+        assert Spool(tmp_path / "spool" / f"project-{tenant.slug}").pending()[1] == 5
+        llmlab.init(api_key=tenant.key, base_url=tenant.url, project=tenant.slug,
+                    auto_instrument=False, budgets=False, home=tmp_path, **FAST)
+        assert wait_for(lambda: Spool(tmp_path / "spool" / f"project-{tenant.slug}").pending()
+                        == (0, 0))
         assert tenant.stored() == 5
 
     def test_a_key_without_the_ingest_scope_is_named_as_such(

@@ -65,6 +65,19 @@ def _fresh_postgres_schema() -> tuple[str, str, Engine]:
     return f"{base}{sep}options=-csearch_path%3D{schema}", schema, admin
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``postgres_only`` run on PostgreSQL alone: their SQLite variant is
+    deselected (not skipped, so no skip is ever counted where a test could not run)."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        sqlite = callspec is not None and callspec.params.get("database_url") == "sqlite"
+        (drop if sqlite and item.get_closest_marker("postgres_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
                  ) -> Iterator[str]:

@@ -22,6 +22,7 @@ from .helpers import Api
 
 STATIC = Path(__file__).resolve().parents[2] / "server" / "llmlab_server" / "static" / "dashboard"
 TEMPLATE = STATIC.parents[1] / "templates" / "dashboard.html"
+PAGES_TEMPLATE = TEMPLATE.with_name("dashboard_pages.html")
 MODULES = sorted((STATIC / "js").glob("*.js"))
 
 
@@ -88,13 +89,14 @@ class TestPage:
         html = web.get("/").get_data(as_text=True)
         assert "http://" not in html and "https://" not in html
         links = re.findall(r'(?:href|src)="([^"]*)"', html)
-        # The in-page links (``?``: the overview) stay on this page; the rest are assets.
-        assets = [u for u in links if u != "?"]
+        # The in-page links (``?``, ``?view=keys``: views of this page) stay here; the rest
+        # are assets.
+        assets = [u for u in links if not u.startswith("?")]
         assert assets and all(u.startswith("/dashboard/assets/") for u in assets)
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
         assert "<style" not in html and " style=" not in html and "javascript:" not in html
         urls = _asset_urls(html)
-        assert len(urls) == 4 and all(re.search(r"\?v=[0-9a-f]{12}$", u) for u in urls)
+        assert len(urls) == 5 and all(re.search(r"\?v=[0-9a-f]{12}$", u) for u in urls)
 
     def test_plotly_inline_styles_are_pre_empted(self, web: FlaskClient) -> None:
         """plotly.js finds its stylesheet (and the maplibre guard) and injects no <style>."""
@@ -171,6 +173,8 @@ class TestAssets:
         css = web.get("/dashboard/assets/dashboard.css")
         assert js.mimetype == "text/javascript" and js.data == (STATIC / "dashboard.js").read_bytes()
         assert css.mimetype == "text/css" and css.data == (STATIC / "dashboard.css").read_bytes()
+        icon = web.get("/dashboard/assets/favicon.svg")
+        assert icon.mimetype == "image/svg+xml" and icon.data == (STATIC / "favicon.svg").read_bytes()
 
 
     def test_modules_are_served(self, web: FlaskClient) -> None:
@@ -232,8 +236,38 @@ class TestSafety:
         assert "token" not in _scripts()["url-state.js"].lower()
 
     def test_template_has_no_unescaped_output(self) -> None:
-        """The template prints nothing with ``|safe`` (autoescape stays on)."""
-        assert "|safe" not in TEMPLATE.read_text(encoding="utf-8").replace(" ", "")
+        """The templates print nothing with ``|safe`` (autoescape stays on)."""
+        for template in (TEMPLATE, PAGES_TEMPLATE):
+            assert "|safe" not in template.read_text(encoding="utf-8").replace(" ", "")
+
+    def test_every_api_call_is_a_documented_authenticated_route(self, web: FlaskClient) -> None:
+        """Each route the scripts call (reads and writes) is in the OpenAPI document and needs
+        a bearer token, except redeeming a mailed verification token: the page adds no
+        unscoped read."""
+        spec = web.get("/api/openapi.json").get_json()
+        routes = {re.sub(r"\{[^}]+\}", "{}", path): ops for path, ops in spec["paths"].items()}
+        calls = set()
+        for name, js in _scripts().items():
+            for match in re.finditer(r'(request|send)\(\s*(?:"([A-Z]+)",\s*)?([`"])(/api/[^`"]*)\3', js):
+                method = (match.group(2) or "GET").lower()
+                calls.add((name, method, re.sub(r"\$\{[^}]+\}", "{}", match.group(4))))
+        assert len(calls) > 30
+        for name, method, path in sorted(calls):
+            assert path in routes and method in routes[path], (name, method, path)
+            if path != "/api/auth/verify-email":
+                assert routes[path][method]["security"] == [{"bearer": []}], (name, method, path)
+
+    def test_every_form_control_has_a_label(self) -> None:
+        """Inputs and selects of both templates are inside a <label> or carry aria-label."""
+        for template in (TEMPLATE, PAGES_TEMPLATE):
+            html = template.read_text(encoding="utf-8")
+            inside = [(label.start(), label.end())
+                      for label in re.finditer(r"<label\b.*?</label>", html, re.S)]
+            assert inside
+            for control in re.finditer(r"<(input|select)\b[^>]*>", html):
+                named = "aria-label=" in control.group(0)
+                wrapped = any(a < control.start() < b for a, b in inside)
+                assert named or wrapped, (template.name, control.group(0))
 
 
 class TestAuth:

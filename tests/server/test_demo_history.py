@@ -170,7 +170,7 @@ class TestBackfill:
         return token, int(api.project(token, "Demo shop", "demo-shop")["id"])
 
     def test_rollups_and_events_agree_with_the_engine(self, app: Flask, api: Api) -> None:
-        """Summaries from rollups and from events, and the daily trend, add up to the
+        """Summaries (whole and by tag, both from rollups) and the daily trend, add up to the
         engine's total to the nano-dollar, with every call and day present."""
         token, pid = self._project(api)
         history = backfill_project(app, pid, now=NOW)
@@ -179,7 +179,7 @@ class TestBackfill:
         whole = api.data("GET", "/api/costs/summary", token, query_string=window)
         by_feature = api.data("GET", "/api/costs/summary", token,
                               query_string={**window, "group_by": "tag:feature"})
-        assert (whole["source"], by_feature["source"]) == ("rollups", "events")
+        assert (whole["source"], by_feature["source"]) == ("rollups", "rollups")
         for summary in (whole, by_feature):
             assert Decimal(summary["totals"]["cost"]) == history.total
             assert summary["totals"]["calls"] == len(history.events)

@@ -1,12 +1,9 @@
-"""The generated OpenAPI document: valid 3.1, complete, and true (schemathesis)."""
+"""The generated OpenAPI document: valid 3.1 and complete (schemathesis proves it true:
+test_openapi_fuzz.py)."""
 
 from __future__ import annotations
 
-import pytest
 from flask import Flask
-from hypothesis import HealthCheck, settings
-
-from .helpers import Api
 
 
 class TestSpec:
@@ -37,6 +34,19 @@ class TestSpec:
         assert {"207", "400", "401", "403", "413", "415", "422", "429"} <= set(track["responses"])
         assert "CostEvent" in spec["components"]["schemas"]
         assert track["summary"].startswith("Ingest one event")
+        assert "quota_exceeded" in track["responses"]["429"]["description"]
+        assert "storage_quota_exceeded" in track["responses"]["507"]["description"]
+
+    def test_202_responses_say_accepted(self, client) -> None:  # type: ignore[no-untyped-def]
+        """Operations that queue work (invitations, mails, webhook tests) document 202 as
+        accepted, not as a plain OK."""
+        spec = client.get("/api/openapi.json").get_json()
+        queued = [(path, method, entry["responses"]["202"]["description"])
+                  for path, methods in spec["paths"].items()
+                  for method, entry in methods.items() if "202" in entry["responses"]]
+        assert {"/api/auth/password-reset", "/api/auth/verify-email/resend",
+                "/api/projects/{project_id}/members"} <= {path for path, _, _ in queued}
+        assert all(text.startswith("Accepted") for _, _, text in queued), queued
 
     def test_docs_page_is_self_contained(self, client) -> None:  # type: ignore[no-untyped-def]
         """/api/docs is an HTML page that loads nothing from other hosts."""
@@ -44,56 +54,3 @@ class TestSpec:
         assert response.status_code == 200 and response.mimetype == "text/html"
         html = response.get_data(as_text=True)
         assert "openapi.json" in html and "http://" not in html and "https://" not in html
-
-
-class TestSchemathesis:
-    """Property-based checks of every operation against the document."""
-
-    def test_no_server_errors_and_responses_match_the_spec(self, app: Flask, api: Api) -> None:
-        """Generated requests never cause a 5xx, and every response conforms to the document."""
-        import schemathesis
-        from hypothesis import given
-        from hypothesis.errors import Unsatisfiable
-        from schemathesis import GenerationMode
-        from schemathesis.checks import (
-            content_type_conformance,
-            not_a_server_error,
-            response_headers_conformance,
-            response_schema_conformance,
-            status_code_conformance,
-        )
-
-        t = api.tenant()
-        admin_key = api.key(t.token, t.project_id, scopes=("admin",))
-        schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
-        checks = [not_a_server_error, status_code_conformance, content_type_conformance,
-                  response_schema_conformance, response_headers_conformance]
-
-        @settings(max_examples=8, deadline=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck))
-        def run(case) -> None:  # type: ignore[no-untyped-def]
-            calls.append(case.operation.label)
-            if case.path != "/api/auth/logout":  # would end the test's own session
-                case.headers = {**(case.headers or {}),
-                                "Authorization": f"Bearer {admin_key}"}
-            case.call_and_validate(checks=checks)
-
-        failures: list[str] = []
-        calls: list[str] = []
-        for result in schema.get_all_operations():
-            operation = result.ok()
-            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-                try:
-                    given(operation.as_strategy(generation_mode=mode))(run)()
-                except Unsatisfiable:  # nothing to make invalid: no parameters, no body
-                    assert mode is GenerationMode.NEGATIVE
-                except Exception as exc:  # collect every operation's failure, not the first
-                    failures.append(f"{operation.label} ({mode.value}): {exc}")
-        assert not failures, "\n\n".join(failures)
-        assert len(set(calls)) == len(list(schema.get_all_operations()))  # every one exercised
-
-
-@pytest.fixture
-def app_config() -> dict[str, object]:
-    """Generous rate limits: schemathesis sends many requests."""
-    return {"RATE_LIMIT_BURST": 100_000}

@@ -1,13 +1,14 @@
 """The root ``llmlab`` group: its commands, the server's commands, and the error handling that
 turns every failure into one clear message and exit status 1 (2 for bad usage).
 
-The client commands live beside this module, one module per group (`account`, `reports`,
-`budgets`, `pricing`). The server's commands (``serve``, ``server``, ``demo``) live in
-``llmlab_server.commands`` and are found by an import check, only when one of them runs: the
-``llmlab`` distribution ships ``llmlab_server`` whether or not the server extra is installed,
-so an entry point would be present either way and decide nothing, while the import tells
-whether flask & co. are there. Loading lazily also keeps the server's imports (about a second)
-out of every client command and of ``llmlab --help``, which lists them from the table below.
+The client commands live beside this module, one module per group (`account`,
+`invitations`, `reports`, `budgets`, `pricing`). The server's commands (``serve``,
+``server``, ``demo``) live in ``llmlab_server.commands`` and are found by an import check,
+only when one of them runs: the ``llmlab`` distribution ships ``llmlab_server`` whether or
+not the server extra is installed, so an entry point would be present either way and decide
+nothing, while the import tells whether flask & co. are there. Loading lazily also keeps
+the server's imports (about a second) out of every client command and of ``llmlab --help``,
+which lists them from the table below.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import click
 
 from llmlab._env import env_bool
-from llmlab.cli import account, budgets, pricing, reports
+from llmlab.cli import account, budgets, invitations, pricing, reports
 from llmlab.cli._config import ConfigFileError
 from llmlab.cli._options import BASE_URL, KEY_SOURCE, connection_options
 from llmlab.cli._output import explain
@@ -129,5 +130,6 @@ def cli() -> None:
     """
 
 
-for _command in (*account.COMMANDS, *reports.COMMANDS, *budgets.COMMANDS, *pricing.COMMANDS):
+for _command in (*account.COMMANDS, *invitations.COMMANDS, *reports.COMMANDS,
+                 *budgets.COMMANDS, *pricing.COMMANDS):
     cli.add_command(_command)

@@ -241,11 +241,10 @@ def _mask(key: str | None) -> str | None:
 def _local_stats() -> dict[str, Any]:
     from llmlab._ledger import read_ledger
     from llmlab._paths import home_dir
-    from llmlab._spool import Spool
+    from llmlab._spool_dirs import spool_totals
 
     home = home_dir()
-    spool = Spool(home / "spool")
-    files, events = spool.pending()
+    files, events, dropped = spool_totals(home / "spool")
     ledger_dir = home / "ledger"
     count, total = 0, Decimal(0)
     if ledger_dir.is_dir():
@@ -253,8 +252,8 @@ def _local_stats() -> dict[str, Any]:
             count += 1
             total += Decimal(str((event.get("cost") or {}).get("total") or 0))
     return {"home": str(home),
-            "spool": {"directory": str(spool.directory), "files": files, "events": events,
-                      "dropped_total": spool.dropped_total},
+            "spool": {"directory": str(home / "spool"), "files": files, "events": events,
+                      "dropped_total": dropped},
             "ledger": {"directory": str(ledger_dir), "events": count, "cost": str(total)}}
 
 

@@ -1,4 +1,4 @@
-"""``llmlab pricing show | list | import``: the local pricing catalogue, no server needed."""
+"""``llmlab pricing show | list | update | import``: the local pricing catalogue, no server needed."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ import click
 from llmlab.cli._options import json_option
 from llmlab.cli._output import out_console, print_json, table, tokens
 
-__all__ = ["COMMANDS", "pricing"]
+__all__ = ["COMMANDS", "pricing", "update_command"]
 
 
 @click.group("pricing")
 def pricing() -> None:
-    """The local pricing catalogue: show a model, list, import a LiteLLM table."""
+    """The local pricing catalogue: show a model, list, update from a LiteLLM table."""
+
 
 def _model_json(model: Any) -> dict[str, Any]:
     period = model.period_at(None)
@@ -123,7 +124,7 @@ def pricing_list(provider: str | None, search: str | None, mode: str | None, lim
               help="Changed prices apply from this date [default: today].")
 @json_option
 def pricing_import(file: Path, effective_from: str | None, as_json: bool) -> None:
-    """Refresh the catalogue from a LiteLLM-format JSON table (saved in ~/.llmlab)."""
+    """Refresh the catalogue from a LiteLLM-format JSON file (`update --from FILE`, quieter)."""
     from llmlab.pricing import Catalogue, import_litellm
     from llmlab.pricing._overrides import user_catalogue_path
 
@@ -138,6 +139,73 @@ def pricing_import(file: Path, effective_from: str | None, as_json: bool) -> Non
         return
     out_console().print(f"Imported {file}: {report.added} added, {report.updated} updated, "
                         f"{report.unchanged} unchanged. Saved to {data['saved_to']}.", markup=False)
+
+
+#: Rows shown per section of an update's diff (``--json`` shows every one).
+_SHOWN = 40
+
+
+def update_command(after: str) -> click.Command:
+    """The ``pricing update`` command; ``after`` is said once the catalogue is stored."""
+
+    @click.command("update")
+    @click.option("--from", "source", default=None, metavar="URL|FILE",
+                  help="A LiteLLM-format table [default: LiteLLM's published JSON].")
+    @click.option("--effective-from", default=None, metavar="DATE",
+                  help="Changed prices apply from this date [default: today, UTC].")
+    @click.option("--dry-run", is_flag=True, help="Show what would change; store nothing.")
+    @json_option
+    def update(source: str | None, effective_from: str | None, dry_run: bool,
+               as_json: bool) -> None:
+        """Fetch a LiteLLM price table, show what it changes, store it as the user catalogue.
+
+        Changed prices get a new period from --effective-from: events before it keep their
+        old price. Stored in $LLMLAB_PRICING_CATALOGUE, else ~/.llmlab/catalogue.json.
+        """
+        from llmlab.errors import PricingError
+        from llmlab.pricing._update import update_catalogue
+
+        try:
+            result = update_catalogue(source, effective_from=effective_from, dry_run=dry_run)
+        except PricingError as exc:
+            raise click.ClickException(str(exc)) from None
+        if as_json:
+            print_json(result.to_dict())
+            return
+        _print_update(result, after)
+
+    return update
+
+
+def _print_update(result: Any, after: str) -> None:
+    console = out_console()
+    diff = result.diff
+    console.print(f"{result.origin}: {len(diff.added)} added, {len(diff.changed)} changed, "
+                  f"{diff.unchanged} unchanged, {len(diff.removed)} no longer listed "
+                  f"(kept for older events). New prices apply from {result.effective_from}.",
+                  markup=False, soft_wrap=True)
+    for title, keys in (("Added", diff.added), ("No longer listed", diff.removed)):
+        if keys:
+            more = f" … and {len(keys) - _SHOWN} more" if len(keys) > _SHOWN else ""
+            console.print(f"{title}: {', '.join(keys[:_SHOWN])}{more}", markup=False,
+                          soft_wrap=True)
+    if diff.changed:
+        rows = [[key if i == 0 else "", c.component, c.old or "-", c.new or "-"]
+                for key, changes in list(diff.changed.items())[:_SHOWN]
+                for i, c in enumerate(changes)]
+        console.print(table("Changed prices (USD per 1M tokens)", ["model", "price", "old", "new"],
+                            rows, right={"old", "new"}))
+        if len(diff.changed) > _SHOWN:
+            console.print(f"… and {len(diff.changed) - _SHOWN} more changed models (--json)")
+    if result.saved_to is None:
+        console.print("Dry run: nothing stored.")
+    else:
+        console.print(f"Stored in {result.saved_to} ({result.pricing_version}). {after}",
+                      markup=False, soft_wrap=True)
+
+
+pricing.add_command(update_command("New calls are priced with it; `llmlab pricing show MODEL` "
+                                   "shows a model's prices."))
 
 
 COMMANDS = (pricing,)

@@ -8,7 +8,6 @@ not installed, or too old, raises `DidNotEnable` and is skipped.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import logging
 import threading
 from abc import ABC
@@ -33,8 +32,10 @@ logger = logging.getLogger("llmlab")
 #: Integration identifier → "module:Class"; imported only when asked for.
 INTEGRATIONS: dict[str, str] = {
     "openai": "llmlab.integrations.openai:OpenAIIntegration",
+    "openai_media": "llmlab.integrations.openai_media:OpenAIMediaIntegration",
     "anthropic": "llmlab.integrations.anthropic:AnthropicIntegration",
     "google_genai": "llmlab.integrations.google_genai:GoogleGenAIIntegration",
+    "google_genai_media": "llmlab.integrations.google_genai_media:GoogleGenAIMediaIntegration",
     "google_generativeai": "llmlab.integrations.google_generativeai:GoogleGenerativeAIIntegration",
     "litellm": "llmlab.integrations.litellm:LiteLLMIntegration",
 }
@@ -57,24 +58,22 @@ class Integration(ABC):
     identifier: ClassVar[str]
     #: The module whose import triggers the patching.
     module: ClassVar[str]
-    #: The distribution name and the oldest version tested.
+    #: The distribution name, the oldest version tested and the first release not supported
+    #: (None: no upper bound). An installed release outside the range is warned about once.
     distribution: ClassVar[str]
     min_version: ClassVar[tuple[int, ...]]
+    max_version: ClassVar[tuple[int, ...] | None] = None
 
     def __init__(self) -> None:
         self._patches: list[tuple[Any, str, Any]] = []
 
     @classmethod
     def check_version(cls) -> None:
-        """Raise `DidNotEnable` unless a supported version of the library is installed."""
-        try:
-            version = importlib.metadata.version(cls.distribution)
-        except importlib.metadata.PackageNotFoundError as exc:
-            raise DidNotEnable(f"{cls.distribution} is not installed") from exc
-        parts = tuple(int(p) for p in version.split(".")[:3] if p.isdigit())
-        if parts < cls.min_version:
-            wanted = ".".join(map(str, cls.min_version))
-            raise DidNotEnable(f"{cls.distribution} {version} is older than {wanted}")
+        """Raise `DidNotEnable` unless a supported version of the library is installed
+        (`UnsupportedVersion`, a subclass, when it is installed outside the range)."""
+        from llmlab.integrations import _versions
+
+        _versions.check(cls.distribution, cls.min_version, cls.max_version)
 
     def _targets(self) -> list[tuple[Any, str, Any, bool]]:
         """(class, method name, `CallSpec`, is_async) for each method the default
@@ -146,6 +145,8 @@ def instrument(*names: str) -> list[str]:
                 cls = _load(identifier)
                 cls.check_version()
             except (DidNotEnable, ImportError) as exc:
+                if _report_unsupported(identifier, exc):
+                    continue
                 (logger.warning if names else logger.debug)("llmlab: %s not instrumented: %s",
                                                              identifier, exc)
                 continue
@@ -155,6 +156,16 @@ def instrument(*names: str) -> list[str]:
         if identifier not in _INSTALLED:
             wrapt.register_post_import_hook(_hook_for(identifier), _load(identifier).module)
     return enabled
+
+
+def _report_unsupported(identifier: str, exc: Exception) -> bool:
+    """Warn (once) when ``exc`` says the library is installed in an unsupported release."""
+    from llmlab.integrations import _versions
+
+    if isinstance(exc, _versions.UnsupportedVersion):
+        _versions.warn_unsupported(identifier, exc)
+        return True
+    return False
 
 
 def _hook_for(identifier: str) -> Callable[[ModuleType], None]:
@@ -205,7 +216,8 @@ def wrap_client(client: Any) -> Any:
         try:
             cls = _load(identifier)
             cls.check_version()
-        except (DidNotEnable, ImportError):
+        except (DidNotEnable, ImportError) as exc:
+            _report_unsupported(identifier, exc)
             continue
         if cls().wrap_client(client):
             return client

@@ -12,31 +12,24 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
-
-import wrapt
+from typing import Any
 
 from llmlab import _tracker
 from llmlab._estimate import worst_case_cost
+from llmlab._internal import INTERNAL_ERROR, log_internal_error
 from llmlab._scope import _CURRENT as _CURRENT_SCOPE
-from llmlab._tracker import (
-    INTERNAL_ERROR,
-    NonRecordingTracker,
-    capture_internal_exceptions,
-    log_internal_error,
-)
 from llmlab.errors import BudgetExceededError
-from llmlab.usage import Usage
+from llmlab.integrations._call import RELEASED, Call, UsageSource
+from llmlab.integrations._streams import AsyncStreamProxy, StreamState, SyncStreamProxy
 
 __all__ = ["AsyncStreamProxy", "Call", "CallSpec", "StreamState", "SyncStreamProxy", "UsageSource",
            "async_wrapper", "sync_wrapper"]
 
 logger = logging.getLogger("llmlab")
 _perf_counter = time.perf_counter
-_RELEASED: dict[str, Any] = {}
 
 #: Set while an instrumented call runs: an instrumented call inside it (a wrapped client under
 #: a patched class, `parse` calling `create`) is the same billed call and is not recorded again.
@@ -50,25 +43,6 @@ class _InSyncCall(threading.local):
 
 
 _IN_SYNC_CALL = _InSyncCall()
-
-
-#: A call's usage: a `Usage`, or the provider's own usage object, which `Usage.from_any`
-#: normalises when the event is built (on the worker thread when the call is deferred).
-UsageSource = Usage | Any
-
-
-class StreamState(Protocol):
-    """Accumulates a stream's chunks; made per stream by `CallSpec.new_stream_state`."""
-
-    def on_chunk(self, chunk: Any) -> bool:
-        """Observe one chunk; return False to hide it from the caller (an injected usage chunk)."""
-
-    def result(self) -> tuple[str | None, UsageSource | None, int]:
-        """(model reported, usage if the provider reported it, characters of output seen).
-
-        A state may also define ``extra() -> dict`` with ``service_tier`` / ``region`` read
-        from the stream; they are passed on to the event.
-        """
 
 
 def stream_kwarg(kwargs: dict[str, Any]) -> bool:
@@ -102,95 +76,19 @@ class CallSpec:
         return self.adapt_result is None or self.adapted_types is not None
 
 
-class Call:
-    """One provider call: its timing and identity while it runs, then its record.
-
-    `finish` fills in the outcome and hands the call itself to the tracker (once), which
-    builds its event from these fields, now or later on the worker thread.
-    """
-
-    __slots__ = ("_done", "error_type", "estimated", "extra", "kwargs", "latency_ms", "model",
-                 "operation", "provider", "requested_model", "started", "status", "stream",
-                 "tracker", "ttfb_ms", "usage", "when")
-
-    def __init__(self, tracker: NonRecordingTracker, provider: str, requested_model: str | None,
-                 operation: str, kwargs: dict[str, Any], started: float | None = None) -> None:
-        self.tracker = tracker
-        self.provider = provider
-        self.requested_model = requested_model
-        self.operation = operation
-        self.kwargs = kwargs
-        self.started = _perf_counter() if started is None else started
-        self.ttfb_ms: float | None = None
-        self._done = False
-
-    def elapsed_ms(self) -> float:
-        """Milliseconds since the call started (microsecond resolution)."""
-        return int((_perf_counter() - self.started) * 1_000_000) / 1000
-
-    def mark_first_chunk(self) -> None:
-        """Remember the time to the first streamed chunk."""
-        if self.ttfb_ms is None:
-            self.ttfb_ms = self.elapsed_ms()
-
-    def finish(self, model: str | None, usage: UsageSource | None, *,
-               stream: bool = False, estimated_output_chars: int = 0, status: str = "ok",
-               error_type: str | None = None, **extra: Any) -> None:
-        """Record the call (once; later calls are ignored).
-
-        ``usage`` may be the provider's own usage object, normalised later (on the worker
-        thread when nothing needs the priced event now).
-        """
-        if self._done:
-            return
-        self._done = True
-        try:
-            self._set_outcome(model, usage, stream, estimated_output_chars, status, error_type,
-                              extra, _perf_counter(), time.time())
-            self.tracker.record_call(self)
-        except Exception:
-            log_internal_error()
-
-    def _set_outcome(self, model: str | None, usage: UsageSource | None, stream: bool,
-                     estimated_output_chars: int, status: str, error_type: str | None,
-                     extra: dict[str, Any], ended: float, when: float) -> None:
-        """Fill in the record's outcome fields (``ended``: `perf_counter` time; ``when``:
-        wall-clock time) and release the request."""
-        self.latency_ms = int((ended - self.started) * 1_000_000) / 1000
-        self.when = when
-        self.estimated = False
-        if usage is None:
-            usage = self._estimate(estimated_output_chars) if status != "error" else Usage()
-            self.estimated = status != "error"
-        self.model = model or self.requested_model or "unknown"
-        self.usage = usage
-        self.stream = stream
-        self.status = status
-        self.error_type = error_type
-        self.extra = extra
-        self.kwargs = _RELEASED  # a large request is not kept alive by a queued record
-
-    def fail(self, exc: BaseException, *, stream: bool = False) -> None:
-        """Record a failed call (no usage was billed that we can see)."""
-        self.finish(None, None, stream=stream, status="error", error_type=type(exc).__name__)
-
-    def _estimate(self, output_chars: int) -> Usage:
-        from llmlab._estimate import estimate_prompt_tokens, tokens_for_chars
-
-        return Usage(input_tokens=estimate_prompt_tokens(self.kwargs),
-                     output_tokens=tokens_for_chars(output_chars))
-
-
 def _begin(spec: CallSpec, instance: Any,
            kwargs: dict[str, Any]) -> tuple[Call | None, bool, dict[str, Any]]:
     """Start recording a call: (the call, or None to pass it through untouched; whether it
     streams; the request's keywords as they will be sent).
 
     Raises `BudgetExceededError` (on purpose) when the call's worst case would break a
-    ``max_cost`` scope or a blocking budget; llmlab's own failures are logged and swallowed.
+    ``max_cost`` scope or a blocking budget, and otherwise reserves that worst case in the
+    block budgets covering the call (the call's record settles it); llmlab's own failures
+    are logged and swallowed.
     """
     call = None
     stream = False
+    reservation = None
     try:
         tracker = _tracker._TRACKER  # get_tracker(), without a call on the hot path
         provider = spec.provider(instance)
@@ -198,11 +96,12 @@ def _begin(spec: CallSpec, instance: Any,
         model_name = model if isinstance(model, str) else None
         guard = tracker.budget_guard
         if model_name and (_CURRENT_SCOPE.get() is not None
-                           or (guard is not None and guard.has_budgets())):
-            tracker.check_budget(provider, model_name, _once(
+                           or (guard is not None and guard.has_blocks())):
+            reservation = tracker.check_budget(provider, model_name, _once(
                 lambda: _worst_case(tracker, provider, model_name, kwargs)))
         if tracker.active:
-            call = Call(tracker, provider, model_name, spec.operation, kwargs)
+            call = Call(tracker, provider, model_name, spec.operation, kwargs,
+                        reservation=reservation)
             is_stream = spec.is_stream
             stream = bool(kwargs.get("stream")) if is_stream is stream_kwarg else is_stream(
                 kwargs)
@@ -212,6 +111,8 @@ def _begin(spec: CallSpec, instance: Any,
         raise
     except Exception:
         log_internal_error()
+        if call is None and reservation is not None:  # the call goes unrecorded: kept
+            tracker.budget_guard.keep(reservation)
     return call, stream, kwargs
 
 
@@ -229,7 +130,8 @@ def _once(compute: Callable[[], Decimal]) -> Callable[[], Decimal]:
 
 def _worst_case(tracker: Any, provider: str, model: str, kwargs: dict[str, Any]) -> Decimal:
     try:
-        return worst_case_cost(getattr(tracker, "catalogue", None), provider, model, kwargs)
+        return worst_case_cost(getattr(tracker, "catalogue", None), provider, model, kwargs,
+                               tracker.options.project)
     except Exception:
         logger.exception("llmlab: could not estimate the cost of a call; not blocking it",
                          extra={INTERNAL_ERROR: True})
@@ -256,21 +158,27 @@ def _build_plain(record: tuple[Any, ...]) -> dict[str, Any] | None:
     """The wire event of a plain call the fast path queued (on the worker thread).
 
     The record is ``(_build_plain, tracker, spec, instance, requested model, model, usage,
-    extra, started, ended, when)``: a tuple is the cheapest record to make on the calling
-    thread (see `llmlab._event_items.encode`). None when it cannot be built (logged).
+    extra, started, ended, when, reservation)``: a tuple is the cheapest record to make on
+    the calling thread (see `llmlab._event_items.encode`). None when it cannot be built
+    (logged; a budget reservation is then kept as spend).
     """
-    _, tracker, spec, instance, requested, model, usage, extra, started, ended, when = record
-    with capture_internal_exceptions():
+    (_, tracker, spec, instance, requested, model, usage, extra, started, ended, when,
+     reservation) = record
+    try:
         call = Call(tracker, spec.provider(instance),
                     requested if isinstance(requested, str) else None, spec.operation,
-                    _RELEASED, started)
+                    RELEASED, started, reservation)
         call._set_outcome(model, usage, False, 0, "ok", None, extra, ended, when)
-        return tracker.build_deferred(call)  # type: ignore[no-any-return]
-    return None
+    except Exception:
+        log_internal_error()
+        if reservation is not None:
+            tracker.budget_guard.keep(reservation)
+        return None
+    return tracker.build_deferred(call)  # type: ignore[no-any-return]
 
 
 def _finish_plain(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, Any],
-                  started: float, result: Any) -> Any:
+                  started: float, result: Any, reservation: int | None) -> Any:
     """The fast path after a plain call returned: queue it for the worker (`_build_plain`).
 
     A result `adapt_result` wraps, or one without usage (estimated from the request, which
@@ -284,37 +192,57 @@ def _finish_plain(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str,
             if usage is not None:
                 tracker.worker.submit((_build_plain, tracker, spec, instance,
                                        kwargs.get(spec.model_kwarg), model, usage, extra,
-                                       started, ended, time.time()))
+                                       started, ended, time.time(), reservation))
                 return result
-        return _handle_result(spec, _late_call(spec, tracker, instance, kwargs, started),
-                              result, False)
+        return _handle_result(spec, _late_call(spec, tracker, instance, kwargs, started,
+                                               reservation), result, False)
     except Exception:
         log_internal_error()
         return result
 
 
 def _fail_plain(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, Any],
-                started: float, exc: BaseException) -> None:
-    """The fast path after a plain call raised: record the failed call."""
+                started: float, exc: BaseException, reservation: int | None) -> None:
+    """The fast path after a plain call raised: record the failed call (it settles the
+    reservation at what the failure cost, nothing unless it reported usage)."""
     try:
-        _late_call(spec, tracker, instance, kwargs, started).fail(exc)
+        _late_call(spec, tracker, instance, kwargs, started, reservation).fail(exc)
     except Exception:
         log_internal_error()
 
 
 def _late_call(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, Any],
-               started: float) -> Call:
+               started: float, reservation: int | None) -> Call:
     model = kwargs.get(spec.model_kwarg)
     return Call(tracker, spec.provider(instance), model if isinstance(model, str) else None,
-                spec.operation, kwargs, started)
+                spec.operation, kwargs, started, reservation)
+
+
+def _reserve(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, Any]) -> int | None:
+    """The fast path's budget check (outside any scope): raise `BudgetExceededError` if the
+    call's worst case would break a block budget, else reserve it (`BudgetGuard.reserve`)."""
+    try:
+        model = kwargs.get(spec.model_kwarg)
+        if not isinstance(model, str) or not model:
+            return None
+        provider = spec.provider(instance)
+        return tracker.budget_guard.reserve(  # type: ignore[no-any-return]
+            (tracker.options.project, None, None, model, ()),
+            lambda: _worst_case(tracker, provider, model, kwargs))
+    except BudgetExceededError:
+        raise
+    except Exception:
+        log_internal_error()
+        return None
 
 
 # The wrappers below are the per-call hot path: they use try/except (free in Python 3.11
 # when nothing is raised) instead of `capture_internal_exceptions()` blocks.
 #
 # The fast path: a plain call (not streamed) whose pricing the tracker defers (no `track()`
-# scope, no ``on_event`` callback, no server budget to enforce: `defers_pricing`) is timed
-# and queued as a `_build_plain` record; everything else goes through `_begin` and
+# scope, no ``on_event`` callback: `defers_pricing`) is checked against the block budgets
+# (its worst case reserved, `_reserve`), timed and queued as a `_build_plain` record, priced
+# on the worker, which settles the reservation; everything else goes through `_begin` and
 # `_handle_result`. Both record the same event (the tests run every integration both ways).
 
 def _takes_fast_path(spec: CallSpec, tracker: Any, kwargs: dict[str, Any]) -> bool:
@@ -334,6 +262,7 @@ def sync_wrapper(spec: CallSpec) -> Callable[[Callable[..., Any], Any, tuple[Any
                                               dict[str, Any]], Any]:
     """A wrapt wrapper recording a synchronous provider method."""
     plain_ok = spec.defers_plain_calls()
+    stream_flag = spec.is_stream is stream_kwarg  # the usual ``stream=True``: read inline
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
@@ -341,17 +270,23 @@ def sync_wrapper(spec: CallSpec) -> Callable[[Callable[..., Any], Any, tuple[Any
         if in_call.active:  # the same billed call, seen again one layer down
             return wrapped(*args, **kwargs)
         tracker = _tracker._TRACKER
-        if plain_ok and _takes_fast_path(spec, tracker, kwargs):
+        # `_takes_fast_path`, inlined for the usual case (one call less on every call).
+        if plain_ok and ((tracker.worker is not None and _CURRENT_SCOPE.get() is None
+                          and not tracker.options.on_event and not kwargs.get("stream"))
+                         if stream_flag else _takes_fast_path(spec, tracker, kwargs)):
+            guard = tracker.budget_guard
+            reservation = (_reserve(spec, tracker, instance, kwargs)
+                           if guard is not None and guard.has_blocks() else None)
             started = _perf_counter()
             in_call.active = True
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as exc:
                 in_call.active = False
-                _fail_plain(spec, tracker, instance, kwargs, started, exc)
+                _fail_plain(spec, tracker, instance, kwargs, started, exc, reservation)
                 raise
             in_call.active = False
-            return _finish_plain(spec, tracker, instance, kwargs, started, result)
+            return _finish_plain(spec, tracker, instance, kwargs, started, result, reservation)
         call, stream, kwargs = _begin(spec, instance, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
@@ -376,23 +311,29 @@ def async_wrapper(spec: CallSpec) -> Callable[[Callable[..., Awaitable[Any]], An
                                                tuple[Any, ...], dict[str, Any]], Any]:
     """A wrapt wrapper recording an async provider method (the same paths as `sync_wrapper`)."""
     plain_ok = spec.defers_plain_calls()
+    stream_flag = spec.is_stream is stream_kwarg
 
     async def wrapper(wrapped: Callable[..., Awaitable[Any]], instance: Any,
                       args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if _IN_CALL.get():
             return await wrapped(*args, **kwargs)
         tracker = _tracker._TRACKER
-        if plain_ok and _takes_fast_path(spec, tracker, kwargs):
+        if plain_ok and ((tracker.worker is not None and _CURRENT_SCOPE.get() is None
+                          and not tracker.options.on_event and not kwargs.get("stream"))
+                         if stream_flag else _takes_fast_path(spec, tracker, kwargs)):
+            guard = tracker.budget_guard
+            reservation = (_reserve(spec, tracker, instance, kwargs)
+                           if guard is not None and guard.has_blocks() else None)
             started = _perf_counter()
             token = _IN_CALL.set(True)
             try:
                 result = await wrapped(*args, **kwargs)
             except BaseException as exc:
                 _IN_CALL.reset(token)
-                _fail_plain(spec, tracker, instance, kwargs, started, exc)
+                _fail_plain(spec, tracker, instance, kwargs, started, exc, reservation)
                 raise
             _IN_CALL.reset(token)
-            return _finish_plain(spec, tracker, instance, kwargs, started, result)
+            return _finish_plain(spec, tracker, instance, kwargs, started, result, reservation)
         call, stream, kwargs = _begin(spec, instance, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
@@ -411,183 +352,3 @@ def async_wrapper(spec: CallSpec) -> Callable[[Callable[..., Awaitable[Any]], An
             return result
 
     return wrapper
-
-
-def _finish_stream(call: Call, state: StreamState, *, early: bool = False,
-                   error: BaseException | None = None) -> None:
-    """Record a stream's call from what its chunks said (once: `Call.finish` guards it)."""
-    if call._done:  # recorded already: a proxy freed after its stream ended, say
-        return
-    with capture_internal_exceptions():
-        model, usage, chars = state.result()
-        if error is not None:
-            if usage is None:
-                call.fail(error, stream=True)
-            else:  # a stream that broke after reporting usage: those tokens were billed
-                call.finish(model, usage, stream=True, status="error",
-                            error_type=type(error).__name__)
-            return
-        extra_of = getattr(state, "extra", None)
-        extra = extra_of() if callable(extra_of) else {}
-        call.finish(model, usage, stream=True, estimated_output_chars=chars,
-                    status="cancelled" if early and usage is None else "ok", **extra)
-
-
-class _StreamRecord:
-    """A stream's call and what its chunks said; records the call when the stream ends, and
-    at the latest when the last of the proxy and its chunk generator is freed."""
-
-    __slots__ = ("call", "state")
-
-    def __init__(self, call: Call, state: StreamState) -> None:
-        self.call = call
-        self.state = state
-
-    def finish(self, *, early: bool = False, error: BaseException | None = None) -> None:
-        _finish_stream(self.call, self.state, early=early, error=error)
-
-    def observe(self, chunk: Any) -> bool:
-        """Whether the caller sees ``chunk``, after the stream state has read it."""
-        call = self.call
-        if call.ttfb_ms is None:
-            call.ttfb_ms = call.elapsed_ms()
-        try:
-            return bool(self.state.on_chunk(chunk))
-        except Exception:
-            log_internal_error()
-            return True
-
-    def __del__(self) -> None:
-        # A stream dropped without being exhausted or closed is still recorded.
-        self.finish(early=True)
-
-
-def _recorded_chunks(iterator: Iterator[Any], record: _StreamRecord) -> Iterator[Any]:
-    """The provider's chunks, read on the way through; the call is recorded when they end.
-
-    Per chunk this is a generator step and one `StreamState.on_chunk` call. It holds no
-    reference to the proxy, so a proxy and its generator never keep each other alive.
-    """
-    call, state = record.call, record.state
-    on_chunk = state.on_chunk
-    while True:
-        try:
-            chunk = next(iterator)
-        except StopIteration:
-            record.finish()
-            return
-        except BaseException as exc:
-            record.finish(error=exc)
-            raise
-        if call.ttfb_ms is None:
-            call.ttfb_ms = call.elapsed_ms()
-        try:
-            visible = on_chunk(chunk)
-        except Exception:
-            log_internal_error()
-            visible = True
-        if visible:
-            try:
-                yield chunk
-            except GeneratorExit:  # the consumer stopped early (closed or dropped us)
-                record.finish(early=True)
-                raise
-
-
-class _StreamProxyBase(wrapt.ObjectProxy[Any]):
-    """Shared bookkeeping of the sync and async stream proxies."""
-
-    def __init__(self, wrapped: Any, call: Call, state: StreamState) -> None:
-        super().__init__(wrapped)
-        self._self_call = call
-        self._self_record = _StreamRecord(call, state)
-        self._self_iterator: Any = None
-
-    def _self_observe(self, chunk: Any) -> bool:
-        return self._self_record.observe(chunk)
-
-    def _self_finish(self, *, early: bool = False, error: BaseException | None = None) -> None:
-        self._self_record.finish(early=early, error=error)
-
-
-class SyncStreamProxy(_StreamProxyBase):
-    """Wraps a provider stream; records the call when it ends, however it ends.
-
-    Iterating it runs one generator, `_recorded_chunks` (the provider SDKs' streams iterate
-    through a generator too); ``next()`` on the proxy steps the same generator.
-    """
-
-    def __iter__(self) -> Iterator[Any]:
-        chunks = self._self_iterator
-        if chunks is None:
-            chunks = self._self_iterator = _recorded_chunks(iter(self.__wrapped__),
-                                                            self._self_record)
-        return chunks  # type: ignore[no-any-return]
-
-    def __next__(self) -> Any:
-        return next(self.__iter__())
-
-    def close(self) -> Any:
-        """Close the underlying stream; a stream closed early is recorded with what was seen."""
-        try:
-            return self.__wrapped__.close()
-        finally:
-            self._self_finish(early=True)
-
-    def __enter__(self) -> SyncStreamProxy:
-        self.__wrapped__.__enter__()
-        return self
-
-    def __exit__(self, *exc_info: Any) -> Any:
-        try:
-            return self.__wrapped__.__exit__(*exc_info)
-        finally:
-            self._self_finish(early=True)
-
-
-class AsyncStreamProxy(_StreamProxyBase):
-    """Wraps an async provider stream; records the call when it ends, however it ends."""
-
-    def __aiter__(self) -> AsyncStreamProxy:
-        return self
-
-    async def __anext__(self) -> Any:
-        iterator = self._self_iterator
-        if iterator is None:
-            iterator = self._self_iterator = self.__wrapped__.__aiter__()
-        while True:
-            try:
-                chunk = await iterator.__anext__()
-            except StopAsyncIteration:
-                self._self_finish()
-                raise
-            except BaseException as exc:
-                self._self_finish(error=exc)
-                raise
-            if self._self_observe(chunk):
-                return chunk
-
-    async def close(self) -> Any:
-        """Close the underlying stream; a stream closed early is recorded with what was seen."""
-        try:
-            return await self.__wrapped__.close()
-        finally:
-            self._self_finish(early=True)
-
-    async def aclose(self) -> Any:
-        """Alias of `close` for async-generator style callers."""
-        closer = getattr(self.__wrapped__, "aclose", None) or self.__wrapped__.close
-        try:
-            return await closer()
-        finally:
-            self._self_finish(early=True)
-
-    async def __aenter__(self) -> AsyncStreamProxy:
-        await self.__wrapped__.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc_info: Any) -> Any:
-        try:
-            return await self.__wrapped__.__aexit__(*exc_info)
-        finally:
-            self._self_finish(early=True)

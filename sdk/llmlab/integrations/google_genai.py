@@ -25,7 +25,9 @@ from typing import Any, ClassVar
 
 import wrapt
 
+from llmlab._tools import gemini_tools
 from llmlab._tracker import capture_internal_exceptions
+from llmlab.errors import UsageError
 from llmlab.integrations import DidNotEnable, Integration
 from llmlab.integrations._common import (
     Call,
@@ -34,8 +36,9 @@ from llmlab.integrations._common import (
     async_wrapper,
     sync_wrapper,
 )
+from llmlab.usage import Usage
 
-__all__ = ["GoogleGenAIIntegration", "model_name", "request_view_wrapper"]
+__all__ = ["GoogleGenAIIntegration", "model_name", "request_view_wrapper", "with_grounding"]
 
 logger = logging.getLogger("llmlab")
 
@@ -106,7 +109,22 @@ def _read(result: Any) -> tuple[str | None, UsageSource | None, dict[str, Any]]:
         if body is not None:
             usage_metadata = body.get("usageMetadata")
             model = model or body.get("modelVersion")
-    return model_name(model), usage_metadata, {}
+            result = body
+    return model_name(model), with_grounding(result, usage_metadata), {}
+
+
+def with_grounding(response: Any, usage: UsageSource | None) -> UsageSource | None:
+    """The usage plus the response's grounding tool uses (Google Search queries, Google
+    Maps), which Gemini reports in each candidate's ``grounding_metadata``, not in usage."""
+    if usage is None:
+        return None
+    tools = gemini_tools(response)
+    if not tools:
+        return usage  # the common case: normalised later, by the tracker
+    try:
+        return Usage.from_any(usage).with_tools(tools)
+    except UsageError:
+        return usage  # malformed: left to the tracker, which reports it once
 
 
 def output_chars(candidates: Any) -> int:
@@ -131,6 +149,7 @@ class _Stream:
     def __init__(self) -> None:
         self.model: str | None = None
         self.usage: UsageSource | None = None
+        self.grounded: Any = None
         self.chars = 0
 
     def on_chunk(self, chunk: Any) -> bool:
@@ -139,11 +158,17 @@ class _Stream:
         if usage_metadata is not None:
             # Cumulative: the latest replaces, never adds; normalised once, by the tracker.
             self.usage = usage_metadata
-        self.chars += output_chars(getattr(chunk, "candidates", None))
+        candidates = getattr(chunk, "candidates", None)
+        self.chars += output_chars(candidates)
+        if candidates and any(getattr(c, "grounding_metadata", None) for c in candidates):
+            self.grounded = chunk  # grounding arrives with the last chunks; keep the latest
         return True
 
     def result(self) -> tuple[str | None, UsageSource | None, int]:
-        return self.model, self.usage, self.chars
+        usage = self.usage
+        if self.grounded is not None:
+            usage = with_grounding(self.grounded, usage)
+        return self.model, usage, self.chars
 
 
 def _stream_state(call: Call) -> _Stream:

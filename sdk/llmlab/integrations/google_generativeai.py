@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
+from llmlab._tools import gemini_tools
 from llmlab.integrations import DidNotEnable, Integration
 from llmlab.integrations._common import (
     AsyncStreamProxy,
@@ -59,7 +60,8 @@ def _usage(message: Any) -> Usage | None:
     if unnamed > 0:
         usage = dataclasses.replace(usage, output_tokens=usage.output_tokens + unnamed,
                                     reasoning_tokens=usage.reasoning_tokens + unnamed)
-    return usage
+    # Grounding with Google Search is billed per query / grounded prompt (`llmlab._tools`).
+    return usage.with_tools(gemini_tools(message))
 
 
 def _model(message: Any) -> str | None:

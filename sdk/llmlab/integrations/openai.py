@@ -31,6 +31,7 @@ from llmlab.integrations._common import (
     async_wrapper,
     sync_wrapper,
 )
+from llmlab.integrations._openai_usage import provider_cost, with_tools
 
 __all__ = ["OpenAIIntegration", "provider_for_base_url", "region_for_base_url"]
 
@@ -90,8 +91,17 @@ def _provider(resource: Any) -> str:
 def _read(result: Any) -> tuple[str | None, UsageSource | None, dict[str, Any]]:
     # The usage object is normalised when the event is built (see `UsageSource`).
     tier = getattr(result, "service_tier", None)
-    return (getattr(result, "model", None), getattr(result, "usage", None),
-            {"service_tier": tier} if isinstance(tier, str) else _NO_EXTRA)
+    usage = getattr(result, "usage", None)
+    extra = {"service_tier": tier} if isinstance(tier, str) else _NO_EXTRA
+    reported = provider_cost(usage)
+    if reported is not None:
+        extra = {**extra, "provider_cost": reported}
+    return getattr(result, "model", None), usage, extra
+
+
+def _read_response(result: Any) -> tuple[str | None, UsageSource | None, dict[str, Any]]:
+    model, usage, extra = _read(result)
+    return model, with_tools(result, usage), extra
 
 
 def _tool_call_chars(tool_calls: Any) -> int:
@@ -111,7 +121,9 @@ class _ChatStream:
         self.region: str | None = None
 
     def extra(self) -> dict[str, Any]:
-        return {"region": self.region} if self.region else _NO_EXTRA
+        extra = {"region": self.region} if self.region else _NO_EXTRA
+        reported = provider_cost(self.usage)
+        return {**extra, "provider_cost": reported} if reported is not None else extra
 
     def on_chunk(self, chunk: Any) -> bool:
         # Per streamed token: plain attribute reads of the SDK's chunk models; anything
@@ -160,6 +172,7 @@ class _ResponsesStream:
     def __init__(self) -> None:
         self.model: str | None = None
         self.usage: UsageSource | None = None
+        self.response: Any = None
         self.chars = 0
         self.region: str | None = None
 
@@ -178,10 +191,14 @@ class _ResponsesStream:
             usage = getattr(response, "usage", None)
             if usage is not None:
                 self.usage = usage
+                self.response = response
         return True
 
     def result(self) -> tuple[str | None, UsageSource | None, int]:
-        return self.model, self.usage, self.chars
+        usage = self.usage
+        if self.response is not None:
+            usage = with_tools(self.response, usage)
+        return self.model, usage, self.chars
 
 
 def _injects_usage(provider: str, kwargs: dict[str, Any]) -> bool:
@@ -235,8 +252,9 @@ def _adapt_raw(result: Any, call: Call, spec: CallSpec) -> Any:
     return result
 
 
-def _spec(operation: str, *, stream_state: Any = None, prepare_stream: Any = None) -> CallSpec:
-    spec = CallSpec(provider=_provider, operation=operation, read_result=_read,
+def _spec(operation: str, *, stream_state: Any = None, prepare_stream: Any = None,
+          read_result: Any = _read) -> CallSpec:
+    spec = CallSpec(provider=_provider, operation=operation, read_result=read_result,
                     new_stream_state=stream_state, prepare_stream=prepare_stream,
                     adapted_types=_RAW_RESPONSE_TYPES)
     spec.adapt_result = _adapter(spec)
@@ -304,12 +322,16 @@ def _chat_state(call: Call) -> _ChatStream:
 
 
 class OpenAIIntegration(Integration):
-    """Instruments the ``openai`` package (3.x)."""
+    """Instruments the ``openai`` package, 1.92 to 3.x: 2.x is what LlamaIndex, Instructor and
+    OpenLIT pin. The patched resource classes and models are the same across that range (1.92
+    moved ``parse`` out of ``beta``; 1.91 and older are refused, with a warning); only the
+    HTTP library differs (httpx before 3.0, httpx2 since), which llmlab never touches."""
 
     identifier: ClassVar[str] = "openai"
     module: ClassVar[str] = "openai"
     distribution: ClassVar[str] = "openai"
-    min_version: ClassVar[tuple[int, ...]] = (3, 0)
+    min_version: ClassVar[tuple[int, ...]] = (1, 92)
+    max_version: ClassVar[tuple[int, ...] | None] = (4,)
 
     def _wrapper(self, spec: Any, is_async: bool) -> Any:
         return _by_region(spec, is_async)
@@ -324,8 +346,9 @@ class OpenAIIntegration(Integration):
         chat = _spec("chat.completions", stream_state=_chat_state,
                      prepare_stream=_prepare_chat_stream)
         chat_parse = _spec("chat.completions.parse")
-        responses = _spec("responses", stream_state=lambda call: _ResponsesStream())
-        responses_parse = _spec("responses.parse")
+        responses = _spec("responses", stream_state=lambda call: _ResponsesStream(),
+                          read_result=_read_response)
+        responses_parse = _spec("responses.parse", read_result=_read_response)
         embeddings = _spec("embeddings")
         return [
             (Completions, "create", chat, False), (AsyncCompletions, "create", chat, True),

@@ -63,13 +63,19 @@ def import_litellm(path: str | Path, *, effective_from: date | datetime | str | 
                    save: bool = False) -> ImportReport:
     """Refresh the process-wide catalogue from a LiteLLM-format table.
 
-    With ``save=True`` the result is written to ``~/.llmlab/catalogue.json`` and used by
-    every later process (what ``llmlab pricing import FILE`` does).
+    With ``save=True`` the changes go to the user catalogue (``~/.llmlab/catalogue.json``,
+    see docs/pricing.md), which every later process prices with: what ``llmlab pricing
+    update --from FILE`` does.
     """
-    from llmlab.pricing._overrides import user_catalogue_path
-
-    catalogue = Catalogue.default()
-    report = catalogue.import_litellm(path, effective_from=effective_from)
     if save:
-        catalogue.save(user_catalogue_path())
-    return report
+        from llmlab.pricing._overrides import user_catalogue_path
+        from llmlab.pricing._table import load_table
+        from llmlab.pricing._update import apply_table
+
+        table, origin = load_table(path)
+        result = apply_table(table, origin, path=user_catalogue_path(),
+                             effective_from=effective_from)
+        diff = result.diff
+        return ImportReport(added=len(diff.added), updated=len(diff.changed),
+                            unchanged=diff.unchanged)
+    return Catalogue.default().import_litellm(path, effective_from=effective_from)

@@ -13,15 +13,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from llmlab.errors import ConfigurationError, PricingError
+from llmlab.errors import PricingError
+from llmlab.pricing._code_overrides import CodeOverrides
 from llmlab.pricing._engine import CostBreakdown, compute
-from llmlab.pricing._litellm import convert_table
+from llmlab.pricing._litellm import convert_table, convert_tool_prices
 from llmlab.pricing._names import FALLBACK, PREFIXES, PROVIDER_IDS, candidates
-from llmlab.pricing._rates import COMPONENTS, ModelPrice, PricePeriod
+from llmlab.pricing._rates import ModelPrice
+from llmlab.pricing._tool_prices import ToolPrices, tool_cost
 from llmlab.pricing._when import to_date, to_instant
 from llmlab.usage import NORMALISED_TYPES, Usage
 
-__all__ = ["PROVIDER_IDS", "Catalogue", "ImportReport"]
+__all__ = ["PROVIDER_IDS", "Catalogue", "ImportReport", "bundled_data"]
 
 logger = logging.getLogger("llmlab")
 
@@ -30,6 +32,17 @@ _MISSING: Any = object()
 _BUNDLED_DATA: dict[str, Any] | None = None  # parsed once; never mutated
 _ONE = Decimal(1)
 _BUNDLED_LOCK = threading.Lock()
+
+
+def bundled_data() -> dict[str, Any]:
+    """The bundled catalogue document, parsed once (never mutate it)."""
+    global _BUNDLED_DATA
+    if _BUNDLED_DATA is None:
+        text = resources.files("llmlab.pricing").joinpath("catalogue.json").read_text("utf-8")
+        from llmlab.pricing._media_prices import with_media_models
+
+        _BUNDLED_DATA = with_media_models(json.loads(text))  # images and audio (#15)
+    return _BUNDLED_DATA
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +54,7 @@ class ImportReport:
     unchanged: int
 
 
-class Catalogue:
+class Catalogue(CodeOverrides):
     """Prices of every known model, with overrides, aliases and per-project markups.
 
     >>> cat = Catalogue.bundled()
@@ -59,12 +72,17 @@ class Catalogue:
             self._raw: Mapping[str, Mapping[str, Any]] = raw
             self._identity = {key: (str(entry["provider"]), str(entry["name"]))
                               for key, entry in raw.items()}
+            #: Provider-wide built-in tool prices (a model's own win), by provider id.
+            self.tool_prices: dict[str, ToolPrices] = {
+                str(provider): prices for provider, table in (data.get("tools") or {}).items()
+                if (prices := ToolPrices.from_dict(table)) is not None}
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise PricingError(f"malformed pricing catalogue: {exc!r}") from exc
         self._models: dict[str, ModelPrice] = {}
         self._aliases: dict[str, str] = {}
         self._markups: dict[str | None, Decimal] = {}
         self._warned: set[tuple[str, str | None]] = set()
+        self._warned_tools: set[tuple[str, tuple[str, ...]]] = set()
         self._lock = threading.Lock()
         self._reindex()
 
@@ -82,30 +100,39 @@ class Catalogue:
     @classmethod
     def bundled(cls) -> Catalogue:
         """The catalogue shipped inside the package (a fresh, override-free copy)."""
-        global _BUNDLED_DATA
-        if _BUNDLED_DATA is None:
-            text = resources.files("llmlab.pricing").joinpath("catalogue.json").read_text("utf-8")
-            _BUNDLED_DATA = json.loads(text)
-        return cls(_BUNDLED_DATA)
+        return cls(bundled_data())
 
     @classmethod
     def default(cls) -> Catalogue:
-        """The process-wide catalogue `llmlab.cost` uses: bundled, plus the user's overrides."""
+        """The process-wide catalogue `llmlab.cost` uses (`load_default`)."""
         global _BUNDLED
         if _BUNDLED is None:
             with _BUNDLED_LOCK:
                 if _BUNDLED is None:
-                    from llmlab.pricing._overrides import load_user_overrides, user_catalogue_path
-
-                    catalogue = cls.bundled()
-                    imported = user_catalogue_path()
-                    if imported.exists():
-                        refreshed = cls.from_file(imported)
-                        if refreshed.pricing_version >= catalogue.pricing_version:
-                            catalogue = refreshed
-                    load_user_overrides(catalogue)
-                    _BUNDLED = catalogue
+                    _BUNDLED = cls.load_default()
         return _BUNDLED
+
+    @classmethod
+    def load_default(cls) -> Catalogue:
+        """A new catalogue built as `default` is: the bundled one, the user catalogue and the
+        server's (`llmlab.pricing._user_catalogue`), then the user's ``pricing.toml``."""
+        from llmlab.pricing._overrides import load_user_overrides, user_catalogue_path
+        from llmlab.pricing._user_catalogue import layered, read_layer, server_layer
+
+        catalogue = cls(layered(bundled_data(), read_layer(user_catalogue_path()),
+                                server_layer()))
+        load_user_overrides(catalogue)
+        return catalogue
+
+    @classmethod
+    def replace_default(cls, catalogue: Catalogue) -> None:
+        """Make ``catalogue`` the process-wide one, with the overrides made in code on the one
+        it replaces (`set_price`, `add_alias`, `set_markup`)."""
+        global _BUNDLED
+        with _BUNDLED_LOCK:
+            if _BUNDLED is not None:
+                catalogue.carry_overrides(_BUNDLED)
+            _BUNDLED = catalogue
 
     @classmethod
     def reset_default(cls) -> None:
@@ -116,8 +143,11 @@ class Catalogue:
 
     def to_dict(self) -> dict[str, Any]:
         """The catalogue JSON form (overrides included, aliases and markups not)."""
-        return {"format": 1, "pricing_version": self.pricing_version, "source": self.source,
-                "models": {k: m.to_dict() for k, m in sorted(self.models.items())}}
+        out = {"format": 1, "pricing_version": self.pricing_version, "source": self.source,
+               "models": {k: m.to_dict() for k, m in sorted(self.models.items())}}
+        if self.tool_prices:
+            out["tools"] = {p: t.to_dict() for p, t in sorted(self.tool_prices.items())}
+        return out
 
     def save(self, path: str | Path) -> None:
         """Write the catalogue as JSON, atomically."""
@@ -142,6 +172,14 @@ class Catalogue:
             except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
                 raise PricingError(f"malformed catalogue entry {key}: {exc!r}") from exc
         return model
+
+    def entry(self, key: str) -> ModelPrice | None:
+        """The model stored under exactly ``provider/name`` (no name resolution)."""
+        return self._model(key)
+
+    def identities(self) -> dict[str, tuple[str, str]]:
+        """``provider/name`` → (provider, name) of every model, without building them."""
+        return dict(self._identity)
 
     def _add(self, model: ModelPrice) -> None:
         self._models[model.key] = model
@@ -209,81 +247,6 @@ class Catalogue:
         keys = self._by_name.get(name)
         return self._model(keys[0]) if keys else None
 
-    # -- overrides -------------------------------------------------------------------------
-
-    def set_price(
-        self,
-        model: str,
-        *,
-        provider: str,
-        input: Decimal | str | float,
-        output: Decimal | str | float,
-        per: int = 1_000_000,
-        effective_from: date | datetime | str | None = None,
-        mode: str = "chat",
-        **components: Decimal | str | float,
-    ) -> None:
-        """Set a custom price (negotiated, fine-tuned or self-hosted models).
-
-        Rates are USD per ``per`` tokens (default: per 1M). Other components
-        (``cache_read``, ``cache_write``, ``cache_write_long``, ``reasoning``, ``audio_input``,
-        ``audio_output``, ``image_input``, ``image_output``) are optional. With
-        ``effective_from`` the price is added to the model's history; without, it replaces it.
-
-        >>> cat = Catalogue.bundled()
-        >>> cat.set_price("acme-llm", provider="openai", input="1", output="2")
-        >>> cat.cost("acme-llm", {"input_tokens": 1_000_000, "output_tokens": 0}).total
-        Decimal('1.000000')
-        """
-        unknown = set(components) - set(COMPONENTS)
-        if unknown:
-            raise ConfigurationError(f"unknown price component(s): {', '.join(sorted(unknown))}")
-        if provider not in PROVIDER_IDS:
-            raise ConfigurationError(f"unknown provider {provider!r}; one of {', '.join(PROVIDER_IDS)}")
-        if per <= 0:
-            raise ConfigurationError("per must be a positive number of tokens")
-        rates: dict[str, Decimal] = {}
-        for component, value in {"input": input, "output": output, **components}.items():
-            try:
-                rate = Decimal(str(value)) / per
-            except ArithmeticError as exc:
-                raise ConfigurationError(f"{component} price {value!r} is not a number") from exc
-            if not rate.is_finite() or rate < 0:
-                raise ConfigurationError(f"{component} price {value!r} must be >= 0")
-            rates[component] = rate
-        name = model.strip().lower()
-        key = f"{provider}/{name}"
-        period = PricePeriod(effective_from=to_date(effective_from), rates={"standard": rates})
-        with self._lock:
-            existing = self._model(key)
-            if existing is not None and period.effective_from is not None:
-                periods = [p for p in existing.periods if p.effective_from != period.effective_from]
-                existing.periods = sorted([*periods, period],
-                                          key=lambda p: p.effective_from or date.min)
-            else:
-                self._add(ModelPrice(key=key, provider=provider, name=name, mode=mode,
-                                     periods=[period]))
-            self._reindex()
-
-    def add_alias(self, alias: str, target: str) -> None:
-        """Price ``alias`` (a deployment or proxy name) as ``target`` (``openai/gpt-4o``)."""
-        alias_name, target_name = alias.strip().lower(), target.strip().lower()
-        if self._resolve(target_name, None) is None:
-            raise ConfigurationError(f"alias target {target!r} is not in the pricing catalogue")
-        with self._lock:
-            self._aliases[alias_name] = target_name
-            self._resolved = {}
-
-    def set_markup(self, percent: Decimal | str | float, project: str | None = None) -> None:
-        """Add ``percent`` % to every cost (of ``project`` only, when given)."""
-        try:
-            value = Decimal(str(percent))
-        except ArithmeticError as exc:
-            raise ConfigurationError(f"markup {percent!r} is not a number") from exc
-        if not value.is_finite() or value <= -100:
-            raise ConfigurationError(f"markup {percent!r}% must be a number above -100")
-        self._markups[project] = 1 + value / 100
-
     def import_litellm(self, table: str | Path | Mapping[str, Any], *,
                        effective_from: date | datetime | str | None = None) -> ImportReport:
         """Refresh prices from a LiteLLM-format table (a path or the parsed JSON).
@@ -310,8 +273,9 @@ class Catalogue:
                 latest = current.periods[-1]
                 period = new.periods[0]
                 if (latest.rates, latest.tiers, latest.multipliers, latest.off_peak,
-                        latest.tier_rule) == (period.rates, period.tiers, period.multipliers,
-                                              period.off_peak, period.tier_rule):
+                        latest.tier_rule, latest.tools) == (
+                        period.rates, period.tiers, period.multipliers, period.off_peak,
+                        period.tier_rule, period.tools):
                     unchanged += 1
                     continue
                 period.effective_from = when
@@ -319,6 +283,8 @@ class Catalogue:
                 current.periods.append(period)
                 current.periods.sort(key=lambda p: p.effective_from or date.min)
                 updated += 1
+            for provider, table_prices in convert_tool_prices(table).items():  # type: ignore[arg-type]
+                self.tool_prices[provider] = ToolPrices.from_dict(table_prices)  # type: ignore[assignment]
             self.pricing_version = max(self.pricing_version, when.isoformat())
             self._reindex()
         return ImportReport(added=added, updated=updated, unchanged=unchanged)
@@ -371,8 +337,17 @@ class Catalogue:
                 regional = period.multipliers.get("regional")
             if regional is not None:
                 multiplier = multiplier * regional
+        if not normalised.tools:
+            return compute(card, normalised, multiplier, model, entry.provider,
+                           self.pricing_version, entry.key)
+        tools, unpriced = tool_cost(normalised.tools, period.tools,
+                                    self.tool_prices.get(entry.provider))
+        if unpriced and (entry.key, unpriced) not in self._warned_tools:
+            self._warned_tools.add((entry.key, unpriced))
+            logger.warning("llmlab: no price for tool use %s of %s; counted, billed as $0",
+                           ", ".join(unpriced), entry.key)
         return compute(card, normalised, multiplier, model, entry.provider,
-                       self.pricing_version, entry.key)
+                       self.pricing_version, entry.key, tools, unpriced)
 
 
 _SERVICE_TIER_NAMES = {None: "standard", "default": "standard", "auto": "standard",

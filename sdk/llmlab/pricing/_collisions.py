@@ -41,6 +41,21 @@ KNOWN_COLLISIONS: dict[str, tuple[str, str]] = {
     "vertex/gemini-3.5-flash-lite": (
         "vertex_ai/gemini-3.5-flash-lite",
         "same rates; the vertex_ai/ copy adds Vertex's documented 1.1x regional-endpoint uplift"),
+    # Gemini image models (kept since tool and image-token pricing, #15): the copies bill the
+    # same tokens; the bare keys also list Gemini 3's per-query grounding price.
+    "vertex/gemini-3-pro-image": (
+        "gemini-3-pro-image",
+        "same token rates; the bare key also lists grounding at $14 / 1k search queries"),
+    "vertex/gemini-3-pro-image-preview": (
+        "gemini-3-pro-image-preview",
+        "same token rates; the bare key also lists grounding at $14 / 1k search queries"),
+    "vertex/gemini-3.1-flash-image-preview": (
+        "gemini-3.1-flash-image-preview",
+        "same token rates; the bare key also lists grounding at $14 / 1k search queries"),
+    "vertex/gemini-3.1-flash-image": (
+        "vertex_ai/gemini-3.1-flash-image",
+        "same token rates; the vertex_ai/ copy adds Vertex's documented 1.1x regional-endpoint "
+        "uplift (grounding then bills at the provider's default price)"),
     "google/gemini-exp-1206": (
         "gemini/gemini-exp-1206",
         "an experimental Gemini API model, free of charge (ai.google.dev/pricing); the bare "

@@ -28,7 +28,8 @@ def money(value: Decimal) -> str:
 class CostBreakdown:
     """What one call cost, in USD, split by what was billed.
 
-    ``total`` = ``input + cache_read + cache_write + output + reasoning``, exactly.
+    ``total`` = ``input + cache_read + cache_write + output + reasoning + tools``, exactly;
+    ``tools`` is the per-use fees of built-in tools (web search, file search, containers …).
     ``priced`` is False when the model is not in the catalogue: every amount is then zero
     and the call must not be read as free.
     """
@@ -40,6 +41,7 @@ class CostBreakdown:
     cache_write: Decimal = ZERO
     output: Decimal = ZERO
     reasoning: Decimal = ZERO
+    tools: Decimal = ZERO
     total: Decimal = ZERO
     currency: str = "USD"
     priced: bool = False
@@ -51,21 +53,29 @@ class CostBreakdown:
     long_context_threshold: int = 0
     #: Region multiplier times project markup, applied to every component.
     multiplier: Decimal = _ONE
+    #: Tool kinds the call used that no price covers (billed here as zero).
+    unpriced_tools: tuple[str, ...] = ()
 
     def to_wire(self) -> dict[str, Any]:
-        """The event's ``cost`` object: money as strings (DESIGN.md wire format)."""
-        return {
+        """The event's ``cost`` object: money as strings (DESIGN.md wire format); ``tools``
+        only when non-zero, so servers older than it still take the event."""
+        wire = {
             "input": money(self.input), "cache_read": money(self.cache_read),
             "cache_write": money(self.cache_write), "output": money(self.output),
             "reasoning": money(self.reasoning), "total": money(self.total),
             "currency": self.currency, "priced": self.priced,
             "pricing_version": self.pricing_version,
         }
+        if self.tools:
+            wire["tools"] = money(self.tools)
+        return wire
 
 
 def compute(card: RateCard, u: Usage, multiplier: Decimal, model: str, provider: str | None,
-            pricing_version: str | None, priced_as: str | None) -> CostBreakdown:
-    """Price usage ``u`` with ``card``; every component is scaled by ``multiplier``."""
+            pricing_version: str | None, priced_as: str | None,
+            tools: Decimal = ZERO, unpriced_tools: tuple[str, ...] = ()) -> CostBreakdown:
+    """Price usage ``u`` with ``card``, plus ``tools`` (the call's tool fees, priced by the
+    catalogue); every component is scaled by ``multiplier``."""
     # The hot path of every call: zero counts are skipped (most calls use two or three of the
     # ten components) and the subset arithmetic of Usage is inlined.
     cache_read_tokens = u.cache_read_tokens
@@ -94,7 +104,11 @@ def compute(card: RateCard, u: Usage, multiplier: Decimal, model: str, provider:
         inp, cache_read, cache_write, out, reasoning = (
             inp * multiplier, cache_read * multiplier, cache_write * multiplier,
             out * multiplier, reasoning * multiplier)
-    return CostBreakdown(model, provider, inp, cache_read, cache_write, out, reasoning,
-                         inp + cache_read + cache_write + out + reasoning, "USD", True,
-                         pricing_version, priced_as, card.service_tier, card.threshold,
-                         multiplier)
+        if tools:
+            tools = tools * multiplier
+    total = inp + cache_read + cache_write + out + reasoning
+    if tools:  # most calls use no built-in tool: no Decimal addition for them
+        total += tools
+    return CostBreakdown(model, provider, inp, cache_read, cache_write, out, reasoning, tools,
+                         total, "USD", True, pricing_version, priced_as, card.service_tier,
+                         card.threshold, multiplier, unpriced_tools)

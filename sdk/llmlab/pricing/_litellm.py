@@ -8,6 +8,10 @@ long-context tiers, ``*_above_1hr`` / ``*_above_12hr`` long-lived cache writes, 
 (`llmlab.pricing._offpeak`). Provider rules the table does not spell out are applied here,
 each with its source in docs/pricing.md: xAI tiers start when the prompt reaches the
 threshold; Fireworks bills cache reads at half the input rate unless a rate is listed.
+Built-in tool prices (``search_context_cost_per_query``, ``google_maps_grounding_cost_per_query``,
+``code_interpreter_cost_per_session``, per-image prices of ``gpt-image-*``) become ``tools``
+prices (`llmlab.pricing._tool_prices`); Gemini's image models (mode ``image_generation``, priced
+per token through ``generate_content``) are kept.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from llmlab.errors import PricingError
 from llmlab.pricing._collisions import pick
 from llmlab.pricing._offpeak import OffPeak
 
-__all__ = ["PROVIDERS", "convert_entry", "convert_table", "provider_of"]
+__all__ = ["PAGE_TOOL_PRICES", "PROVIDERS", "convert_entry", "convert_table",
+           "convert_tool_prices", "provider_of"]
 
 #: LiteLLM provider name → llmlab provider id, for the providers the catalogue covers.
 PROVIDERS: dict[str, str] = {
@@ -48,6 +53,8 @@ _KEY_PREFIXES = ("openai", "anthropic", "gemini", "vertex_ai", "azure", "bedrock
                  "openrouter", "text-completion-openai", "cohere_chat")
 
 _MODES = frozenset({"chat", "responses", "embedding", "completion"})
+#: Providers whose image models answer ``generate_content`` and bill per token (Gemini).
+_TOKEN_IMAGE_PROVIDERS = frozenset({"google", "vertex"})
 
 _BASES = {
     "input_cost_per_token": "input",
@@ -169,8 +176,87 @@ def convert_entry(key: str, entry: Mapping[str, Any], provider: str) -> dict[str
     supports = sorted(v for k, v in _SUPPORTS.items() if entry.get(k) is True)
     if supports:
         model["supports"] = supports
+    tools = _model_tools(entry, provider)
+    if tools:
+        period["tools"] = tools
     model["prices"] = [period]
     return model
+
+
+def _search_price(value: Any) -> Any:
+    """``search_context_cost_per_query``: the medium context size (the default) when a dict."""
+    if isinstance(value, Mapping):
+        return value.get("search_context_size_medium")
+    return value
+
+
+def _model_tools(entry: Mapping[str, Any], provider: str) -> dict[str, Any] | None:
+    """A model's built-in tool prices in catalogue form, None when the table lists none."""
+    prices: dict[str, str] = {}
+    for field_name, kind, scale in (
+            ("search_context_cost_per_query", "web_search", 1),
+            ("google_maps_grounding_cost_per_query", "maps_grounding", 1),
+            ("code_interpreter_cost_per_session", "code_interpreter", 1),
+            ("file_search_cost_per_1k_calls", "file_search", 1000)):
+        value = entry.get(field_name)
+        if field_name == "search_context_cost_per_query":
+            value = _search_price(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            prices[kind] = format((_rate(value, field_name) / scale).normalize(), "f")
+    if not prices:
+        return None
+    out: dict[str, Any] = {"prices": prices}
+    # Gemini 2.x bills grounding per grounded prompt; models marked ``per_query`` (Gemini 3)
+    # per search query (ai.google.dev/gemini-api/docs/pricing).
+    if provider in _TOKEN_IMAGE_PROVIDERS and entry.get("web_search_billing_unit") != "per_query":
+        out["per_prompt"] = sorted(k for k in ("web_search", "maps_grounding") if k in prices)
+    return out
+
+
+#: Tool prices the table does not carry per model, from the providers' price pages
+#: (docs/pricing.md, "Tools"): USD per use; ``per_prompt`` kinds bill once per call.
+PAGE_TOOL_PRICES: dict[str, dict[str, Any]] = {
+    # platform.openai.com/docs/pricing: web search $10 / 1k calls, file search $2.50 / 1k calls.
+    "openai": {"prices": {"web_search": "0.01", "file_search": "0.0025"}},
+    "azure": {"prices": {"file_search": "0.0025"}},
+    # docs.anthropic.com pricing: web search $10 / 1k searches, web fetch at no extra cost,
+    # code execution billed per container-hour (not reported per call).
+    "anthropic": {"prices": {"web_search": "0.01", "web_fetch": "0", "code_execution": "0"}},
+    # ai.google.dev/gemini-api/docs/pricing (Gemini 2.x): $35 / 1k grounded prompts,
+    # Google Maps $25 / 1k grounded prompts.
+    "google": {"prices": {"web_search": "0.035", "maps_grounding": "0.025"},
+               "per_prompt": ["maps_grounding", "web_search"]},
+    "vertex": {"prices": {"web_search": "0.035", "maps_grounding": "0.025"},
+               "per_prompt": ["maps_grounding", "web_search"]},
+}
+_IMAGE_KEY = re.compile(r"^(?P<quality>[a-z]+)/(?P<w>\d+)-x-(?P<h>\d+)/(?P<model>gpt-image-[\w.-]+)$")
+
+
+def convert_tool_prices(table: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Provider-wide tool prices: the pages' (`PAGE_TOOL_PRICES`), then the table's
+    containers (``<provider>/container``) and per-image prices of the image tool models."""
+    out: dict[str, dict[str, Any]] = {
+        p: {"prices": dict(t["prices"]), **({"per_prompt": list(t["per_prompt"])}
+                                            if "per_prompt" in t else {})}
+        for p, t in PAGE_TOOL_PRICES.items()}
+    for key in sorted(table):
+        entry = table[key]
+        if not isinstance(entry, Mapping):
+            continue
+        provider = provider_of(entry)
+        if provider is None:
+            continue
+        session = entry.get("code_interpreter_cost_per_session")
+        if key.endswith("/container") and isinstance(session, (int, float)):
+            prices = out.setdefault(provider, {"prices": {}})["prices"]
+            prices["code_interpreter"] = format(_rate(session, key).normalize(), "f")
+        m = _IMAGE_KEY.match(key)
+        per_image = entry.get("input_cost_per_image")
+        if m and provider == "openai" and isinstance(per_image, (int, float)):
+            kind = f"image_generation:{m['model']}:{m['quality']}:{m['w']}x{m['h']}"
+            prices = out.setdefault(provider, {"prices": {}})["prices"]
+            prices[kind] = format(_rate(per_image, key).normalize(), "f")
+    return {p: {**t, "prices": dict(sorted(t["prices"].items()))} for p, t in sorted(out.items())}
 
 
 def _off_peak(key: str, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -197,9 +283,13 @@ def convert_table(table: Mapping[str, Any], *, strict: bool = False) -> dict[str
     found: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for key in sorted(table):
         entry = table[key]
-        if not isinstance(entry, Mapping) or entry.get("mode") not in _MODES:
+        if not isinstance(entry, Mapping):
             continue
         provider = provider_of(entry)
+        mode = entry.get("mode")
+        if mode not in _MODES and not (mode == "image_generation"
+                                       and provider in _TOKEN_IMAGE_PROVIDERS):
+            continue
         if provider is None or "input_cost_per_token" not in entry:
             continue
         model = convert_entry(key, entry, provider)

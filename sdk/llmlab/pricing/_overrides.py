@@ -20,6 +20,7 @@ The file (prices in USD per 1M tokens)::
 from __future__ import annotations
 
 import logging
+import os
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,8 +44,10 @@ def user_overrides_path() -> Path:
 
 
 def user_catalogue_path() -> Path:
-    """Where ``llmlab pricing import`` saves a refreshed catalogue."""
-    return home_dir() / "catalogue.json"
+    """The user catalogue ``llmlab pricing update`` writes and every process prices with:
+    ``$LLMLAB_PRICING_CATALOGUE``, else ``~/.llmlab/catalogue.json`` (under ``$LLMLAB_HOME``)."""
+    configured = os.environ.get("LLMLAB_PRICING_CATALOGUE", "").strip()
+    return Path(configured).expanduser() if configured else home_dir() / "catalogue.json"
 
 
 def apply_overrides(catalogue: Catalogue, data: dict[str, Any], origin: str = "overrides") -> None:

@@ -32,6 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 from llmlab.pricing._offpeak import OffPeak
+from llmlab.pricing._tool_prices import ToolPrices
 
 __all__ = ["COMPONENTS", "ModelPrice", "PricePeriod", "RateCard"]
 
@@ -92,6 +93,8 @@ class PricePeriod:
     multipliers: dict[str, Decimal] = field(default_factory=dict)
     off_peak: OffPeak | None = None
     tier_rule: str = EXCEED
+    #: Built-in tool prices of this model (`llmlab.pricing._tool_prices`), None when none.
+    tools: ToolPrices | None = None
     _cards: dict[tuple[str, int, bool], RateCard] = field(default_factory=dict, repr=False)
     _thresholds: tuple[int, ...] = field(default=(), repr=False)
 
@@ -117,6 +120,7 @@ class PricePeriod:
             off_peak=OffPeak.from_dict(off_peak, _decimals(off_peak.get("rates") or {}))
             if off_peak else None,
             tier_rule=tier_rule,
+            tools=ToolPrices.from_dict(data.get("tools")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,6 +138,8 @@ class PricePeriod:
             out["tier_rule"] = self.tier_rule
         if self.off_peak is not None:
             out["off_peak"] = self.off_peak.to_dict()
+        if self.tools is not None:
+            out["tools"] = self.tools.to_dict()
         return out
 
     def threshold_for(self, prompt_tokens: int) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from llmlab.testing._capture import capture_events
 from llmlab.testing._capture_server import CaptureServer, make_event, make_events
+from llmlab.testing._fake_charges import FakeCharges
 from llmlab.testing._fake_provider import (
     FakeProvider,
     FakeSettings,
@@ -28,6 +29,6 @@ from llmlab.testing._fake_provider import (
 )
 from llmlab.testing._fake_wire import FakeFunctionCall, FakeUsage
 
-__all__ = ["CaptureServer", "FakeFunctionCall", "FakeProvider", "FakeSettings", "FakeUsage",
+__all__ = ["CaptureServer", "FakeCharges", "FakeFunctionCall", "FakeProvider", "FakeSettings", "FakeUsage",
            "RecordedRequest", "capture_events", "fake_provider", "make_event", "make_events"]
 

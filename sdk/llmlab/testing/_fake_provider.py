@@ -63,7 +63,9 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
+from llmlab.testing import _fake_media
 from llmlab.testing import _fake_wire as wire
+from llmlab.testing._fake_charges import FakeCharges, charge_body, charge_stream
 from llmlab.testing._fake_wire import FakeFunctionCall, FakeUsage
 
 __all__ = [
@@ -100,6 +102,8 @@ class FakeSettings:
     function_call: FakeFunctionCall | None = None
     """Gemini: answer the first leg of a tool-declaring request with a ``functionCall``."""
     embedding_dimensions: int = 8
+    charges: FakeCharges | None = None
+    """Non-token charges to report (tool uses, Gemini image tokens, a provider cost)."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,7 @@ _OPENAI_ROUTES = {
     "/chat/completions": "openai.chat",
     "/responses": "openai.responses",
     "/embeddings": "openai.embeddings",
+    **_fake_media.ROUTES,  # images and audio (#15)
 }
 _ANTHROPIC_ROUTES = {
     "/v1/messages": "anthropic.messages",
@@ -167,6 +172,8 @@ _GEMINI_METHODS = {
 
 def _route(path: str) -> tuple[Provider | None, str | None, str | None]:
     """Map a path to (provider, endpoint, model-from-path)."""
+    if (media := _fake_media.route(path)) is not None:  # Imagen (#15)
+        return media
     if path in _ANTHROPIC_ROUTES:
         return "anthropic", _ANTHROPIC_ROUTES[path], None
     # Accept OpenAI paths with or without /v1 so a base_url missing "/v1" still works.
@@ -231,6 +238,9 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def _send_json(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
+        charged = getattr(self, "_charges", None)
+        if status == 200 and charged is not None:
+            body = charge_body(charged[0], body, charged[1])
         payload = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -245,6 +255,9 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         """Send ``events`` as chunks; a break cuts the connection after ``after_chunks``
         events, before the terminating chunk, so the client sees a truncated body."""
+        charged = getattr(self, "_charges", None)
+        if charged is not None:
+            events = charge_stream(charged[0], events, charged[1])
         self.send_response(200)
         self.send_header("Content-Type", content_type)
         self.send_header("Cache-Control", "no-cache")
@@ -296,6 +309,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         brk = fake._pop_break(provider) if is_stream else None
         try:
+            if endpoint in _fake_media.ENDPOINTS:
+                _fake_media.answer(self, endpoint, raw, data)
+                return
             self._answer(endpoint, data, query, path_model, settings, brk)
         except OSError:
             raise  # the client hung up; _Server.handle_error stays quiet about it
@@ -331,6 +347,7 @@ class _Handler(BaseHTTPRequestHandler):
         brk: _Break | None,
     ) -> None:
         reply, call = _build_reply(endpoint, data, path_model, settings)
+        self._charges = (endpoint, settings.charges) if settings.charges else None
         is_stream = endpoint == "google.stream_generate_content" or data.get("stream") is True
         sse_type = "text/event-stream; charset=utf-8"
         request_id = {"x-request-id": wire.new_id("req_")}
@@ -408,6 +425,7 @@ class FakeProvider:
         stream_chunks: int = 3,
         first_byte_delay: float = 0.0,
         chunk_delay: float = 0.0,
+        charges: FakeCharges | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -418,6 +436,7 @@ class FakeProvider:
             stream_chunks=stream_chunks,
             first_byte_delay=first_byte_delay,
             chunk_delay=chunk_delay,
+            charges=charges,
         )
         self.openai = dataclasses.replace(self._defaults)
         self.anthropic = dataclasses.replace(self._defaults)
@@ -559,6 +578,7 @@ class FakeProvider:
         chunk_delay: float | _Unset = _UNSET,
         function_call: FakeFunctionCall | _Unset | None = _UNSET,
         embedding_dimensions: int | _Unset = _UNSET,
+        charges: FakeCharges | _Unset | None = _UNSET,
     ) -> None:
         """Change the given settings for one provider, or all when ``provider`` is None."""
         changes: dict[str, Any] = {
@@ -572,6 +592,7 @@ class FakeProvider:
                 "chunk_delay": chunk_delay,
                 "function_call": function_call,
                 "embedding_dimensions": embedding_dimensions,
+                "charges": charges,
             }.items()
             if value is not _UNSET
         }

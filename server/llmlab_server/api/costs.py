@@ -8,16 +8,10 @@ from flask import Blueprint, Response, current_app, stream_with_context
 
 from llmlab_server import db
 from llmlab_server.openapi import ok, operation, principal
-from llmlab_server.schemas import (
-    EventsQuery,
-    ExportQuery,
-    Summary,
-    SummaryQuery,
-    Timeseries,
-    TimeseriesQuery,
-)
+from llmlab_server.schemas import EventsQuery, ExportQuery
 from llmlab_server.services import summaries
 from llmlab_server.services.access import project_ids_for
+from llmlab_server.summary_schemas import Summary, SummaryQuery, Timeseries, TimeseriesQuery
 
 bp = Blueprint("costs", __name__, url_prefix="/api/costs")
 
@@ -31,7 +25,8 @@ def window(query: SummaryQuery | TimeseriesQuery | ExportQuery | EventsQuery) ->
 @bp.get("/summary")
 @operation(tag="costs", scope="read", query=SummaryQuery, response=Summary)
 def summary(query: SummaryQuery) -> Response:
-    """Total cost, calls, tokens, latency and error rate, optionally grouped."""
+    """Total cost, calls, tokens, latency and error rate, optionally grouped (with ``limit``,
+    the costliest groups and the rest summed in ``other``)."""
     ids = project_ids_for(principal(), query.project)
     return ok(summaries.summary(db.session(), ids, query, window(query)))
 

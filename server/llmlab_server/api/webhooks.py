@@ -14,6 +14,7 @@ from llmlab_server.budget_schemas import (
 )
 from llmlab_server.openapi import ok, operation, principal
 from llmlab_server.services import webhooks
+from llmlab_server.webhook_schemas import DeliveriesQuery, DeliveryPage
 
 bp = Blueprint("webhooks", __name__, url_prefix="/api/webhooks")
 
@@ -24,7 +25,8 @@ def create_webhook(body: WebhookCreate) -> Response:
     """Create a webhook (admin or owner); internal addresses are refused.
 
     Deliveries are signed: ``X-LLMLab-Signature: sha256=HMAC(secret, timestamp + "." + body)``
-    with ``X-LLMLab-Timestamp``. The ``secret`` is in this response only.
+    with ``X-LLMLab-Timestamp``; ``X-LLMLab-Delivery`` is the same on every retry (dedup on
+    it). The ``secret`` is in this response only.
     """
     return ok(webhooks.create(principal(), body), 201)
 
@@ -61,6 +63,16 @@ def delete_webhook(webhook_id: int) -> Response:
 @bp.post("/<int:webhook_id>/test")
 @operation(tag="webhooks", response=WebhookTest, status=202)
 def test_webhook(webhook_id: int) -> Response:
-    """Send a signed ``ping`` to the webhook (delivered in the background)."""
+    """Send a signed ``ping`` to the webhook (delivered in the background, logged in its
+    deliveries like an alert)."""
     webhooks.send_test(principal(), webhook_id)
     return ok(WebhookTest(queued=True), 202)
+
+
+@bp.get("/<int:webhook_id>/deliveries")
+@operation(tag="webhooks", scope="read", query=DeliveriesQuery, response=DeliveryPage)
+def list_deliveries(webhook_id: int, query: DeliveriesQuery) -> Response:
+    """The webhook's deliveries (alerts and test pings), newest first, with how each stands:
+    ``pending``, ``delivering``, ``delivered``, ``failed`` (retried at ``next_attempt_at``) or
+    ``dead`` (no more tries). Pass ``next_cursor`` as ``cursor`` for the next page."""
+    return ok(webhooks.deliveries(principal(), webhook_id, query))

@@ -111,7 +111,8 @@ def _asset(name: str) -> Asset:
     if name.startswith("js/") and not _MODULE.match(name[3:]):
         raise FileNotFoundError(name)
     path = _STATIC / name
-    mimetype = "text/javascript" if name.endswith(".js") else "text/css"
+    mimetype = ("text/javascript" if name.endswith(".js")
+                else "image/svg+xml" if name.endswith(".svg") else "text/css")
     return Asset(path.read_bytes(), mimetype)
 
 
@@ -137,7 +138,8 @@ def _serve(name: str) -> Response:
 def asset_url(name: str) -> str:
     """The versioned URL of a dashboard asset."""
     endpoint = {"plotly.min.js": "dashboard.plotly_js", "plotly.css": "dashboard.plotly_stylesheet",
-                "dashboard.js": "dashboard.script", "dashboard.css": "dashboard.stylesheet"}[name]
+                "dashboard.js": "dashboard.script", "dashboard.css": "dashboard.stylesheet",
+                "favicon.svg": "dashboard.favicon"}[name]
     return url_for(endpoint, v=_asset(name).version)
 
 
@@ -186,6 +188,13 @@ def script() -> Response:
 def stylesheet() -> Response:
     """The dashboard's stylesheet."""
     return _serve("dashboard.css")
+
+
+@bp.get("/dashboard/assets/favicon.svg")
+@operation(tag="dashboard", auth="none", media_type="image/svg+xml")
+def favicon() -> Response:
+    """The page's icon."""
+    return _serve("favicon.svg")
 
 
 @bp.get("/dashboard/assets/js/<name>")

@@ -141,7 +141,7 @@ def logout(principal: Principal | None, token: str | None) -> None:
         family = principal.session_id
     if family is None:
         raise BadRequest("Send the refresh_token to end, or an access token.",
-                         param="refresh_token")
+                         code="refresh_token_required", param="refresh_token")
     revoke_family(family)
     session.commit()
 

@@ -1,9 +1,11 @@
 """Budget alerts: record each threshold crossing once per period, and send it to webhooks.
 
 An alert is a row of ``budget_alerts``, unique per (budget, kind, threshold, period); it is
-inserted with ``ON CONFLICT DO NOTHING``, so concurrent evaluations (two gunicorn workers, an
-ingest and a status read) still record it once, and only the evaluation that inserted it sends
-it to the project's webhooks.
+inserted with ``ON CONFLICT DO NOTHING``, so concurrent evaluations (two gunicorn workers or
+instances, an ingest and a status read) still record it once, and only the evaluation that
+inserted it queues it for the project's webhooks: in the webhook outbox, in the same
+transaction as the alert (`webhook_outbox`), so an alert is never recorded without its
+deliveries nor delivered without being recorded.
 
 Kinds: ``threshold`` (spend reached ``threshold`` % of the amount) and ``forecast`` (the
 period's run rate projects spend past the amount — once at least `FORECAST_MIN_ELAPSED` of the
@@ -30,7 +32,7 @@ from llmlab_server.budget_schemas import AlertOut, AlertsQuery
 from llmlab_server.errors import BadRequest
 from llmlab_server.models import MAX_ID, Budget, BudgetAlert, Project
 from llmlab_server.services import budgets as budget_service
-from llmlab_server.services import webhooks
+from llmlab_server.services import webhook_delivery, webhook_outbox
 from llmlab_server.services.summaries import usd
 
 __all__ = ["FORECAST_MIN_ELAPSED", "evaluate", "evaluate_projects", "list_alerts", "out"]
@@ -75,7 +77,8 @@ def _crossings(ev: budget_service.Evaluated) -> list[dict[str, object]]:
 
 def evaluate(session: Session, evaluated: Sequence[budget_service.Evaluated],
              app: Flask | None = None) -> list[int]:
-    """Record the crossings of ``evaluated`` budgets not recorded yet; send them; new ids."""
+    """Record the crossings of ``evaluated`` budgets not recorded yet, each with its webhook
+    deliveries (one transaction); wake ``app``'s delivery; the new alerts' ids."""
     rows = [row for ev in evaluated for row in _crossings(ev)]
     if not rows:
         return []
@@ -88,9 +91,10 @@ def evaluate(session: Session, evaluated: Sequence[budget_service.Evaluated],
         inserted = session.scalar(stmt)
         if inserted is not None:
             new.append(int(inserted))
+    queued = _queue_deliveries(session, new) if new else 0
     session.commit()
-    if new and app is not None:
-        _notify(session, app, new)
+    if queued and app is not None:
+        webhook_delivery.wake(app)
     return new
 
 
@@ -128,14 +132,16 @@ def out(alert: BudgetAlert, budget: Budget) -> AlertOut:
         message=_message(alert, budget), created_at=alert.created_at)
 
 
-def _notify(session: Session, app: Flask, alert_ids: Sequence[int]) -> None:
+def _queue_deliveries(session: Session, alert_ids: Sequence[int]) -> int:
+    """Add the deliveries of new alerts to the outbox (uncommitted); how many."""
     rows = session.execute(
         select(BudgetAlert, Budget, Project.slug)
         .join(Budget, Budget.id == BudgetAlert.budget_id)
         .join(Project, Project.id == BudgetAlert.project_id)
         .where(BudgetAlert.id.in_(alert_ids))).all()
+    queued = 0
     for alert, budget, slug in rows:
-        hooks = webhooks.project_webhooks(session, alert.project_id)
+        hooks = webhook_delivery.project_webhooks(session, alert.project_id)
         if not hooks:
             continue
         payload = {"type": f"budget.{alert.kind}",
@@ -143,7 +149,8 @@ def _notify(session: Session, app: Flask, alert_ids: Sequence[int]) -> None:
                    "budget": {"id": budget.id, "name": budget.name, "action": budget.action,
                               "period": budget.period, "timezone": budget.timezone},
                    "alert": out(alert, budget).model_dump(mode="json")}
-        webhooks.deliver(app, hooks, payload)
+        queued += len(webhook_outbox.enqueue(session, hooks, payload, alert_id=alert.id))
+    return queued
 
 
 def list_alerts(session: Session, ids: Sequence[int], query: AlertsQuery) -> list[AlertOut]:

@@ -215,10 +215,12 @@ def _row(event: CostEvent, project_id: int, slug: str, received: str,
         parts = (to_nanos(source.input), to_nanos(source.cache_read),
                  to_nanos(source.cache_write), to_nanos(source.output),
                  to_nanos(source.reasoning))
+        tools_nanos = to_nanos(source.tools) if source.tools else 0
     else:
-        parts = (0, 0, 0, 0, 0)
+        parts, tools_nanos = (0, 0, 0, 0, 0), 0
     u = event.usage
     sdk = event.sdk
+    provider_nanos, provider_mismatch = _provider_cost(event, total if source else None)
     return (
         project_id, event.id, _db_time(event.timestamp), received, event.provider, event.model,
         event.requested_model, event.operation, u.input_tokens, u.output_tokens,
@@ -228,7 +230,20 @@ def _row(event: CostEvent, project_id: int, slug: str, received: str,
         client is None and server is not None, mismatch, version, event.latency_ms,
         event.ttfb_ms, event.stream, event.estimated, event.status, event.error_type,
         event.service_tier, event.job_id, event.user_id, event.function, tags(event.tags),
-        event.environment, sdk.name if sdk else None, sdk.version if sdk else None)
+        event.environment, sdk.name if sdk else None, sdk.version if sdk else None,
+        tools_nanos, json.dumps(u.tools, sort_keys=True) if u.tools else None, provider_nanos,
+        provider_mismatch)
+
+
+def _provider_cost(event: CostEvent, total: int | None) -> tuple[int | None, bool]:
+    """(the provider's own figure in nano-USD, whether it disagrees with ``total``, the
+    stored cost): more than 1 % apart, and more than $0.000001, is a disagreement."""
+    if event.provider_cost is None:
+        return None, False
+    reported = to_nanos(event.provider_cost)
+    if total is None:
+        return reported, False
+    return reported, abs(total - reported) > max(1_000, reported // 100)
 
 
 def _raw_id(item: Any) -> str | None:

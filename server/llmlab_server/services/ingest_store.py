@@ -1,8 +1,9 @@
 """Storing a batch's rows: events inserted once, the new ones rolled up, in one transaction.
 
 Events are inserted with ``INSERT ... ON CONFLICT (project_id, event_id) DO NOTHING`` and only
-the rows that were new are added to ``cost_rollups_hourly`` with an upsert, so a batch sent
-twice is stored once and counted once. Rows come from `llmlab_server.services.ingest` as tuples
+the rows that were new are added to the rollups (`rollup_upserts`: per model and hour, per
+job, user and tag value and hour and day), so a batch sent twice is stored once and counted
+once. Rows come from `llmlab_server.services.ingest` as tuples
 of driver-ready values in ``_COLUMNS`` order.
 
 * On PostgreSQL the tuples are streamed as ``COPY`` text, one ``%`` format per row, into a
@@ -15,16 +16,23 @@ of driver-ready values in ``_COLUMNS`` order.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable, Sequence
 from operator import is_, itemgetter
 from typing import Any
 
-from psycopg2.extras import execute_values
 from sqlalchemy import Table, text
 from sqlalchemy.orm import Session
 
 from llmlab_server.errors import NotFound
 from llmlab_server.models import MAX_ID, CostEventRow
+from llmlab_server.services.rollup_upserts import (
+    GROUP_DAILY,
+    GROUP_HOURLY,
+    MODEL_HOURLY,
+    upsert,
+    upsert_staged,
+)
 
 __all__ = ["store"]
 
@@ -39,36 +47,18 @@ _COLUMNS = (
     "cost_reasoning_nanos", "server_cost_nanos", "priced", "server_priced", "cost_mismatch",
     "pricing_version", "latency_ms", "ttfb_ms", "stream", "estimated", "status", "error_type",
     "service_tier", "job_id", "user_id", "function", "tags", "environment", "sdk_name",
-    "sdk_version")
+    "sdk_version", "cost_tools_nanos", "tools", "provider_cost_nanos", "provider_cost_mismatch")
 _COLUMN_LIST = ", ".join(f'"{c}"' for c in _COLUMNS)
 _STAGE = "llmlab_ingest_stage"  # a temporary table: pg_temp, never shadows cost_events
 (_ID, _TIME, _PROVIDER, _MODEL, _COST, _SERVER_COST, _STATUS, _LATENCY) = map(
     _COLUMNS.index, ("event_id", "timestamp", "provider", "model", "cost_nanos",
                      "server_cost_nanos", "status", "latency_ms"))
 
+_JOB, _USER, _TAGS = map(_COLUMNS.index, ("job_id", "user_id", "tags"))
+_TOOLS_COST = _COLUMNS.index("cost_tools_nanos")
 _INPUT, _OUTPUT, _CACHE_READ, _CACHE_WRITE, _CACHE_WRITE_1H, _REASONING = map(
     _COLUMNS.index, ("input_tokens", "output_tokens", "cache_read_tokens",
                      "cache_write_tokens", "cache_write_1h_tokens", "reasoning_tokens"))
-_ROLLUP_KEY = ("project_id", "hour", "provider", "model")
-_ROLLUP_SUMS = ("cost_nanos", "calls", "errors", "input_tokens", "output_tokens",
-                "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "latency_ms_sum",
-                "latency_count")
-_ROLLUP_COLUMNS = _ROLLUP_KEY + _ROLLUP_SUMS
-_INTEGER_SUMS = _ROLLUP_SUMS[:-2] + _ROLLUP_SUMS[-1:]  # all but latency_ms_sum (a float)
-#: The integer sums saturate at BIGINT's maximum instead of overflowing: an absurd cost or
-#: token count (the schema allows up to $1e9 an event) must not fail every later batch of
-#: its hour and model, which the SDK would retry for ever. (SQLite turns an overflowing
-#: integer sum into a real number, which min() brings back to the maximum.)
-_SATURATED_SUM = {
-    "postgresql": "LEAST(cost_rollups_hourly.{c}::numeric + excluded.{c}, {max})::bigint",
-    "sqlite": "min(cost_rollups_hourly.{c} + excluded.{c}, {max})",
-}
-_ROLLUP_UPSERT = {dialect: (
-    f"INSERT INTO cost_rollups_hourly ({', '.join(_ROLLUP_COLUMNS)}) VALUES {{values}} "
-    f"ON CONFLICT ({', '.join(_ROLLUP_KEY)}) DO UPDATE SET " + ", ".join(
-        f"{c} = " + (saturated.format(c=c, max=MAX_ID) if c in _INTEGER_SUMS
-                     else f"cost_rollups_hourly.{c} + excluded.{c}")
-        for c in _ROLLUP_SUMS)) for dialect, saturated in _SATURATED_SUM.items()}
 #: The positions of the columns that may hold NULL, and COPY's text for each row shape.
 _NULLABLE = tuple(i for i, name in enumerate(_COLUMNS) if _EVENTS.c[name].nullable)
 _nullable_values = itemgetter(*_NULLABLE)
@@ -77,32 +67,68 @@ _COPY_FORMATS: dict[tuple[bool, ...], tuple[str, int]] = {}
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _rollups(project_id: int, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """The hourly rollup increments of ``rows``, one per (hour, provider, model), as
-    ``_ROLLUP_KEY + _ROLLUP_SUMS`` tuples."""
-    sums: dict[tuple[str, str, str], list[Any]] = {}
+def _rollups(project_id: int, rows: Sequence[tuple[Any, ...]]
+             ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The rollup increments of ``rows``: per (hour, provider, model), per (dimension, hour,
+    value) and per (dimension, day, value), each as key columns then `SUMS`, in key order
+    (SQLite; PostgreSQL sums the staged batch in SQL: `rollup_upserts.upsert_staged`)."""
+    # Keys: ("", hour, provider, model) for the model rollup, (dimension, hour, value, "").
+    sums: dict[tuple[str, str, str, str], list[Any]] = {}
+    tag_sets: dict[str, list[tuple[str, str]]] = {"{}": []}
     for row in rows:
-        key = (row[_TIME][:13], row[_PROVIDER], row[_MODEL])  # "YYYY-MM-DD HH": the hour
-        acc = sums.get(key)
-        if acc is None:
-            acc = sums[key] = [0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0]
-        acc[0] += row[_COST]
-        acc[1] += 1
-        acc[2] += row[_STATUS] == "error"
-        acc[3] += row[_INPUT]
-        acc[4] += row[_OUTPUT]
-        acc[5] += row[_CACHE_READ]
-        acc[6] += row[_CACHE_WRITE] + row[_CACHE_WRITE_1H]
-        acc[7] += row[_REASONING]
-        if row[_LATENCY] is not None:
-            acc[8] += row[_LATENCY]
-            acc[9] += 1
+        hour = row[_TIME][:13]  # "YYYY-MM-DD HH"
+        cost, error, latency = row[_COST], row[_STATUS] == "error", row[_LATENCY]
+        inp, out, cread = row[_INPUT], row[_OUTPUT], row[_CACHE_READ]
+        cwrite, reasoning = row[_CACHE_WRITE] + row[_CACHE_WRITE_1H], row[_REASONING]
+        tools_cost = row[_TOOLS_COST]
+        keys = [("", hour, row[_PROVIDER], row[_MODEL])]
+        tags = tag_sets.get(row[_TAGS])
+        if tags is None:  # events of a batch share a few tag sets: each parsed once
+            tags = tag_sets[row[_TAGS]] = [(f"tag:{k}", str(v)) for k, v in
+                                           json.loads(row[_TAGS]).items() if len(k) <= 64]
+        if row[_JOB] is not None:
+            keys.append(("job", hour, row[_JOB], ""))
+        if row[_USER] is not None:
+            keys.append(("user", hour, row[_USER], ""))
+        keys += [(dimension, hour, value, "") for dimension, value in tags]
+        for key in keys:
+            acc = sums.get(key)
+            if acc is None:
+                acc = sums[key] = [0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, 0]
+            acc[0] += cost
+            acc[1] += 1
+            acc[2] += error
+            acc[3] += inp
+            acc[4] += out
+            acc[5] += cread
+            acc[6] += cwrite
+            acc[7] += reasoning
+            if latency is not None:
+                acc[8] += latency
+                acc[9] += 1
+            acc[10] += tools_cost
+    days: dict[tuple[str, str, str], list[Any]] = {}
+    for (dimension, hour, value, _), acc in sums.items():
+        if dimension:
+            day = days.get((dimension, hour[:10], value))
+            if day is None:
+                days[dimension, hour[:10], value] = list(acc)
+            else:
+                for i, v in enumerate(acc):
+                    day[i] += v
     # A fixed order makes concurrent upserts lock rows in the same order: no deadlocks.
     # Integer sums are capped like the upsert caps them (Python's ints do not overflow).
-    return [(project_id, f"{hour}:00:00.000000", provider, model,
-             *(min(v, MAX_ID) if isinstance(v, int) else v for v in sums[hour, provider, model]))
-            for hour, provider, model in sorted(sums)]
+    ordered = sorted(sums.items())
+    return ([(project_id, f"{k[1]}:00:00.000000", k[2], k[3], *_capped(v))
+             for k, v in ordered if not k[0]],
+            [(project_id, k[0], f"{k[1]}:00:00.000000", k[2], *_capped(v))
+             for k, v in ordered if k[0]],
+            [(project_id, k[0], f"{k[1]} 00:00:00.000000", k[2], *_capped(v))
+             for k, v in sorted(days.items())])
 
+
+def _capped(sums: list[Any]) -> list[Any]:
+    return [min(v, MAX_ID) if isinstance(v, int) else v for v in sums]
 
 
 def store(session: Session, project_id: int, rows: Sequence[tuple[Any, ...]],
@@ -130,7 +156,13 @@ def store(session: Session, project_id: int, rows: Sequence[tuple[Any, ...]],
         raise RuntimeError(f"unsupported database dialect {dialect!r}")
     new_rows = rows if len(inserted) == len(rows) else [r for r in rows if r[_ID] in inserted]
     if new_rows:
-        _upsert_rollups(session, dialect, _rollups(project_id, new_rows))
+        if dialect == "postgresql":  # the batch is in the staging table: summed there
+            upsert_staged(session, _STAGE, None if new_rows is rows else list(inserted))
+        else:
+            models, hours, days = _rollups(project_id, new_rows)
+            upsert(session, MODEL_HOURLY, models)
+            upsert(session, GROUP_HOURLY, hours)
+            upsert(session, GROUP_DAILY, days)
         if count is not None:  # quota usage, in the same transaction as the events
             count(session, len(new_rows))
     session.commit()
@@ -230,23 +262,3 @@ def _insert_sqlite(session: Session, rows: Sequence[tuple[Any, ...]]) -> set[str
     finally:
         cur.close()
     return inserted
-
-
-def _upsert_rollups(session: Session, dialect: str, rollups: list[tuple[Any, ...]]) -> None:
-    """Add ``rollups`` to the stored sums: one statement on PostgreSQL, one per row on SQLite.
-
-    Plain SQL through the driver: SQLAlchemy's statement building and bulk path cost more
-    than the upsert itself (about 2 ms of a 500-event batch).
-    """
-    dbapi = session.connection().connection.dbapi_connection
-    assert dbapi is not None
-    cur = dbapi.cursor()
-    try:
-        if dialect == "postgresql":
-            execute_values(cur, _ROLLUP_UPSERT[dialect].format(values="%s"), rollups,
-                           page_size=len(rollups))
-        else:
-            cur.executemany(_ROLLUP_UPSERT["sqlite"].format(
-                values=f"({', '.join('?' * len(_ROLLUP_COLUMNS))})"), rollups)
-    finally:
-        cur.close()

@@ -4,17 +4,21 @@ Run by ``llmlab server db prune`` (from cron or a systemd timer: the server itse
 deletes). Each batch deletes at most ``batch_size`` events of one project through the
 (project, time) index and commits, so locks are short and ingest keeps going meanwhile.
 
-What stays exact: ``cost_rollups_hourly`` is never pruned, so summaries that rollups answer
-(group_by model, provider, project, day, hour over whole hours) keep their totals. Those that
-read events (job, user, tag, ranges not on whole hours) and the event list and CSV export see
-only what is left, as the docs say.
+What stays exact: the rollups (``cost_rollups_hourly`` by model, ``cost_rollups_group_hourly``
+and ``_daily`` by job, user and tag) are never pruned, so every summary keeps its totals over
+whole hours, whatever its grouping. Only what is read from events sees just what is left: the
+partial hours at the ends of a range, day/hour buckets in zones with a non-whole-hour offset,
+the event list and the CSV export, as the docs say.
+
+A project's ``stored`` quota count (`llmlab_server.services.quotas`) loses what is deleted,
+in the same transaction, so a full project may store again at once.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from llmlab_server.models import CostEventRow, Project, utcnow
@@ -23,6 +27,8 @@ __all__ = ["DEFAULT_BATCH", "cutoff", "prune"]
 
 #: Events deleted per transaction: a few tens of milliseconds of locking on either database.
 DEFAULT_BATCH = 5_000
+_UNCOUNT = text("UPDATE ingest_quota_usage SET events = CASE WHEN events > :n "
+                "THEN events - :n ELSE 0 END WHERE project_id = :p AND period = 'stored'")
 
 
 def cutoff(days: int, now: datetime | None = None) -> datetime:
@@ -43,6 +49,8 @@ def prune(session: Session, before: datetime, batch_size: int = DEFAULT_BATCH) -
                 CostEventRow.timestamp).limit(batch_size).scalar_subquery()
             result = session.execute(delete(CostEventRow).where(CostEventRow.id.in_(ids)))
             deleted = int(getattr(result, "rowcount", 0))  # a CursorResult, typed as Result
+            if deleted:  # the storage quota's count (`quotas`), in the same transaction
+                session.execute(_UNCOUNT, {"p": project_id, "n": deleted})
             session.commit()
             total += deleted
             if deleted < batch_size:

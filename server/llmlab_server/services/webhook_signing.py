@@ -2,7 +2,8 @@
 
     X-LLMLab-Timestamp: 1795000000
     X-LLMLab-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>
-    X-LLMLab-Delivery:  <uuid, the same on every retry>
+    X-LLMLab-Delivery:  <uuid, the same on every retry: dedup on it>
+    X-LLMLab-Attempt:   <1, 2, ...: which try this is>
 
 The secret is never stored: it is ``HMAC(SECRET_KEY, salt)`` with a random per-webhook salt,
 shown once at creation (a database dump alone cannot forge deliveries).
@@ -15,12 +16,13 @@ import hashlib
 import hmac
 import time
 
-__all__ = ["DELIVERY_HEADER", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "sign", "verify",
-           "webhook_secret"]
+__all__ = ["ATTEMPT_HEADER", "DELIVERY_HEADER", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "sign",
+           "verify", "webhook_secret"]
 
 SIGNATURE_HEADER = "X-LLMLab-Signature"
 TIMESTAMP_HEADER = "X-LLMLab-Timestamp"
 DELIVERY_HEADER = "X-LLMLab-Delivery"
+ATTEMPT_HEADER = "X-LLMLab-Attempt"
 
 
 def webhook_secret(server_secret: str, salt: str) -> str:

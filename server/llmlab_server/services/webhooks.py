@@ -1,6 +1,7 @@
-"""Webhooks: CRUD and test pings; the rest of the machinery, re-exported here, is in
-`webhook_urls` (address screening), `webhook_signing` (secrets and signatures) and
-`webhook_delivery` (bound, fair delivery with retries off the request thread).
+"""Webhooks: CRUD, test pings and the delivery log; the rest of the machinery, re-exported
+here, is in `webhook_urls` (address screening), `webhook_signing` (secrets and signatures),
+`webhook_outbox` (durable deliveries) and `webhook_delivery` (bound, fair delivery with
+retries off the request thread).
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from sqlalchemy import select
 from llmlab_server import db
 from llmlab_server.budget_schemas import WebhookCreate, WebhookCreated, WebhookOut, WebhookUpdate
 from llmlab_server.errors import BadRequest, NotFound
-from llmlab_server.models import Webhook
+from llmlab_server.models import Webhook, WebhookDelivery
 from llmlab_server.security import Principal
+from llmlab_server.services import webhook_outbox as outbox
 from llmlab_server.services.access import project_for, project_ids_for
-from llmlab_server.services.webhook_delivery import HookRef, deliver, project_webhooks, wait_idle
+from llmlab_server.services.webhook_delivery import project_webhooks, wait_idle, wake
+from llmlab_server.services.webhook_outbox import HookRef
 from llmlab_server.services.webhook_signing import (
+    ATTEMPT_HEADER,
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -26,11 +30,12 @@ from llmlab_server.services.webhook_signing import (
     webhook_secret,
 )
 from llmlab_server.services.webhook_urls import Target, UnsafeURL, check_url
+from llmlab_server.webhook_schemas import DeliveriesQuery, DeliveryOut, DeliveryPage
 
-__all__ = ["DELIVERY_HEADER", "MAX_PER_PROJECT", "SIGNATURE_HEADER", "TIMESTAMP_HEADER",
-           "HookRef", "Target", "UnsafeURL", "check_url", "create", "delete", "deliver", "get",
-           "list_webhooks", "project_webhooks", "send_test", "sign", "update_webhook",
-           "verify", "wait_idle", "webhook_secret"]
+__all__ = ["ATTEMPT_HEADER", "DELIVERY_HEADER", "MAX_PER_PROJECT", "SIGNATURE_HEADER",
+           "TIMESTAMP_HEADER", "HookRef", "Target", "UnsafeURL", "check_url", "create", "delete",
+           "deliveries", "get", "list_webhooks", "project_webhooks", "send_test", "sign",
+           "update_webhook", "verify", "wait_idle", "webhook_secret"]
 
 MAX_PER_PROJECT = 20
 
@@ -121,9 +126,40 @@ def delete(principal: Principal, webhook_id: int) -> None:
     session.commit()
 
 
-def send_test(principal: Principal, webhook_id: int) -> None:
-    """Queue a signed ``ping`` delivery to a webhook (admin or owner)."""
+def send_test(principal: Principal, webhook_id: int) -> str:
+    """Queue a signed ``ping`` delivery to a webhook (admin or owner), through the outbox like
+    an alert; its delivery id."""
     hook = _load(principal, webhook_id, write=True)
-    deliver(current_app._get_current_object(),  # type: ignore[attr-defined]
-            [HookRef(hook.id, hook.project_id, hook.secret_salt)],
-            {"type": "ping", "webhook_id": hook.id, "project_id": hook.project_id})
+    session = db.session()
+    (delivery,) = outbox.enqueue(
+        session, [HookRef(hook.id, hook.project_id, hook.secret_salt)],
+        {"type": "ping", "webhook_id": hook.id, "project_id": hook.project_id})
+    session.commit()
+    wake(current_app._get_current_object())  # type: ignore[attr-defined]
+    return delivery
+
+
+def _delivery_out(row: WebhookDelivery) -> DeliveryOut:
+    return DeliveryOut(id=row.delivery_id, alert_id=row.alert_id, type=row.event_type,
+                       status=row.status,  # type: ignore[arg-type]
+                       attempts=row.attempts, next_attempt_at=row.next_attempt_at,
+                       last_status_code=row.last_status_code, last_error=row.last_error,
+                       last_latency_ms=row.last_latency_ms, created_at=row.created_at,
+                       delivered_at=row.delivered_at)
+
+
+def deliveries(principal: Principal, webhook_id: int, query: DeliveriesQuery) -> DeliveryPage:
+    """A webhook's deliveries, newest first, a page at a time (who may read the webhook)."""
+    hook = _load(principal, webhook_id, write=False)
+    stmt = select(WebhookDelivery).where(WebhookDelivery.webhook_id == hook.id,
+                                         WebhookDelivery.webhook_salt == hook.secret_salt)
+    if query.status is not None:
+        stmt = stmt.where(WebhookDelivery.status == query.status)
+    if query.cursor:
+        stmt = stmt.where(WebhookDelivery.id < outbox.decode_cursor(query.cursor))
+    rows = list(db.session().scalars(stmt.order_by(WebhookDelivery.id.desc())
+                                     .limit(query.limit + 1)))
+    more = len(rows) > query.limit
+    rows = rows[:query.limit]
+    return DeliveryPage(deliveries=[_delivery_out(r) for r in rows],
+                        next_cursor=outbox.encode_cursor(rows[-1].id) if more else None)

@@ -9,7 +9,9 @@ from typing import Any
 
 import openai
 import pytest
-from provider_versions import openai_cut_stream_error  # tests/sdk, on sys.path through its conftest
+
+# tests/sdk, on sys.path through its conftest
+from provider_versions import openai_cut_stream_error, openai_http
 from pydantic import BaseModel
 
 import llmlab
@@ -325,7 +327,7 @@ class TestRegionalHosts:
     def test_regional_host_bills_the_uplift(self, fake: FakeProvider, events: list[CostEvent],
                                             stream: bool) -> None:
         """A client on eu.api.openai.com is billed gpt-5.5's 10 % EU regional uplift."""
-        import httpx2 as httpx  # the HTTP library openai 3.x is built on
+        httpx = openai_http()  # the HTTP library the installed openai is built on
 
         target = httpx.URL(fake.openai_base_url)
 

@@ -46,9 +46,9 @@ class TestSummary:
 
     @pytest.mark.parametrize(("group", "source"), [
         ("model", "rollups"), ("provider", "rollups"), ("project", "rollups"),
-        ("job", "events"), ("user", "events"), ("tag:feature", "events")])
+        ("job", "rollups"), ("user", "rollups"), ("tag:feature", "rollups")])
     def test_group_by_dimensions(self, api: Api, group: str, source: str) -> None:
-        """Each group_by gives one row per value, from rollups or indexed events as documented."""
+        """Each group_by gives one row per value, from the rollups."""
         t = api.tenant()
         api.track(t.key, [
             make_event(model="gpt-4o", job_id="a", user_id="u1", tags={"feature": "x"}),
@@ -117,14 +117,20 @@ class TestSummary:
         hours = _summary(api, t, start="2026-11-01", end="2026-11-03", tz=tz, group_by="hour")
         assert len(hours["groups"]) == 2 and hours["totals"]["calls"] == 2
 
-    def test_kolkata_by_model_uses_events_for_unaligned_range(self, api: Api) -> None:
-        """A Kolkata-midnight range is not hour-aligned in UTC, so events answer exactly."""
+    @pytest.mark.parametrize("group", ["model", "job", "user", "tag:feature"])
+    def test_kolkata_range_reads_its_half_hours_from_events(self, api: Api, group: str
+                                                            ) -> None:
+        """A Kolkata-midnight range starts and ends on UTC half hours: the whole hours come
+        from rollups, the half hours at both ends from events, exactly."""
         t = api.tenant()
-        api.track(t.key, [make_event(timestamp="2026-11-01T18:29:00Z"),
-                          make_event(timestamp="2026-11-01T18:31:00Z")])
+        fields = {"job_id": "j", "user_id": "u", "tags": {"feature": "f"}}
+        api.track(t.key, [make_event(timestamp=ts, **fields) for ts in (
+            "2026-11-01T18:29:00Z", "2026-11-01T18:31:00Z", "2026-11-02T12:00:00Z",
+            "2026-11-02T18:29:59Z", "2026-11-02T18:30:00Z")])
         s = _summary(api, t, start="2026-11-02", end="2026-11-03", tz="Asia/Kolkata",
-                     group_by="model")
-        assert s["source"] == "events" and s["totals"]["calls"] == 1
+                     group_by=group)
+        assert s["source"] == "rollups" and s["totals"]["calls"] == 3
+        assert [g["calls"] for g in s["groups"]] == [3]
 
     def test_range_cap_and_bad_parameters_are_400(self, api: Api) -> None:
         """Ranges over 366 days, inverted ranges, bad times, zones and groups are clear 400s."""
@@ -153,6 +159,15 @@ class TestSummary:
         assert s["totals"]["calls"] == 2 and len(s["groups"]) == 2
 
 
+    def test_limit_is_documented(self, api: Api) -> None:
+        """The OpenAPI document lists ``limit`` and the ``other`` and ``group_count`` fields."""
+        doc = api.client.get("/api/openapi.json").get_json()
+        params = {p["name"] for p in doc["paths"]["/api/costs/summary"]["get"]["parameters"]}
+        assert {"limit", "group_by"} <= params
+        summary = doc["components"]["schemas"]["Summary"]["properties"]
+        assert {"other", "group_count"} <= set(summary)
+
+
 class TestTimeseries:
     """Zero-filled series."""
 
@@ -164,6 +179,19 @@ class TestTimeseries:
             "start": "2026-11-01", "end": "2026-11-04", "interval": "day"})
         assert [p["calls"] for p in ts["points"]] == [0, 1, 0]
         assert ts["points"][1]["cost"] == "0.0035"
+
+    def test_partial_hour_range_uses_rollups_and_edges(self, api: Api) -> None:
+        """An hourly series over a range not on whole hours counts each event once, in its
+        hour: rollups for the whole hours, events for the partial ones."""
+        t = api.tenant()
+        api.track(t.key, [make_event(timestamp=ts) for ts in (
+            "2026-11-02T10:05:00Z", "2026-11-02T10:20:00Z", "2026-11-02T11:30:00Z",
+            "2026-11-02T12:39:00Z", "2026-11-02T12:41:00Z")])
+        ts = api.data("GET", "/api/costs/timeseries", t.key, query_string={
+            "start": "2026-11-02T10:10:00Z", "end": "2026-11-02T12:40:00Z",
+            "interval": "hour"})
+        assert ts["source"] == "rollups"
+        assert [p["calls"] for p in ts["points"]] == [1, 1, 1]
 
     def test_hourly_series_in_kolkata(self, api: Api) -> None:
         """Hourly points in Kolkata start at local whole hours (UTC half hours)."""

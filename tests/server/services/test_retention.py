@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy import func, select
@@ -25,16 +26,19 @@ def _times(app: Flask) -> list[str]:
         return [t.strftime("%Y-%m-%d") for t in rows]
 
 
-def _summary(api: Api, tenant: Tenant) -> dict[str, Any]:
+def _summary(api: Api, tenant: Tenant, group: str = "model", start: str = "2026-10-01",
+             end: str = "2026-12-01") -> dict[str, Any]:
     data: dict[str, Any] = api.data("GET", "/api/costs/summary", tenant.key, query_string={
-        "start": "2026-10-01", "end": "2026-12-01", "group_by": "model"})
+        "start": start, "end": end, "group_by": group})
     return data
 
 
 def _seed(api: Api) -> Tenant:
     tenant = api.tenant()
     days = ["2026-10-01", "2026-10-02", "2026-10-03", "2026-11-20", "2026-11-21"]
-    events = [make_event(timestamp=f"{day}T10:00:00Z") for day in days for _ in range(3)]
+    events = [make_event(timestamp=f"{day}T10:00:00.00{i}Z", job_id=f"job-{i}",
+                         user_id="ann" if i else None, tags={"team": "red"} if i else {})
+              for day in days for i in range(3)]
     assert api.track(tenant.key, events).status_code == 207
     return tenant
 
@@ -55,6 +59,21 @@ class TestPrune:
         assert _times(app) == ["2026-11-20"] * 6 + ["2026-11-21"] * 6
         assert _summary(api, tenant) == before
         assert _summary(api, other) == other_before
+
+    @pytest.mark.parametrize("group", ["job", "user", "tag:team", "day", None])
+    @pytest.mark.parametrize(("start", "end"), [
+        ("2026-10-01", "2026-12-01"),  # whole days
+        ("2026-10-01T09:00:00Z", "2026-11-21T11:00:00Z")])  # whole hours
+    def test_group_rollups_keep_their_totals(self, api: Api, app: Flask, group: str | None,
+                                             start: str, end: str) -> None:
+        """Job, user, tag and time summaries over whole hours answer the same after a prune:
+        the rollups keep what the pruned events added (the events without a value too)."""
+        tenant = _seed(api)
+        before = _summary(api, tenant, group, start, end)
+        assert before["totals"]["calls"] == 15
+        with app.app_context():
+            assert retention.prune(db.session(), datetime(2026, 11, 1, tzinfo=UTC)) == 9
+        assert _summary(api, tenant, group, start, end) == before
 
     def test_cutoff_counts_days_back_from_now(self) -> None:
         """`cutoff` is now minus the retention days."""
@@ -87,7 +106,9 @@ class TestPruneCommand:
     def test_prune_command_takes_days(self, api: Api, app: Flask, database_url: str) -> None:
         """--days overrides the setting."""
         _seed(api)
-        days = (datetime.now(UTC) - datetime(2026, 10, 2, 12, tzinfo=UTC)).days
+        # The cut-off (now - days) lands between 10:00:00.003 on Oct 2 and the same time on
+        # Oct 3, whatever the time of day: after the Oct 2 events, before the Oct 3 ones.
+        days = (datetime.now(UTC) - datetime(2026, 10, 2, 10, 0, 0, 3000, tzinfo=UTC)).days
         result = CliRunner().invoke(cli, ["server", "db", "prune", "--database", database_url,
                                           "--days", str(days)])
         assert result.exit_code == 0, result.output

@@ -3,77 +3,29 @@
 // query string says, reloading only the panels whose inputs changed. The back button and a
 // reload therefore give the same view. Modules: api (tokens, fetch), ranges (UTC periods),
 // cards (figures and their change against the previous period),
-// overview / detail / events (panels), charts (plotly, themed), theme, format, dom.
+// overview / detail / events (panels), charts (plotly, themed), theme, format, dom;
+// pages (budgets, settings, webhooks: management), onboarding (a project without events),
+// live (auto-refresh), ui (forms and tables of the management pages); shell (the state and
+// navigation every view shares), overview-page (the overview or a new project's onboarding).
 // Everything taken from data is rendered with textContent (never innerHTML): the CSP forbids
 // inline script, and escaping by construction keeps model names, job ids and tags inert.
 
 import * as api from "./js/api.js";
 import * as detail from "./js/detail.js";
 import { $, clear, el, link } from "./js/dom.js";
-import { EventList, findEvent, renderEvent } from "./js/events.js";
+import { EventList, exportCsv, findEvent, renderEvent } from "./js/events.js";
 import { day, isoDay } from "./js/format.js";
-import * as overview from "./js/overview.js";
+import * as live from "./js/live.js";
+import * as onboarding from "./js/onboarding.js";
+import * as overviewPage from "./js/overview-page.js";
+import * as pages from "./js/pages.js";
 import * as ranges from "./js/ranges.js";
+import { busy, context, current, href, navigate, notice, onRender, reloadProjects,
+         state } from "./js/shell.js";
 import * as theme from "./js/theme.js";
 import * as url from "./js/url-state.js";
 
-const state = {
-  projects: [],
-  view: url.parse(""),
-  gens: {},          // per panel group: an answer for an older generation is dropped
-  pending: 0,        // loads in flight (body[data-loading] is "false" at zero)
-  shown: { overview: null, detail: null },  // what the hidden views still show
-};
-let recent = null;   // the overview's EventList
 let drilled = null;  // the detail view's EventList
-
-// -- navigation ----------------------------------------------------------------------------
-
-function href(changes) {
-  return url.format(url.withChanges(state.view, changes));
-}
-
-/** Go to ``target`` (a query string), adding a history entry, then run ``after``. */
-function navigate(target, after) {
-  if (target !== window.location.search && !(target === "?" && !window.location.search)) {
-    history.pushState(null, "", target === "?" ? window.location.pathname : target);
-  }
-  render().then(() => { if (after) after(); });
-}
-
-function live(part) {
-  const gen = (state.gens[part] = (state.gens[part] || 0) + 1);
-  return () => gen === state.gens[part];
-}
-
-async function busy(promise) {
-  state.pending += 1;
-  document.body.dataset.loading = "true";
-  try {
-    await promise;
-  } finally {
-    state.pending -= 1;
-    if (state.pending === 0) document.body.dataset.loading = "false";
-  }
-}
-
-function notice(message, retry) {
-  const node = $("notice");
-  node.hidden = !message;
-  clear(node);
-  if (!message) return;
-  node.appendChild(el("span", null, message));
-  if (retry) {
-    const button = node.appendChild(el("button", "secondary retry", "Retry"));
-    button.type = "button";
-    button.addEventListener("click", () => { notice(""); busy(retry()); });
-  }
-}
-
-function context(part, range) {
-  return { view: state.view, project: state.view.project, range, prev: ranges.previous(range),
-           live: live(part), navigate, href, notice };
-}
 
 // -- the page ------------------------------------------------------------------------------
 
@@ -105,11 +57,15 @@ function showControls(view, range) {
   for (const a of document.querySelectorAll(".to-overview, #home")) {
     a.href = href({ view: "overview", key: "", event: "", at: "", back: "" });
   }
+  pages.markTabs(view, href);
 }
 
 async function render() {
   const view = url.parse(window.location.search);
-  if (!state.projects.length) return;
+  if (!state.projects.length) {
+    await firstProject();
+    return;
+  }
   if (!state.projects.some((p) => String(p.id) === view.project)) {
     const saved = sessionStorage.getItem(api.KEYS.project);
     view.project = String((state.projects.find((p) => String(p.id) === saved) || state.projects[0]).id);
@@ -122,14 +78,28 @@ async function render() {
   state.view = view;
   const range = ranges.resolve(view);
   showControls(view, range);
-  $("overview-view").hidden = view.view !== "overview";
+  const page = Boolean(pages.PAGES[view.view]);
+  // The range and buckets mean nothing on a management page.
+  $("range-line").hidden = page;
+  for (const id of ["range", "interval"]) $(id).closest("label").hidden = page;
+  if (page) $("custom-range").hidden = true;
+  if (view.view !== "overview") {
+    $("overview-view").hidden = $("onboarding-view").hidden = true;
+    onboarding.stop();
+    live.stop();
+  }
   $("detail-view").hidden = !detail.KINDS[view.view];
   $("event-view").hidden = view.view !== "event";
+  if (!page) pages.hideAll();
   const scope = [view.project, view.range, view.from, view.to].join("|");
   const jobs = [];
   if (view.view === "overview") {
     document.title = "llmlab — LLM costs";
-    jobs.push(...showOverview(view, scope, range));
+    jobs.push(overviewPage.show(view, scope, range));
+  } else if (page) {
+    notice("");
+    state.shown = { overview: null, detail: null };
+    jobs.push(pages.show(context("page", null)));
   } else if (detail.KINDS[view.view]) {
     document.title = `${detail.title(view).join(" ")} — llmlab`;
     jobs.push(...showDetail(view, scope, range));
@@ -138,57 +108,6 @@ async function render() {
     jobs.push(showEvent(view));
   }
   await Promise.all(jobs.map(busy));
-}
-
-function showOverview(view, scope, range) {
-  const was = state.shown.overview;
-  const now = { scope, by: view.by, tag: view.tag, filters: JSON.stringify(view.filters) };
-  state.shown.overview = now;
-  for (const input of $("filters").elements) {
-    if (input.name) input.value = view.filters[input.name] || "";
-  }
-  const jobs = [];
-  const fresh = !was || was.scope !== scope;
-  if (fresh) {
-    notice("");
-    const ctx = context("overview", range);
-    jobs.push(overview.loadCards(ctx), overview.loadBreakdowns(ctx), overview.loadBudgets(ctx),
-              overview.loadRecommendations(ctx));
-    // Rankings read raw events (no rollup): after the cheap rollup-backed panels.
-    jobs.push(Promise.allSettled(jobs.slice()).then(() => Promise.all([
-      overview.loadTop(ctx, "job"), overview.loadTop(ctx, "user"), loadTagPanel(range)])));
-  } else if (was.tag !== now.tag) {
-    jobs.push(loadTagPanel(range));
-  }
-  if (fresh || was.by !== now.by) jobs.push(overview.loadTimeseries(context("series", range)));
-  if (fresh || was.filters !== now.filters) jobs.push(loadRecent(range));
-  return jobs;
-}
-
-async function loadTagPanel(range) {
-  const ctx = context("tags", range);
-  if (!state.tagKeysFor || state.tagKeysFor !== ctx.view.project + ctx.range.start.toISOString()) {
-    // Tag keys seen on recent events, the most varied first (a constant tag says little).
-    const page = await api.request("/api/events", { project: ctx.project, ...ranges.params(range),
-                                                   limit: 200 }).catch(() => ({ events: [] }));
-    const values = new Map();
-    for (const event of page.events) {
-      for (const [key, value] of Object.entries(event.tags || {})) {
-        if (!values.has(key)) values.set(key, new Set());
-        values.get(key).add(String(value));
-      }
-    }
-    state.tagKeys = [...values.keys()].sort((a, b) =>
-      values.get(b).size - values.get(a).size || a.localeCompare(b));
-    state.tagKeysFor = ctx.view.project + ctx.range.start.toISOString();
-  }
-  if (ctx.live()) await overview.loadTags(ctx, state.tagKeys);
-}
-
-function loadRecent(range) {
-  const view = state.view;
-  return recent.load({ project: view.project, ...ranges.params(range), ...view.filters },
-                     live("events"));
 }
 
 function showDetail(view, scope, range) {
@@ -200,10 +119,10 @@ function showDetail(view, scope, range) {
   const ctx = context("detail", range);
   const jobs = [detail.loadDetailCards(ctx), detail.loadDetailChart(ctx)];
   const filter = detail.eventFilter(view);
-  drilled.hrefFor = (e) => href({ view: "event", event: e.id, at: e.timestamp, back: view.view });
+  drilled.hrefFor = (e) => href({ view: "event", event: e.id, at: "", back: view.view });
   if (filter) {
     $("d-events-wrap").hidden = false;
-    jobs.push(drilled.load({ project: view.project, ...ranges.params(range), ...filter }, live("d-events")));
+    jobs.push(drilled.load({ project: view.project, ...ranges.params(range), ...filter }, current("d-events")));
   } else {
     $("d-events-wrap").hidden = true;
     $("d-more").hidden = true;
@@ -222,14 +141,14 @@ async function showEvent(view) {
   }
   crumbs.appendChild(document.createTextNode(" › event"));
   const node = $("event-fields");
-  const isLive = live("event");
+  const isLive = current("event");
   $("event-id").textContent = view.event;
   clear(node).appendChild(el("div", "skeleton block"));
   try {
-    const event = await findEvent(view.project, view.event, view.at);
+    const event = await findEvent(view.project, view.event);
     if (!isLive()) return;
     if (!event) {
-      clear(node).appendChild(el("div", "empty", "This event is not in this project (or the link lost its time)."));
+      clear(node).appendChild(el("div", "empty", "No such event in this project."));
       return;
     }
     renderEvent(node, event);
@@ -256,6 +175,9 @@ function signOut(message) {
   for (const part of Object.keys(state.gens)) state.gens[part] += 1;
   state.shown = { overview: null, detail: null };
   state.projects = [];
+  state.withEvents.clear();
+  live.stop();
+  onboarding.stop();
   showLogin(message);
 }
 
@@ -280,19 +202,20 @@ async function start() {
   $("controls").hidden = false;
   $("who").textContent = sessionStorage.getItem(api.KEYS.email) || "";
   $("tz").textContent = ranges.TZ;
-  state.projects = await api.request("/api/projects");
-  const select = clear($("project"));
-  for (const project of state.projects) {
-    const option = el("option", null, project.name);
-    option.value = String(project.id);
-    select.appendChild(option);
+  await reloadProjects();
+  await busy(render());
+}
+
+/** No project yet: the projects page, whose form creates the first one. */
+async function firstProject() {
+  state.view = { ...url.parse("?view=projects"), project: null };
+  if (window.location.search !== "?view=projects") history.replaceState(null, "", "?view=projects");
+  for (const id of ["overview-view", "onboarding-view", "detail-view", "event-view", "range-line"]) {
+    $(id).hidden = true;
   }
-  if (!state.projects.length) {
-    notice("No projects yet: create one with POST /api/projects or `llmlab` CLI, then reload.");
-    document.body.dataset.loading = "false";
-    return;
-  }
-  await render();
+  pages.markTabs(state.view, href);
+  notice("Welcome! Create your first project below: the page then shows how to send its first event.");
+  await pages.show(context("page", null));
 }
 
 function filtersFromForm() {
@@ -303,39 +226,17 @@ function filtersFromForm() {
   return filters;
 }
 
-async function exportCsv() {
-  const button = $("export");
-  button.disabled = true;
-  try {
-    // fetch + blob: the token stays in a header, never in a URL.
-    const range = ranges.resolve(state.view);
-    const response = await api.request("/api/costs/export", {
-      project: state.view.project, ...ranges.params(range), ...state.view.filters }, true);
-    const blob = await response.blob();
-    const match = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
-    const a = el("a");
-    a.href = URL.createObjectURL(blob);
-    a.download = match ? match[1] : "llmlab-costs.csv";
-    document.body.appendChild(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
-  } catch (err) {
-    if (err.status !== 401) notice(`Export failed: ${err.message}`);
-  } finally {
-    button.disabled = false;
-  }
-}
-
 function wire() {
+  onRender(render);
   api.whenSignedOut(signOut);
   $("theme").value = theme.choice();
   $("theme").addEventListener("change", (e) => theme.choose(e.target.value));
   $("login-form").addEventListener("submit", login);
   $("logout").addEventListener("click", () => { api.logout(); signOut("Signed out."); });
+  // Another project: the same management page, or its overview (filters and drill-down reset).
   $("project").addEventListener("change", (e) => navigate(href({
-    project: e.target.value, view: "overview", key: "", tag: "", event: "", at: "", back: "",
-    filters: {} })));
+    project: e.target.value, view: pages.PAGES[state.view.view] ? state.view.view : "overview",
+    key: "", tag: "", event: "", at: "", back: "", filters: {} })));
   $("range").addEventListener("change", (e) => {
     if (e.target.value !== "custom") {
       navigate(href({ range: e.target.value, from: "", to: "" }));
@@ -364,20 +265,21 @@ function wire() {
     navigate(href({ filters: filtersFromForm() }));
   });
   $("f-clear").addEventListener("click", () => navigate(href({ filters: {} })));
-  for (const a of document.querySelectorAll(".to-overview, #home")) {
+  for (const a of document.querySelectorAll(".to-overview, #home, #tabs a")) {
     a.addEventListener("click", (e) => {
       if (e.button !== 0 || e.metaKey || e.ctrlKey) return;
       e.preventDefault();
       navigate(a.getAttribute("href"));
     });
   }
-  recent = new EventList($("events"), $("more"), {
-    navigate, hrefFor: (e) => href({ view: "event", event: e.id, at: e.timestamp, key: "", back: "" }) });
+  overviewPage.wire();
   drilled = new EventList($("d-events"), $("d-more"), { navigate, hrefFor: () => "?" });
-  $("more").addEventListener("click", () => busy(recent.load(recent.params, live("events"), false)));
-  $("d-more").addEventListener("click", () => busy(drilled.load(drilled.params, live("d-events"), false)));
-  $("export").addEventListener("click", exportCsv);
-  window.addEventListener("popstate", () => { if (state.projects.length) busy(render()); });
+  $("d-more").addEventListener("click", () => busy(drilled.load(drilled.params, current("d-events"), false)));
+  $("export").addEventListener("click", () => exportCsv($("export"), {
+    project: state.view.project, ...ranges.params(ranges.resolve(state.view)), ...state.view.filters },
+  notice));
+  window.addEventListener("popstate", () => { if (!$("app-view").hidden) busy(render()); });
+  pages.wire();
   if (sessionStorage.getItem(api.KEYS.access)) {
     start().catch((err) => { if (err.status !== 401) showLogin(err.message); });
   } else {

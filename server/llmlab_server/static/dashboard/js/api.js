@@ -53,12 +53,23 @@ export async function request(path, params, raw) {
   for (const [key, value] of Object.entries(params || {})) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
   }
+  return call(url, "GET", undefined, raw);
+}
+
+/** ``method`` (POST, PATCH, DELETE) ``path`` with a JSON ``body``; the envelope's ``data``. */
+export async function send(method, path, body) {
+  return call(new URL(path, window.location.origin), method, body, false);
+}
+
+async function call(url, method, body, raw) {
   for (let attempt = 0; attempt < 2; attempt += 1) {
     let response;
+    const headers = { Authorization: `Bearer ${sessionStorage.getItem(KEYS.access) || ""}` };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
     try {
       response = await fetch(url, {
-        headers: { Authorization: `Bearer ${sessionStorage.getItem(KEYS.access) || ""}` },
-        credentials: "omit",
+        method, headers, credentials: "omit",
+        body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (_) {
       throw new ApiError(0, { error: { message: "the server did not answer" } });
@@ -69,10 +80,10 @@ export async function request(path, params, raw) {
       throw new ApiError(401, null);
     }
     if (raw && response.ok) return response;
-    let body = null;
-    try { body = await response.json(); } catch (_) { body = null; }
-    if (!response.ok) throw new ApiError(response.status, body);
-    return body.data;
+    let parsed = null;
+    try { parsed = await response.json(); } catch (_) { parsed = null; }
+    if (!response.ok) throw new ApiError(response.status, parsed);
+    return parsed ? parsed.data : null;
   }
   throw new ApiError(401, null);
 }

@@ -8,7 +8,7 @@ import { compact, count, money, ms, percent } from "./format.js";
 import { DAY, HOUR, params } from "./ranges.js";
 
 export const KINDS = { model: "Model", provider: "Provider", job: "Job", user: "User", tag: "Tag" };
-/** Dimensions ``GET /api/events`` can filter on (tags it cannot). */
+/** Dimensions ``GET /api/events`` filters on (a tag as ``tag=key:value``). */
 const EVENT_FILTER = { model: "model", provider: "provider", job: "job", user: "user" };
 /** Events read to draw the cost over time (the timeseries route has no such filters). */
 const CHART_EVENTS = 2000;
@@ -23,8 +23,9 @@ export function title(view) {
   return view.view === "tag" ? [`Tag ${view.tag} =`, view.key] : [KINDS[view.view], view.key];
 }
 
-/** The events-route filter selecting the drilled entity, or null (tags). */
+/** The events-route filter selecting the drilled entity (null for an unknown view). */
 export function eventFilter(view) {
+  if (view.view === "tag") return view.tag ? { tag: `${view.tag}:${view.key}` } : null;
   const name = EVENT_FILTER[view.view];
   return name ? { [name]: view.key } : null;
 }
@@ -68,7 +69,7 @@ export async function loadDetailChart(ctx) {
   note.textContent = "";
   const filter = eventFilter(ctx.view);
   if (!filter) {
-    purge(node, "Not available for tags: the events and timeseries routes cannot filter by tag.");
+    purge(node, "No calls in this range.");
     return;
   }
   chartLoading(node);

@@ -7,7 +7,7 @@ import { count, money, ms, timestamp } from "./format.js";
 const COLUMNS = [["Time", ""], ["Model", ""], ["Provider", ""], ["Job", ""], ["User", ""],
                  ["In", "num"], ["Out", "num"], ["Latency", "num"], ["Status", ""],
                  ["Cost", "num cost"]];
-// Events seen in a list, so opening one needs no request (reloads fetch it by time).
+// Events seen in a list, so opening one needs no request (a reload or a link fetches it by id).
 const seen = new Map();
 
 /** One page of events at a time, newest first, with "Load more" (cursor pages). */
@@ -19,6 +19,7 @@ export class EventList {
     this.navigate = navigate;
     this.pageSize = pageSize;
     this.cursor = null;
+    this.pages = 0;
     this.params = {};
     clear(table);
     const head = table.appendChild(el("thead")).appendChild(el("tr"));
@@ -26,11 +27,17 @@ export class EventList {
     this.body = table.appendChild(el("tbody"));
   }
 
-  /** Load the first page for ``params`` (or the next one); ``live()`` false drops the answer. */
-  async load(params, live, reset = true) {
+  /**
+   * Load the first page for ``params`` (or the next one); ``live()`` false drops the answer.
+   * ``quiet``: an auto-refresh, the rows shown stay until the new ones arrive (no placeholders).
+   */
+  async load(params, live, reset = true, quiet = false) {
     if (reset) {
       this.params = params;
       this.cursor = null;
+      this.pages = 0;
+    }
+    if (reset && !quiet) {
       clear(this.body);
       for (let i = 0; i < 5; i += 1) {
         const td = this.body.appendChild(el("tr", "skeleton-row")).appendChild(el("td"));
@@ -44,6 +51,7 @@ export class EventList {
                                                   cursor: this.cursor });
       if (!live()) return null;
       if (reset) clear(this.body);
+      this.pages += 1;
       for (const event of page.events) this.body.appendChild(this.row(event));
       if (reset && !page.events.length) this.message("No events match.");
       this.cursor = page.next_cursor;
@@ -57,6 +65,11 @@ export class EventList {
       failure(td, err, () => this.load(this.params, live, reset));
       return null;
     }
+  }
+
+  /** Only the first page is shown (an auto-refresh would otherwise drop the pages loaded). */
+  get firstPageOnly() {
+    return this.pages <= 1;
   }
 
   message(text) {
@@ -88,16 +101,15 @@ export class EventList {
   }
 }
 
-/** The event ``id`` stored at ``at`` (its timestamp): from a list seen, else from the API. */
-export async function findEvent(project, id, at) {
+/** The event ``id`` of ``project``: from a list seen, else ``GET /api/events/<id>`` (null: 404). */
+export async function findEvent(project, id) {
   if (seen.has(id)) return seen.get(id);
-  const when = new Date(at);
-  if (Number.isNaN(when.getTime())) return null;
-  // No GET /api/events/<id>: the one-second window at its timestamp holds it.
-  const page = await request("/api/events", {
-    project, start: new Date(when.getTime() - 1000).toISOString(),
-    end: new Date(when.getTime() + 1000).toISOString(), tz: "UTC", limit: 1000 });
-  return page.events.find((e) => e.id === id) || null;
+  try {
+    return await request(`/api/events/${encodeURIComponent(id)}`, { project });
+  } catch (err) {
+    if (err.status === 404) return null;
+    throw err;
+  }
 }
 
 const yesNo = (value) => (value ? "yes" : "no");
@@ -122,11 +134,15 @@ export function renderEvent(node, event) {
               ["Estimated usage", event.estimated ? "yes (stream ended early: tokens estimated)" : "no"]]],
     ["Cost", [["Cost", event.priced ? money(event.cost) : "unpriced"],
               ["Exact cost", `${event.cost} USD`],
+              ["Tool fees (web search, file search, containers …)", `${event.tools_cost ?? "0"} USD`],
               ["Server's price", event.server_cost === null ? "—" : `${event.server_cost} USD`],
+              ["Provider's own figure", event.provider_cost == null ? "—" : `${event.provider_cost} USD`],
+              ["Provider and llmlab disagree", yesNo(event.provider_cost_mismatch)],
               ["Cost counted from", source(event)],
               ["SDK and server disagree", yesNo(event.cost_mismatch)],
               ["Pricing version", orDash(event.pricing_version)]]],
     ["Tokens", Object.entries(usage).map(([name, value]) => [name.replaceAll("_", " "), count(value)])],
+    ["Tool uses", Object.entries(event.tools || {}).map(([name, value]) => [name.replaceAll("_", " "), count(value)])],
     ["Timing", [["Latency", ms(event.latency_ms)], ["Time to first byte", ms(event.ttfb_ms)]]],
     ["Attribution", [["Project id", event.project_id], ["Job", orDash(event.job_id)],
                      ["User", orDash(event.user_id)], ["Function", orDash(event.function)],
@@ -137,15 +153,19 @@ export function renderEvent(node, event) {
   const known = new Set(["id", "timestamp", "received_at", "provider", "model", "requested_model",
     "operation", "status", "error_type", "service_tier", "stream", "estimated", "cost", "server_cost",
     "priced", "server_priced", "cost_mismatch", "pricing_version", "usage", "latency_ms", "ttfb_ms",
-    "project_id", "job_id", "user_id", "function", "environment", "tags"]);
+    "project_id", "job_id", "user_id", "function", "environment", "tags", "tools", "tools_cost",
+    "provider_cost", "provider_cost_mismatch"]);
   const other = Object.entries(event).filter(([name]) => !known.has(name))
     .map(([name, value]) => [name, typeof value === "object" ? JSON.stringify(value) : orDash(value)]);
   if (other.length) groups.push(["Other", other]);
   for (const [title, rows] of groups) {
     const section = node.appendChild(el("section", "field-group"));
     section.appendChild(el("h3", null, title));
+    if (!rows.length) {
+      section.appendChild(el("p", "muted", "none"));
+      continue;
+    }
     const dl = section.appendChild(el("dl"));
-    if (!rows.length) dl.appendChild(el("dd", "muted", "none"));
     for (const [name, value] of rows) {
       const dt = dl.appendChild(el("dt", null, name));
       dt.dataset.field = name;
@@ -154,4 +174,25 @@ export function renderEvent(node, event) {
     }
   }
   $("event-id").textContent = event.id;
+}
+
+/** Download the events of ``params`` as CSV (fetch + blob: the token stays in a header). */
+export async function exportCsv(button, params, notice) {
+  button.disabled = true;
+  try {
+    const response = await request("/api/costs/export", params, true);
+    const blob = await response.blob();
+    const match = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+    const a = el("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = match ? match[1] : "llmlab-costs.csv";
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  } catch (err) {
+    if (err.status !== 401) notice(`Export failed: ${err.message}`);
+  } finally {
+    button.disabled = false;
+  }
 }

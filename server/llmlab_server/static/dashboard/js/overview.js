@@ -1,5 +1,5 @@
-// The overview: cards compared with the previous period, charts, rankings, budgets,
-// recommendations and the recent events.
+// The overview: cards compared with the previous period, charts, rankings and budgets
+// (recommendations are in recommendations.js, the recent events in events.js).
 
 import { request } from "./api.js";
 import { cardsLoading, setCard, versus } from "./cards.js";
@@ -10,12 +10,10 @@ import { DAY, TZ, params } from "./ranges.js";
 
 /** Days of a month below which a run-rate forecast is too thin to trust. */
 const THIN_DAYS = 3;
-/** Recommendations always learn from this window: their savings are per month whatever the range. */
-export const REC_DAYS = 30;
 
 export async function loadCards(ctx) {
   const ids = ["card-range", "card-calls", "card-tokens", "card-errors", "card-month", "card-forecast"];
-  cardsLoading(ids);
+  if (!ctx.quiet) cardsLoading(ids);
   const now = new Date();
   const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
   const monthEnd = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1));
@@ -56,7 +54,7 @@ export async function loadCards(ctx) {
 export async function loadTimeseries(ctx) {
   const node = $("chart-timeseries");
   const interval = ctx.view.by;
-  chartLoading(node);
+  if (!ctx.quiet) chartLoading(node);
   try {
     const series = await request("/api/costs/timeseries", { project: ctx.project,
                                                            ...params(ctx.range), interval });
@@ -85,7 +83,7 @@ export function drawSeries(node, x, y, calls, interval) {
 export async function loadBreakdowns(ctx) {
   await Promise.all(["model", "provider"].map(async function load(group) {
     const node = $(`chart-${group}`);
-    chartLoading(node);
+    if (!ctx.quiet) chartLoading(node);
     try {
       const summary = await request("/api/costs/summary", { project: ctx.project, ...params(ctx.range),
                                                            group_by: group });
@@ -155,7 +153,7 @@ function tableFailed(node, err, retry) {
 
 export async function loadTop(ctx, group) {
   const node = $(`top-${group}`);
-  tableLoading(node);
+  if (!ctx.quiet) tableLoading(node);
   try {
     const summary = await request("/api/costs/summary", { project: ctx.project, ...params(ctx.range),
                                                          group_by: group });
@@ -185,7 +183,7 @@ export async function loadTags(ctx, tagKeys) {
   }
   const key = tagKeys.includes(ctx.view.tag) ? ctx.view.tag : tagKeys[0];
   select.value = key;
-  tableLoading(node);
+  if (!ctx.quiet) tableLoading(node);
   try {
     const summary = await request("/api/costs/summary", { project: ctx.project, ...params(ctx.range),
                                                          group_by: `tag:${key}` });
@@ -197,7 +195,7 @@ export async function loadTags(ctx, tagKeys) {
 
 export async function loadBudgets(ctx) {
   const node = $("budgets");
-  skeleton(node, 3);
+  if (!ctx.quiet) skeleton(node, 3);
   let data;
   try {
     data = await request("/api/budgets/status", { project: ctx.project });
@@ -210,14 +208,15 @@ export async function loadBudgets(ctx) {
   if (!ctx.live()) return;
   loaded(node);
   if (!data.budgets.length) {
-    empty(node, "No budgets yet. Create one with POST /api/budgets.");
+    const box = clear(node).appendChild(el("div", "empty", "No budgets yet. "));
+    box.appendChild(link("Create a budget", ctx.href({ view: "budgets", key: "" }), ctx.navigate));
     return;
   }
   clear(node);
   for (const budget of data.budgets) node.appendChild(budgetRow(budget));
 }
 
-function budgetRow(budget) {
+export function budgetRow(budget) {
   const row = el("div", "budget");
   row.dataset.budgetId = String(budget.id);
   const head = row.appendChild(el("div", "budget-head"));
@@ -252,57 +251,4 @@ function budgetRow(budget) {
   foot.appendChild(el("span", null, budget.resets_at
     ? `resets ${timestamp(budget.resets_at).slice(0, 16)} UTC` : "never resets"));
   return row;
-}
-
-export async function loadRecommendations(ctx) {
-  const node = $("recommendations");
-  $("rec-window").textContent = `per month, learnt from the last ${REC_DAYS} days`;
-  skeleton(node, 4);
-  let data;
-  try {
-    // A fixed window: the API extrapolates the window's saving to a month (× 30 / days), so
-    // a short window would swing the per-month figure with a few days' traffic.
-    data = await request("/api/recommendations", { project: ctx.project, days: REC_DAYS });
-  } catch (err) {
-    if (!ctx.live() || err.status === 401) return;
-    if (err.status === 404) empty(node, "Recommendations are not available on this server.");
-    else failure(node, err, () => loadRecommendations(ctx));
-    return;
-  }
-  if (!ctx.live()) return;
-  loaded(node);
-  if (!data.recommendations.length) {
-    empty(node, "No recommendations: nothing to save on the recent spend.");
-    return;
-  }
-  clear(node);
-  for (const rec of data.recommendations.slice(0, 6)) node.appendChild(recommendationCard(ctx, rec));
-}
-
-function recommendationCard(ctx, rec) {
-  const card = el("div", "rec");
-  card.dataset.kind = rec.kind;
-  const head = card.appendChild(el("div", "rec-head"));
-  head.appendChild(el("span", "rec-title", rec.title));
-  head.appendChild(el("span", "rec-saving", `save ${money(rec.monthly_savings)}/mo`));
-  card.appendChild(el("div", "rec-detail", rec.detail));
-  const foot = card.appendChild(el("div", "rec-foot"));
-  const ev = rec.evidence;
-  const left = foot.appendChild(el("span"));
-  left.appendChild(el("span", `badge ${rec.confidence}`, `${rec.confidence} confidence`));
-  left.appendChild(document.createTextNode(` ${count(ev.calls)} calls, ${money(ev.cost)} in ${REC_DAYS} days`));
-  const button = foot.appendChild(el("button", "secondary", "Show events"));
-  button.type = "button";
-  button.addEventListener("click", () => {
-    // Open the evidence: the events the recommendation was computed from.
-    const filters = {};
-    if (ev.model) filters.model = ev.model;
-    if (ev.provider) filters.provider = ev.provider;
-    if (ev.details && typeof ev.details.job === "string") filters.job = ev.details.job;
-    if (rec.kind === "failed_calls") filters.status = "error";
-    ctx.navigate(ctx.href({ filters }), () => {
-      $("events-panel").scrollIntoView({ behavior: "smooth", block: "start" });
-    });
-  });
-  return card;
 }

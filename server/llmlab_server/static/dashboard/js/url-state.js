@@ -2,6 +2,8 @@
 // same page: ?project=1&range=custom&from=2026-11-01&to=2026-11-14&by=hour&view=job&key=nightly.
 
 export const VIEWS = ["overview", "model", "provider", "job", "user", "tag", "event"];
+/** Management pages (``key`` is the budget being edited, or the webhook whose log is open). */
+export const PAGES = ["budgets", "projects", "members", "keys", "webhooks"];
 export const FILTERS = ["model", "provider", "job", "user", "status"];
 const DEFAULTS = { view: "overview", range: "30d", by: "day" };
 // Key order of the query string (stable URLs are easier to read and compare).
@@ -16,7 +18,9 @@ export function parse(search) {
     range: q.get("range") || DEFAULTS.range,
     from: q.get("from") || "", to: q.get("to") || "",
     by: q.get("by") === "hour" ? "hour" : DEFAULTS.by,
-    view: VIEWS.includes(q.get("view")) ? q.get("view") : DEFAULTS.view,
+    // ``?event=<id>`` alone is a link to that event.
+    view: [...VIEWS, ...PAGES].includes(q.get("view")) ? q.get("view")
+      : q.get("event") ? "event" : DEFAULTS.view,
     tag: q.get("tag") || "", key: q.get("key") || "",
     event: q.get("event") || "", at: q.get("at") || "", back: q.get("back") || "",
     filters: {},

@@ -1,0 +1,105 @@
+"""A budget as the server's status reports it (``GET /api/budgets/status``), and the alert
+the guard (`llmlab._budgets`) passes to ``on_budget_alert``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+__all__ = ["Budget", "BudgetAlert"]
+
+
+def _timestamp(value: Any) -> datetime | None:
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One budget as the server reports it."""
+
+    id: str
+    name: str
+    action: str
+    amount: Decimal
+    spent: Decimal
+    scope: dict[str, str | None]
+    thresholds: tuple[int, ...]
+    period_start: str | None
+    resets_at: datetime | None
+    #: ``period_start`` as a POSIX time (None for ``total`` budgets).
+    period_start_at: float | None = None
+    # The scope as `covers` tests it, made once: it runs for every budget on every call.
+    _project: str | None = field(default=None, init=False, repr=False, compare=False)
+    _rules: tuple[tuple[str, str], ...] = field(default=(), init=False, repr=False,
+                                                compare=False)
+    _tag: tuple[str, str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        scope = self.scope
+        tag = scope.get("tag")
+        object.__setattr__(self, "_project", scope.get("project"))
+        object.__setattr__(self, "_rules", tuple(
+            (key, wanted) for key in ("job", "user", "model")
+            if (wanted := scope.get(key)) is not None))
+        if tag is not None:
+            name, _, value = tag.partition("=")
+            object.__setattr__(self, "_tag", (name, value))
+
+    @classmethod
+    def from_status(cls, data: Mapping[str, Any]) -> Budget:
+        """Read one entry of the status contract."""
+        start = _timestamp(data.get("period_start"))
+        return cls(
+            id=str(data["id"]), name=str(data.get("name") or data["id"]),
+            action=str(data.get("action", "alert")), amount=Decimal(str(data["amount"])),
+            spent=Decimal(str(data.get("spent", "0"))),
+            scope={k: (None if v is None else str(v))
+                   for k, v in (data.get("scope") or {}).items()},
+            thresholds=tuple(int(t) for t in data.get("thresholds") or (100,)),
+            period_start=data.get("period_start"),
+            resets_at=_timestamp(data.get("resets_at")),
+            period_start_at=start.timestamp() if start is not None else None,
+        )
+
+    @property
+    def project_only(self) -> str | None:
+        """Its project, when the scope names nothing else."""
+        return None if self._rules or self._tag is not None else self._project
+
+    @property
+    def identity(self) -> tuple[str, tuple[tuple[str, str | None], ...]]:
+        """What decides which calls count toward it: its id and scope."""
+        return self.id, tuple(sorted(self.scope.items()))
+
+    def covers(self, call: Mapping[str, Any]) -> bool:
+        """Whether a call with this attribution (project, job, user, tags, model) counts.
+
+        A call without a project counts toward the budgets of the key's project: the
+        server files its event there, and that is the project whose status the guard reads
+        when ``project=`` is unset.
+        """
+        if self._project is not None:
+            project = call.get("project")
+            if project is not None and project != self._project:
+                return False
+        for key, wanted in self._rules:
+            if call.get(key) != wanted:
+                return False
+        if self._tag is not None:
+            name, value = self._tag
+            tags = call.get("tags") or {}
+            if name not in tags or (value and tags[name] != value):
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class BudgetAlert:
+    """Passed to ``on_budget_alert`` when local spend crosses an ``alert`` budget threshold."""
+
+    budget: Budget
+    threshold: int
+    spent: Decimal
