@@ -282,7 +282,8 @@ class BudgetGuard:
         lock.acquire()  # not `with`: this runs on every call, and costs half as much
         try:
             if reservation is not None:
-                self._spend.settle(reservation)
+                if not self._spend.settle(reservation):
+                    self._spend.unkeep(reservation)  # kept for the bound: replaced, not added
                 if not amount:
                     return
             cover = self._spend.record(key, amount, event_id, time.time())

@@ -17,6 +17,10 @@ never below what the call can be billed at list price:
   reasoning and audio/image output rates, for the request's service tier and the prompt's
   context length, times the largest regional multiplier and the project's markup. They are
   worked out once per rate card and cached.
+
+Images, speech and transcription models (their catalogue ``mode``) and the built-in tool fees
+a request bounds (``max_uses``, ``max_tool_calls``) have their own worst cases:
+`llmlab._estimate_media`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 from llmlab._consts import CHARS_PER_TOKEN
+from llmlab._estimate_media import MEDIA_MODES, media_worst_case, tool_fee_bound
 from llmlab.pricing import Catalogue
 
 __all__ = ["estimate_prompt_tokens", "max_output_tokens", "tokens_for_chars", "worst_case_cost"]
@@ -145,11 +150,30 @@ def _dearest(period: Any, svc: str, prompt: int) -> tuple[int, int]:
 
 def _rates(period: Any, svc: str, prompt: int) -> tuple[int, int]:
     card = period.card(svc, prompt)
-    scale = max(_ONE, *period.multipliers.values()) if period.multipliers else _ONE
+    scale = _scale(period)
     dearest_in = max(card.input, card.cache_write, card.cache_write_long, card.audio_input,
                      card.image_input)
     dearest_out = max(card.output, card.reasoning, card.audio_output, card.image_output)
     return (_pico(dearest_in * scale), _pico(dearest_out * scale))
+
+
+def _scale(period: Any) -> Decimal:
+    """The largest regional multiplier of ``period`` (at least 1)."""
+    return max(_ONE, *period.multipliers.values()) if period.multipliers else _ONE
+
+
+def _media_cost(catalogue: Catalogue, entry: Any, kwargs: Mapping[str, Any],
+                project: str | None) -> Decimal:
+    """The worst case of an image, speech or transcription request (`_estimate_media`)."""
+    period = entry.periods[-1]
+    tier = kwargs.get("service_tier")
+    svc = _TIERS.get(tier, "standard") if tier is None or type(tier) is str else "standard"
+    cost = media_worst_case(entry.mode, entry.provider, period.card(svc, 0), period.tools,
+                            kwargs) * _scale(period)
+    markups = catalogue._markups
+    if markups:
+        cost *= max(_ONE, markups.get(project) or markups.get(None) or _ONE)
+    return cost
 
 
 def _pico(rate: Decimal) -> int:
@@ -165,6 +189,8 @@ def worst_case_cost(catalogue: Catalogue | None, provider: str, model: str,
     entry = catalogue.resolve(model, provider)
     if entry is None:
         return _ZERO
+    if entry.mode in MEDIA_MODES:
+        return _media_cost(catalogue, entry, kwargs, project)
     chars = 0
     output = 0
     fields = _FIELDS
@@ -194,6 +220,10 @@ def worst_case_cost(catalogue: Catalogue | None, provider: str, model: str,
     else:
         prompt_rate, output_rate = _dearest(period, svc, prompt)
     cost = Decimal(prompt * prompt_rate + output * output_rate).scaleb(-_PICO)
+    if "tools" in kwargs:
+        fees = tool_fee_bound(kwargs, period.tools, catalogue.tool_prices.get(entry.provider))
+        if fees:
+            cost += fees * _scale(period)
     markups = catalogue._markups
     if markups:
         cost *= max(_ONE, markups.get(project) or markups.get(None) or _ONE)

@@ -35,7 +35,8 @@ of budget indices). Its spend is in exactly one of four places until it is relea
   its event is priced (on the delivery worker) and `settle` replaces the reservation with the
   call's real cost as an open record. A budget check adds both. Reservations are bounded
   like open records: past ``max_open`` of them (calls whose events were never built, say
-  dropped), the oldest becomes an open record without an id (kept, never forgotten).
+  dropped), the oldest becomes an open record without an id (kept, never forgotten); a
+  call priced after all then replaces that record with its real cost (`unkeep`).
 
 Recording adds to the totals of its cover; releasing subtracts; acknowledging and folding
 move spend without changing any total. So a check is O(budgets), recording and
@@ -101,6 +102,8 @@ class LocalSpend:
         #: Worst cases reserved by calls not yet settled, per budget (replaced like `totals`).
         self.reserved: list[Decimal] = []
         self._reservations: OrderedDict[int, Record] = OrderedDict()
+        #: Reservations kept as spend past the bound -> the key of that open record.
+        self._kept: OrderedDict[int, int] = OrderedDict()
         self._tokens = 0
         self._indexed: list[tuple[int, Budget]] = []
         self._open: OrderedDict[str | int, Record] = OrderedDict()
@@ -150,7 +153,7 @@ class LocalSpend:
         reservations = self._reservations
         reservations[self._tokens] = (amount, key, cover, 0.0)
         if len(reservations) > self.max_open:  # never settled (its event was never built)
-            self.keep(next(iter(reservations)))
+            self.keep(next(iter(reservations)), remember=True)
         return self._tokens
 
     def settle(self, token: int) -> bool:
@@ -165,12 +168,28 @@ class LocalSpend:
             reserved[i] -= amount
         return True
 
-    def keep(self, token: int, now: float | None = None) -> None:
+    def keep(self, token: int, now: float | None = None, *, remember: bool = False) -> None:
         """Keep reservation ``token`` as spend, in every budget covering its call (its real
-        cost will never be known)."""
+        cost will never be known). ``remember``: it is kept only for the bound, and its
+        call may still be settled (`unkeep`)."""
         record = self._reservations.get(token)
         if record is not None and self.settle(token):
             self.record(record[1], record[0], None, time.time() if now is None else now)
+            if remember:
+                self._kept[token] = self._unnamed
+                if len(self._kept) > self.max_open:
+                    self._kept.popitem(last=False)
+
+    def unkeep(self, token: int) -> None:
+        """A reservation `keep` made spend for the bound is settled after all (its call is
+        priced now): drop that worst case, so the real cost replaces it instead of adding
+        to it. Spend folded since stays counted (never less than was spent)."""
+        key = self._kept.pop(token, None)
+        record = self._open.pop(key, None) if key is not None else None
+        if record is not None:
+            totals = self.totals
+            for i in record[2]:
+                totals[i] -= record[0]
 
     def _cover_of(self, key: Key) -> Cover:
         """The budgets an attribution counts toward, remembered (most calls share a few)."""
@@ -290,6 +309,7 @@ class LocalSpend:
         """Forget every record and sum (a forked child: the parent's calls are its own)."""
         self._open.clear()
         self._reservations.clear()
+        self._kept.clear()
         self._acked, self._sealed, self._held = {}, {}, []
         self.totals = [ZERO] * len(self.budgets)
         self.reserved = [ZERO] * len(self.budgets)

@@ -9,6 +9,8 @@ settle events as they come (`Results.settle`); what is left is resent:
   ``max_retries`` times, one attempt only for a probe during an outage;
 - a batch refused as a whole for its size or content (413, 400/422) is resent in halves,
   which isolates the one event the server will never take (then rejected);
+- an event an older server rejects only for wire fields added since its release is sent
+  again without them (`llmlab._wire_compat`), once;
 - a refusal of the configuration (401/403/404, a redirect…) ends the delivery at once: the
   events go back to the caller, which spools them, with the reason for the logs' advice.
 
@@ -28,6 +30,7 @@ import tenacity
 from llmlab._event_items import Item
 from llmlab._rejections import reason_of
 from llmlab._results import Results
+from llmlab._wire_compat import downgraded
 from llmlab.transport import EventResult, SendResult, Transport
 
 __all__ = ["MAX_RETRY_AFTER", "SHUTTING_DOWN", "Delivery", "Sender"]
@@ -112,10 +115,19 @@ class Sender:
         pending = part
 
         def attempt() -> SendResult:
+            result, downgraded_some = send_once()
+            if downgraded_some:  # an older server: resent at once without its unknown fields
+                result, _ = send_once()
+            if pending and result.ok:
+                result.retry = True  # a 2xx that left events unsettled: send those again
+            return result
+
+        def send_once() -> tuple[SendResult, bool]:
+            """One request; (its result, whether events were downgraded to send again)."""
             nonlocal pending
             deadline = self._drain_deadline()
             if deadline is not None and time.monotonic() >= deadline:
-                return SendResult(retry=True, error=SHUTTING_DOWN)
+                return SendResult(retry=True, error=SHUTTING_DOWN), False
             self.waiting_since = time.monotonic()
             try:
                 result = self.transport.send_encoded([i.event for i in pending],
@@ -125,6 +137,7 @@ class Sender:
                 result = SendResult(retry=True, error=f"{type(exc).__name__}: {exc}")
             finally:
                 self.waiting_since = 0.0
+            older: dict[str, Item] = {}
             if result.results:
                 settled: list[tuple[str, EventResult]] = []
                 seen: set[str] = set()
@@ -132,15 +145,18 @@ class Sender:
                     outcome = result.results.get(item.id)
                     if outcome is None:
                         continue
+                    again = downgraded(item, outcome)  # an older server: sent again without
+                    if again is not None:              # the fields it does not know
+                        older[item.id] = again
+                        continue
                     if item.id in seen and outcome.status == "accepted":
                         outcome = EventResult("duplicate")  # one id twice in a batch: stored once
                     seen.add(item.id)
                     settled.append((item.id, outcome))
                 self._results.settle(settled, live)
-                pending = [i for i in pending if i.id not in result.results]
-            if pending and result.ok:
-                result.retry = True  # a 2xx that left events unsettled: send those again
-            return result
+                pending = [older.get(i.id, i) for i in pending
+                           if i.id not in result.results or i.id in older]
+            return result, bool(older)
 
         def should_retry(result: SendResult) -> bool:
             return bool(result.retry and pending)

@@ -67,10 +67,15 @@ def adopt_legacy(root: Path, own: Spool) -> int:
     """Move batches an older version wrote directly into ``root`` into their partitions.
 
     Each file is claimed first (an atomic rename), so two adopting processes never split the
-    same file. Returns how many events moved; never raises (a failure leaves the file, or its
+    same file; a claim whose process died (or older than ``own.claim_ttl``) is taken back
+    first. Returns how many events moved; never raises (a failure leaves the file, or its
     claim, for the next attempt).
     """
     try:
+        # Claims of adopters that died mid-way (or of an older version's replay) go back
+        # first, as a spool returns its own: else their events would stay here for good.
+        if Spool(root, claim_ttl=own.claim_ttl)._recover(sorted(os.listdir(root))):
+            logger.debug("llmlab: took back spool files claimed by a process that died")
         names = sorted(n for n in os.listdir(root)
                        if n.endswith(SUFFIX) and not n.startswith(".") and CLAIM not in n)
     except OSError:

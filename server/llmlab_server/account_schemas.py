@@ -1,5 +1,6 @@
 """Wire schemas of account flows: project invitations, email verification, password reset.
-Sessions, members, projects and the shared types are in `llmlab_server.schemas`."""
+Sessions are in `llmlab_server.auth_schemas`, members and projects in
+`llmlab_server.project_schemas`, the shared types in `llmlab_server.common_schemas`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, StringConstraints
 
-from llmlab_server.schemas import Email, Password, ProjectOut, Role, _In
+from llmlab_server.common_schemas import Email, Password, Role, _In
+from llmlab_server.project_schemas import ProjectOut
 
 __all__ = ["Invitation", "InvitationSent", "PasswordReset", "PasswordResetRequest",
            "VerifyEmail"]

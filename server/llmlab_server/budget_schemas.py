@@ -1,5 +1,5 @@
 """Wire schemas of budgets, alerts, webhooks and recommendations (issue #6); the shared types
-and every other resource's models are in `llmlab_server.schemas`."""
+are in `llmlab_server.common_schemas`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from llmlab_server.schemas import Filter, Id, MoneyStr, Name, _In
+from llmlab_server.common_schemas import Filter, Id, MoneyStr, Name, _In
 
 __all__ = [
     "AlertOut", "AlertsQuery", "BudgetCreate", "BudgetError", "BudgetOut", "BudgetScope",

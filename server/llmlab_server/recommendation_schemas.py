@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, Field
 
 from llmlab_server.budget_schemas import Recommendation, Recommendations, RecommendationsQuery
-from llmlab_server.schemas import Id, _In
+from llmlab_server.common_schemas import Id, _In
 
 __all__ = ["REC_ID_PATTERN", "RecommendationList", "RecommendationListQuery",
            "RecommendationOut", "RecommendationStateOut", "SnoozeBody", "StateBody"]

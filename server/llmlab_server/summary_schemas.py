@@ -1,5 +1,5 @@
 """Wire schemas of cost summaries and time series (``/api/costs/summary``, ``/timeseries``);
-the shared types and the other resources' models are in `llmlab_server.schemas`."""
+the shared types are in `llmlab_server.common_schemas`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from llmlab_server.schemas import MoneyStr, _Range
+from llmlab_server.common_schemas import MoneyStr, _Range
 
 __all__ = ["MAX_SUMMARY_LIMIT", "Summary", "SummaryQuery", "SummaryRow", "Timeseries",
            "TimeseriesPoint", "TimeseriesQuery", "Usage"]

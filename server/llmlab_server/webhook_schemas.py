@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from llmlab_server.schemas import _In
+from llmlab_server.common_schemas import _In
 
 __all__ = ["DeliveriesQuery", "DeliveryOut", "DeliveryPage", "DeliveryStatus"]
 

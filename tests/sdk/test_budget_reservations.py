@@ -249,3 +249,132 @@ def test_the_worst_case_is_never_below_the_billed_cost(
         billed = Decimal(event["cost"]["total"])
         assert event["cost"]["priced"] and billed > 0
         assert reserved >= billed, (name, usage, reserved, billed)
+
+
+class BrokenCatalogue(ThreadNotingCatalogue):
+    """A catalogue (the app's own, say) that fails to price once ``broken`` is set."""
+
+    broken = False
+
+    def cost(self, *args: Any, **kwargs: Any) -> Any:
+        if self.broken:
+            raise RuntimeError("pricing is broken")
+        return super().cost(*args, **kwargs)
+
+
+def test_a_call_whose_event_cannot_be_built_on_the_calling_thread_keeps_its_worst_case(
+        status: StatusServer, fake: FakeProvider, tmp_path: Path,
+        fail_on_swallowed_errors: list[Any]) -> None:
+    """A call in a scope is priced on the caller: if that fails (logged, swallowed), its
+    reservation becomes spend at once, as on the worker, instead of staying reserved (never
+    settled, never kept) until 20,000 more pile up."""
+    status.budgets = [budget()]
+    fake.configure("openai", usage=FakeUsage(input_tokens=1000, output_tokens=100))
+    catalogue = BrokenCatalogue()
+    llmlab.init(api_key="llm_test", base_url=status.url, project="support-bot",
+                auto_instrument=["openai"], budget_refresh_interval=60, catalogue=catalogue,
+                home=tmp_path, flush_interval=60, batch_size=1000)
+    try:
+        guard = get_tracker().budget_guard
+        assert wait_for(guard.has_budgets)
+        reserved = worst()
+        catalogue.broken = True
+        client = openai.OpenAI(api_key="k", base_url=fake.openai_base_url, max_retries=0)
+        with llmlab.track(job="nightly"):
+            client.chat.completions.create(**CALL)  # the provider's answer, untouched
+        assert fail_on_swallowed_errors and "pricing is broken" in str(
+            fail_on_swallowed_errors[0].exc_info)
+        fail_on_swallowed_errors.clear()
+        assert guard.reservations == 0 and guard.local() == [(reserved, Decimal(0))]
+    finally:
+        llmlab.shutdown()
+
+
+#: One request of each media kind costing over the $0.01 block budget: (path, method, kwargs).
+_AUDIO = ("a.mp3", b"ID3" + b"\0" * 191_997, "audio/mpeg")
+MEDIA_OVER_BUDGET: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "dall-e-3": ("images", "generate", {"model": "dall-e-3", "prompt": "a cat"}),
+    "dall-e-2 default": ("images", "generate", {"prompt": "a cat"}),
+    "gpt-image-1": ("images", "generate", {"model": "gpt-image-1", "prompt": "a cat"}),
+    "tts-1": ("audio.speech", "create", {"model": "tts-1", "voice": "alloy",
+                                         "input": "x" * 1000}),
+    "gpt-4o-mini-tts": ("audio.speech", "create", {"model": "gpt-4o-mini-tts",
+                                                   "voice": "alloy", "input": "x" * 1000}),
+    "whisper-1": ("audio.transcriptions", "create", {"model": "whisper-1", "file": _AUDIO}),
+    "translation": ("audio.translations", "create", {"model": "whisper-1", "file": _AUDIO}),
+}
+
+
+@pytest.mark.parametrize("name", list(MEDIA_OVER_BUDGET))
+def test_a_block_budget_stops_each_media_call_before_it_is_sent(
+        client: openai.OpenAI, fake: FakeProvider, name: str) -> None:
+    """Images, speech and transcription are refused by their worst case (per image, per
+    character, per second of the file's size), not after the spend; a cheap one passes."""
+    path, method, kwargs = MEDIA_OVER_BUDGET[name]
+    resource: Any = client
+    for part in path.split("."):
+        resource = getattr(resource, part)
+    with pytest.raises(BudgetExceededError):
+        getattr(resource, method)(**kwargs)
+    assert fake.requests == []
+    client.audio.speech.create(model="tts-1", voice="alloy", input="hi")  # $0.00003
+    assert len(fake.requests) == 1
+
+
+def test_a_bounded_web_search_enters_the_worst_case() -> None:
+    """Anthropic's ``max_uses`` and OpenAI's ``max_tool_calls`` bound the tool fees."""
+    catalogue = Catalogue.bundled()
+    base = {"messages": MESSAGES, "max_tokens": 10}
+    plain = worst_case_cost(catalogue, "anthropic", "claude-sonnet-4-5", base)
+    search = [{"type": "web_search_20250305", "name": "web_search", "max_uses": 5}]
+    assert worst_case_cost(catalogue, "anthropic", "claude-sonnet-4-5",
+                           {**base, "tools": search}) >= plain + Decimal("0.05")  # 5 x $10/1k
+    request = {"input": "hi", "max_output_tokens": 10,
+               "tools": [{"type": "web_search"}, {"type": "file_search"}]}
+    unbounded = worst_case_cost(catalogue, "openai", "gpt-4o", request)
+    assert worst_case_cost(catalogue, "openai", "gpt-4o", {**request, "max_tool_calls": 3}) == (
+        unbounded + Decimal("0.03"))  # 3 x the dearer tool, web search at $10/1k
+
+
+def test_a_stream_abandoned_mid_way_settles_its_reservation_when_freed(
+        client: openai.OpenAI, status: StatusServer) -> None:
+    """A stream read in part and dropped (garbage-collected, never closed) is recorded as
+    ``cancelled`` at an estimate, which settles its reservation (docs/budgets.md)."""
+    import gc
+
+    guard = get_tracker().budget_guard
+    stream = client.chat.completions.create(**CALL, stream=True)
+    next(iter(stream))
+    assert guard.reservations == 1
+    del stream
+    gc.collect()
+    assert llmlab.flush(5)
+    assert guard.reservations == 0
+    (event,) = status.ingested
+    assert event["status"] == "cancelled" and event["estimated"] is True
+    spent, held = guard.local()[0]
+    assert held == 0 and spent == Decimal(event["cost"]["total"]) > 0
+
+
+def test_a_block_budget_stops_imagen_before_it_is_sent(
+        status: StatusServer, fake: FakeProvider, tmp_path: Path) -> None:
+    """Imagen (google-genai, Vertex AI) is refused by its images' price: no number_of_images
+    means the API's default of 4 ($0.16 > $0.01)."""
+    import warnings
+
+    from google import genai
+    from google.genai import types
+
+    status.budgets = [budget()]
+    llmlab.init(api_key="llm_test", base_url=status.url, project="support-bot",
+                auto_instrument=["google_genai"], budget_refresh_interval=60, home=tmp_path)
+    try:
+        assert wait_for(get_tracker().budget_guard.has_budgets)
+        client = genai.Client(api_key="k", vertexai=True,
+                              http_options=types.HttpOptions(base_url=fake.google_base_url))
+        with warnings.catch_warnings(), pytest.raises(BudgetExceededError):
+            warnings.simplefilter("ignore")  # generate_images is marked deprecated
+            client.models.generate_images(model="imagen-3.0-fast-generate-001", prompt="a cat")
+        assert fake.requests == []
+    finally:
+        llmlab.shutdown()

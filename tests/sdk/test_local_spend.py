@@ -323,3 +323,24 @@ class TestReservations:
                            spend.cut())
         assert spend.reserved == [Decimal(0), Decimal("0.3"), Decimal("0.3")]
         assert spend.settle(token) and spend.reserved == [Decimal(0)] * 3
+def test_a_reservation_kept_for_the_bound_is_replaced_by_its_real_cost_not_added_to() -> None:
+    """Past ``max_open`` reservations the oldest is kept as spend (its worst case); when that
+    call is priced after all, its real cost replaces the worst case: counted once."""
+    guard = BudgetGuard(lambda: [STATUS], max_open=2)
+    try:
+        assert guard.refresh()
+        key = attribution(CALL)
+        tokens = [guard.reserve(key, lambda: Decimal("0.1")) for _ in range(3)]
+        assert guard.reservations == 2
+        assert guard.local() == [(Decimal("0.1"), Decimal("0.2"))]  # the oldest became spend
+        first = new_event_id()
+        guard.record_attributed(key, Decimal("0.02"), first, tokens[0])
+        assert guard.local() == [(Decimal("0.02"), Decimal("0.2"))]
+        guard.acknowledged([first])
+        assert guard.refresh()  # the server's status now includes the first call
+        assert guard.local() == [(Decimal(0), Decimal("0.2"))]
+        for token in tokens[1:]:
+            guard.record_attributed(key, Decimal("0.03"), new_event_id(), token)
+        assert guard.local() == [(Decimal("0.06"), Decimal(0))]
+    finally:
+        guard.stop()

@@ -137,3 +137,26 @@ def test_an_earlier_versions_spool_is_split_by_project(apps: tuple[App, App],
     run_app(beta, tmp_path)
     assert set(theirs) <= beta.stored()
     assert spool_totals(root)[:2] == (0, 0)
+
+
+def test_a_legacy_file_claimed_by_a_process_that_died_is_adopted_still(
+        apps: tuple[App, App], tmp_path: Path) -> None:
+    """An adopter killed mid-way leaves its claim on a legacy file: the next process takes it
+    back (its owner is dead) and delivers it, instead of leaving it in ``spool/`` forever."""
+    import os
+    import subprocess
+    import sys
+
+    from llmlab._spool import CLAIM
+
+    alpha, _ = apps
+    root = tmp_path / "spool"
+    ids = spooled(root, alpha.slug, 6)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (name,) = [n for n in os.listdir(root) if n.endswith(".jsonl")]
+    os.rename(root / name, root / f"{name}{CLAIM}{dead.pid}")
+    run_app(alpha, tmp_path)
+    assert set(ids) <= alpha.stored()
+    assert spool_totals(root)[:2] == (0, 0)
+    assert not [n for n in os.listdir(root) if ".jsonl" in n]  # neither the file nor a claim

@@ -10,9 +10,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
-__all__ = ["Api", "Tenant", "from_address", "make_event", "utc"]
+from llmlab_server.models import Project
+
+__all__ = ["Api", "Tenant", "from_address", "make_event", "make_project", "utc"]
 
 
 def make_event(**fields: Any) -> dict[str, Any]:
@@ -23,6 +26,14 @@ def make_event(**fields: Any) -> dict[str, Any]:
         "latency_ms": 100.0, "status": "ok"}
     event.update(fields)
     return event
+
+
+def make_project(session: Session, slug: str) -> Project:
+    """A new project named and slugged ``slug``, committed in ``session``."""
+    project = Project(name=slug, slug=slug)
+    session.add(project)
+    session.commit()
+    return project
 
 
 def from_address(address: str) -> dict[str, Any]:

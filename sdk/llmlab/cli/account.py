@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from llmlab.cli._config import ENV, resolve, save_file
+from llmlab.cli._login import log_in
 from llmlab.cli._options import (
     BASE_URL,
     DEFAULT_URL,
@@ -112,7 +113,7 @@ def _connect(url: str, *, email: str | None, password: str | None, api_key: str 
                 if exc.status != 409:
                     raise
         if session is None:
-            session = anonymous.login(email, password)
+            session = log_in(anonymous, url, email, password)
     with open_client(session["access_token"], url) as user:
         projects = list(user.me().get("projects") or [])
         if project is None and ask_project:

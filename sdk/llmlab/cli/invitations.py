@@ -13,10 +13,10 @@ from typing import Any
 
 import click
 
+from llmlab.cli._login import log_in
 from llmlab.cli._options import BASE_URL, DEFAULT_URL, json_option, open_client, settings
 from llmlab.cli._output import out_console, print_json, table
 from llmlab.client import Client
-from llmlab.errors import AuthenticationError
 
 __all__ = ["COMMANDS", "email", "invitations", "password"]
 
@@ -38,12 +38,7 @@ def _user(email: str | None, password: str | None) -> Client:
     email = email or settings().email or click.prompt("Email")
     password = password or click.prompt("Password", hide_input=True)
     with open_client(None, url) as anonymous:
-        try:
-            session = anonymous.login(email, password)
-        except AuthenticationError as exc:  # not "the API key": there is none here
-            raise click.ClickException(
-                f"The llmlab server at {url} refused the login of {email}: {exc}. Check "
-                "--email and the password (forgotten: `llmlab password reset`).") from None
+        session = log_in(anonymous, url, email, password)
     return open_client(session["access_token"], url)
 
 

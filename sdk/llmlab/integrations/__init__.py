@@ -41,6 +41,9 @@ INTEGRATIONS: dict[str, str] = {
 }
 _ALIASES = {"google-genai": "google_genai", "google-generativeai": "google_generativeai",
             "genai": "google_genai", "generativeai": "google_generativeai"}
+#: Integrations a library's name brings along: ``instrument("openai")`` records every call of
+#: the openai package, its images and audio endpoints included (each stays nameable alone).
+_COMPANIONS = {"openai": ("openai_media",), "google_genai": ("google_genai_media",)}
 
 _LOCK = threading.Lock()
 _INSTALLED: dict[str, Integration] = {}
@@ -119,6 +122,7 @@ def _load(identifier: str) -> type[Integration]:
 
 def _normalise(names: tuple[str, ...]) -> list[str]:
     wanted = [_ALIASES.get(n.lower(), n.lower().replace("-", "_")) for n in names] or list(INTEGRATIONS)
+    wanted = list(dict.fromkeys(w for name in wanted for w in (name, *_COMPANIONS.get(name, ()))))
     unknown = [n for n in wanted if n not in INTEGRATIONS]
     if unknown:
         from llmlab.errors import ConfigurationError

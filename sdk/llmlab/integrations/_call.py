@@ -72,6 +72,17 @@ class Call:
             self.tracker.record_call(self)
         except Exception:
             log_internal_error()
+            self.keep_reservation()
+
+    def keep_reservation(self) -> None:
+        """Keep the call's budget reservation as spend: its event could not be built, so
+        its real cost is unknown (a no-op once its event settled it)."""
+        guard = getattr(self.tracker, "budget_guard", None)
+        if self.reservation is not None and guard is not None:
+            try:
+                guard.keep(self.reservation)
+            except Exception:
+                log_internal_error()
 
     def _set_outcome(self, model: str | None, usage: UsageSource | None, stream: bool,
                      estimated_output_chars: int, status: str, error_type: str | None,

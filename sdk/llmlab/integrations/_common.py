@@ -69,6 +69,8 @@ class CallSpec:
     #: when it may wrap any result (then every call takes the full path, see `sync_wrapper`).
     adapted_types: frozenset[str] | None = None
     model_kwarg: str = "model"
+    #: The model a request naming none is billed as (the Images API's default), or None.
+    default_model: Callable[[dict[str, Any]], str | None] | None = None
 
     def defers_plain_calls(self) -> bool:
         """Whether a plain (non-streamed) call may take the fast path: nothing but
@@ -93,6 +95,8 @@ def _begin(spec: CallSpec, instance: Any,
         tracker = _tracker._TRACKER  # get_tracker(), without a call on the hot path
         provider = spec.provider(instance)
         model = kwargs.get(spec.model_kwarg)
+        if model is None and spec.default_model is not None:
+            model = spec.default_model(kwargs)
         model_name = model if isinstance(model, str) else None
         guard = tracker.budget_guard
         if model_name and (_CURRENT_SCOPE.get() is not None

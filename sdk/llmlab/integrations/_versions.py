@@ -2,7 +2,7 @@
 
 Each integration declares the half-open range it is tested on (``min_version`` inclusive,
 ``max_version`` exclusive, or open-ended). An installed release outside it is not patched, and
-`warn_unsupported` says so once per process at WARNING with the supported range, so a team whose
+`warn_unsupported` says so once per process and library at WARNING with the supported range, so a team whose
 calls go unrecorded (LlamaIndex pinning an old ``openai``, say) is told why.
 """
 
@@ -64,10 +64,13 @@ def check(distribution: str, minimum: tuple[int, ...], below: tuple[int, ...] | 
 
 
 def warn_unsupported(identifier: str, error: UnsupportedVersion) -> None:
-    """Log, once per process and installed version, that ``identifier`` is not instrumented."""
-    key = (identifier, error.version)
+    """Log, once per process and installed release of a library (however many of its
+    integrations, ``openai`` and ``openai_media`` say, it skips), that it is not
+    instrumented."""
+    key = (error.distribution, error.version)
     with _WARNED_LOCK:
         if key in _WARNED:
             return
         _WARNED.add(key)
-    logger.warning("llmlab: %s not instrumented, its calls are not recorded: %s", identifier, error)
+    logger.warning("llmlab: %s not instrumented, its calls are not recorded: %s",
+                   error.distribution, error)

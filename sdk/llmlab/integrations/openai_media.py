@@ -32,12 +32,19 @@ from llmlab.integrations.openai import _RAW_RESPONSE_TYPES, _adapt_raw, _provide
 from llmlab.pricing._media_prices import AUDIO_SECONDS, IMAGE, SPEECH_CHARACTERS
 from llmlab.usage import Usage
 
-__all__ = ["OpenAIMediaIntegration", "image_usage", "speech_usage", "transcription_usage"]
+__all__ = ["OpenAIMediaIntegration", "default_image_model", "image_usage", "speech_usage",
+           "transcription_usage"]
 
 _NO_EXTRA: dict[str, Any] = {}
 #: Defaults of the Images API when the request and the response leave them out.
 _DEFAULT_IMAGE_MODEL = "dall-e-2"
 _DEFAULT_SIZE = "1024x1024"
+_DEFAULT_GPT_IMAGE_MODEL = "gpt-image-1"
+#: Images API parameters only the gpt-image models accept.
+_GPT_IMAGE_ONLY = ("background", "moderation", "output_compression", "output_format",
+                   "partial_images", "input_fidelity")
+#: The openai SDK's "left out" sentinels (a caller may pass them explicitly).
+_NOT_GIVEN = ("NotGiven", "Omit")
 #: The per-image price of a gpt-image response without usage at quality ``auto``.
 _AUTO_QUALITY = "medium"
 
@@ -107,8 +114,17 @@ def transcription_usage(result: Any) -> Usage | None:
     return _seconds(_get(result, "duration"))
 
 
+def default_image_model(kwargs: dict[str, Any]) -> str:
+    """The model an Images request naming none runs on: ``dall-e-2``, unless it uses a
+    parameter only gpt-image accepts (then ``gpt-image-1``, as OpenAI documents)."""
+    if any(kwargs.get(name) is not None and type(kwargs[name]).__name__ not in _NOT_GIVEN
+           for name in _GPT_IMAGE_ONLY):
+        return _DEFAULT_GPT_IMAGE_MODEL
+    return _DEFAULT_IMAGE_MODEL
+
+
 def _model(call: Call) -> str:
-    return (call.requested_model or _DEFAULT_IMAGE_MODEL).lower()
+    return (call.requested_model or default_image_model(call.kwargs)).lower()
 
 
 def _record_images(result: Any, call: Call) -> None:
@@ -122,7 +138,9 @@ def _record_transcription(result: Any, call: Call) -> None:
 
 def _media_spec(operation: str, record: Any) -> CallSpec:
     """A spec whose results are read with the request at hand (``record(result, call)``)."""
-    spec = CallSpec(provider=_provider, operation=operation, read_result=_unread)
+    spec = CallSpec(provider=_provider, operation=operation, read_result=_unread,
+                    default_model=default_image_model if operation.startswith("images.")
+                    else None)
 
     def adapt(result: Any, call: Call) -> Any:
         if spec.is_stream(call.kwargs) and type(result).__name__ not in _RAW_RESPONSE_TYPES:

@@ -270,13 +270,32 @@ def _off_peak(key: str, data: Mapping[str, Any]) -> dict[str, Any]:
     return OffPeak.from_dict(window_fields, {c: Decimal(v) for c, v in rates.items()}).to_dict()
 
 
+#: Price fields per unit other than a token (``output_cost_per_image``, ``…_per_second``,
+#: ``…_per_character``, ``…_per_video_per_second`` …).
+_UNIT_FIELD = re.compile(r"^(?:input|output)_cost_per_(?!.*token)[a-z_]+$")
+
+
+def _priced_per_unit_only(entry: Mapping[str, Any], model: Mapping[str, Any]) -> bool:
+    """Whether the entry bills only per image, clip, second or character (Gemini's Lyria:
+    ``output_cost_per_image`` per clip, every token rate 0), so pricing it by tokens would
+    say $0 for a paid call."""
+    period = model["prices"][0]
+    if period.get("tiers") or any(Decimal(rate) for rates in period["rates"].values()
+                                  for rate in rates.values()):
+        return False
+    return any(_UNIT_FIELD.match(name) and isinstance(value, (int, float))
+               and not isinstance(value, bool) and value > 0 for name, value in entry.items())
+
+
 def convert_table(table: Mapping[str, Any], *, strict: bool = False) -> dict[str, dict[str, Any]]:
     """Every covered chat, responses, embedding and completion model of a LiteLLM table.
 
     Returns catalogue models keyed ``provider/name``. Entries of other providers or modes,
-    and entries without a token price, are skipped. Two LiteLLM keys naming the same model
-    with different prices are a collision, settled by `llmlab.pricing._collisions.pick`:
-    with ``strict`` (the bundled build) an unknown collision raises `PricingError`.
+    entries without a token price, and entries billed only per unit (image, clip, second,
+    character) with $0 token rates are skipped (unpriced, never a wrong $0). Two LiteLLM
+    keys naming the same model with different prices are a collision, settled by
+    `llmlab.pricing._collisions.pick`: with ``strict`` (the bundled build) an unknown
+    collision raises `PricingError`.
     """
     if not isinstance(table, Mapping):
         raise PricingError("a LiteLLM price table is a JSON object of model entries")
@@ -293,6 +312,8 @@ def convert_table(table: Mapping[str, Any], *, strict: bool = False) -> dict[str
         if provider is None or "input_cost_per_token" not in entry:
             continue
         model = convert_entry(key, entry, provider)
+        if _priced_per_unit_only(entry, model):
+            continue  # a $0 token price would be wrong: left unpriced (docs/pricing.md)
         found.setdefault(f"{provider}/{model['name']}", []).append((key, model))
     return {ref: pick(ref, candidates, _KEY_PREFIXES, strict=strict)
             for ref, candidates in found.items()}

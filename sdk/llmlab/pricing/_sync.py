@@ -32,6 +32,9 @@ logger = logging.getLogger("llmlab")
 
 CATALOGUE_PATH = "/api/pricing/catalogue"
 DEFAULT_SYNC_INTERVAL = 24 * 3600.0
+#: The largest catalogue answer read (the bundled catalogue is under 1 MB): a larger body is
+#: refused unread, so a broken or hostile server cannot exhaust the app's memory.
+MAX_CATALOGUE_BYTES = 32 * 1024 * 1024
 
 
 def cache_path(home: Path) -> Path:
@@ -82,7 +85,10 @@ class PricingSync:
             logger.warning("llmlab: ignoring the cached server pricing catalogue %s", self.path,
                            exc_info=True)
         while not self._stopped:
-            self.pull()
+            try:
+                self.pull()
+            except Exception:  # a last guard: the daily refresh must outlive any bug
+                logger.warning("llmlab: the pricing sync failed (ignored)", exc_info=True)
             self.first_pull.set()
             self._wake.wait(self._interval)
             self._wake.clear()
@@ -106,16 +112,15 @@ class PricingSync:
         if self.etag:
             headers["If-None-Match"] = self.etag
         try:
-            response = httpx.get(self.base_url + CATALOGUE_PATH, headers=headers,
-                                 timeout=self._timeout)
+            status, etag, body = self._get(headers)
             if self._stopped:  # shut down while asking: nothing to install or to report
                 return False
-            if response.status_code == 304:
+            if status == 304:
                 return True
-            if response.status_code != 200:
-                raise ValueError(f"HTTP {response.status_code}")
-            document = check_document(response.json(), self.base_url + CATALOGUE_PATH)
-            etag = response.headers.get("ETag")
+            if status != 200:
+                raise ValueError(f"HTTP {status}")
+            document = check_document(json.loads(body), self.base_url + CATALOGUE_PATH)
+            self._install(document)  # before caching it: what breaks here is never cached
             write_layer(self.path, {"base_url": self.base_url, "etag": etag,
                                     "fetched_at": datetime.now(UTC).isoformat(),
                                     "catalogue": document})
@@ -130,8 +135,22 @@ class PricingSync:
                 "with the %s one", self.base_url, exc, "cached" if self.etag else "local")
             return False
         self.etag = etag
-        self._install(document)
         return True
+
+    def _get(self, headers: dict[str, str]) -> tuple[int, str | None, bytes]:
+        """(status, ETag, body) of the catalogue request; a body over `MAX_CATALOGUE_BYTES`
+        raises ``ValueError`` before more of it is read."""
+        with httpx.stream("GET", self.base_url + CATALOGUE_PATH, headers=headers,
+                          timeout=self._timeout) as response:
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > MAX_CATALOGUE_BYTES:
+                raise ValueError(f"the catalogue answer is too large ({declared} bytes)")
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_CATALOGUE_BYTES:
+                    raise ValueError(f"the catalogue answer is over {MAX_CATALOGUE_BYTES} bytes")
+            return response.status_code, response.headers.get("ETag"), bytes(body)
 
     def _install(self, document: dict[str, Any]) -> None:
         if self._stopped:

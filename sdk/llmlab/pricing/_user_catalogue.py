@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
 import threading
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +37,11 @@ __all__ = ["check_document", "layered", "read_layer", "server_layer", "set_serve
 logger = logging.getLogger("llmlab")
 
 _LOCK = threading.Lock()
+#: How deep a catalogue document nests (the bundled one: 7 levels); deeper is refused.
+MAX_DEPTH = 16
+#: The largest number a price table may hold (rates are dollars per token, per image, per
+#: second; thresholds are token counts): anything larger is a broken or hostile catalogue.
+MAX_NUMBER = Decimal(10) ** 9
 #: Top-level keys of a catalogue document that are not merged table by table.
 _SCALARS = frozenset({"format", "pricing_version", "source"})
 #: The server's catalogue document and who installed it (a `PricingSync`), or None.
@@ -70,12 +78,47 @@ def check_document(data: Any, origin: str, *, build: bool = True) -> dict[str, A
         where = ".".join(str(p) for p in first["loc"])
         raise PricingError(f"{origin}: malformed pricing catalogue ({exc.error_count()} "
                            f"problem(s)); {where}: {first['msg']}") from None
+    for key, entry in data["models"].items():
+        _check_numbers(entry["prices"], f"{origin}: catalogue entry {key}", 1)
+    for key, table in data.items():  # tables beside the models (per-provider tool prices)
+        if key not in _SCALARS and key != "models":
+            _check_numbers(table, f"{origin}: catalogue table {key}", 1)
     for key, entry in data["models"].items() if build else ():
         try:
             ModelPrice.from_dict(key, entry)
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise PricingError(f"{origin}: malformed catalogue entry {key}: {exc!r}") from None
+    if build:  # the tables too: what prices a call must never fail on the worker
+        from llmlab.pricing._catalogue import Catalogue, bundled_data
+
+        try:
+            Catalogue(layered(bundled_data(), data))
+        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+            raise PricingError(f"{origin}: malformed pricing catalogue: {exc!r}") from None
     return dict(data)
+
+
+def _check_numbers(value: Any, where: str, depth: int) -> None:
+    """Every number in ``value`` (a rate, a multiplier, a threshold; numeric strings too)
+    finite, not negative and at most `MAX_NUMBER`, and ``value`` at most `MAX_DEPTH` deep;
+    raises `PricingError` (a negative, NaN or infinite rate would price calls wrong, or not
+    at all)."""
+    if depth > MAX_DEPTH:
+        raise PricingError(f"{where}: nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, Mapping):
+        for item in value.values():
+            _check_numbers(item, where, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_numbers(item, where, depth + 1)
+    elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            number = Decimal(value) if not isinstance(value, float) else Decimal(repr(value))
+        except ArithmeticError:
+            return  # a label, not a number
+        if not number.is_finite() or number < 0 or number > MAX_NUMBER:
+            raise PricingError(f"{where}: {value!r} is not a price (negative, not finite or "
+                               "absurdly large)")
 
 
 def read_layer(path: Path) -> dict[str, Any] | None:
@@ -99,9 +142,16 @@ def read_layer(path: Path) -> dict[str, Any] | None:
 def write_layer(path: Path, document: Mapping[str, Any]) -> None:
     """Write a catalogue document atomically (a reader sees the old file or the new one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(document, sort_keys=True, separators=(",", ":")) + "\n", "utf-8")
-    tmp.replace(path)
+    # A name of its own: two processes (or threads) writing at once never share a temp file.
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps(document, sort_keys=True, separators=(",", ":")) + "\n")
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def set_server_layer(document: dict[str, Any] | None, owner: object) -> bool:

@@ -14,8 +14,9 @@ How, for speed (see "Server ingest" in docs/performance.md):
   ``_COLUMNS`` order: times as naive-UTC text, tags as JSON text, money as integer nano-USD.
 * The rows are stored by `llmlab_server.services.ingest_store` (COPY on PostgreSQL, a
   prepared insert on SQLite) with their rollups.
-* A project over a quota (`llmlab_server.services.quotas`) gets 429 before any event is
-  priced; when quotas are off that check is one comparison.
+* A project over a quota (`llmlab_server.services.quotas`) gets 429 (events per day or
+  minute) or 507 (events stored) before any event is priced; when quotas are off that check
+  is one comparison.
 * The 207 body is validated once as a whole and serialised by pydantic.
 """
 
@@ -272,8 +273,11 @@ def _validated(items: Sequence[Any]) -> list[CostEvent | ValidationError]:
 def ingest(session: Session, project: Project, items: Sequence[Any]) -> TrackResult:
     """Validate, price and store ``items`` for ``project``; per-event results, one commit.
 
-    Raises `llmlab_server.errors.RateLimited` (``quota_exceeded``) when the project has used
-    up a quota (`llmlab_server.services.quotas`).
+    Raises `llmlab_server.errors.RateLimited` (429 ``quota_exceeded``) when the project has
+    used up its events per day or minute, and `llmlab_server.errors.StorageFull` (507
+    ``storage_quota_exceeded``) when it stores as many events as it may
+    (`llmlab_server.services.quotas`); either before any event is priced, or after the insert,
+    when the batch would pass the quota (then nothing of it is stored).
     """
     counted = quotas.check(session, project.id)
     return _ingest_checked(session, project, items, _validated(items), counted)

@@ -119,6 +119,15 @@ class TestInit:
         assert not data["created_account"] and not data["created_project"]
         assert load_file(llmlab_home / "config.toml")["project"] == account.project
 
+    def test_init_with_an_existing_email_and_a_wrong_password(self, account: Account) -> None:
+        """init for an existing account with the wrong password: the refused-login message."""
+        result = run("init", "--url", account.url, "--email", account.email, "--password",
+                     "wrong password!", "--project", account.project)
+        no_traceback(result)
+        said = " ".join(result.output.split())
+        assert f"refused the login of {account.email}" in said
+        assert "`llmlab password reset`" in said and "API key" not in said
+
     def test_init_with_a_pasted_key(self, account: Account, llmlab_home: Path) -> None:
         """init --api-key stores a read/admin key and its project, and prints the app line."""
         result = run("init", "--url", account.url, "--api-key", account.admin_key)
@@ -158,12 +167,27 @@ class TestLogin:
         saved = load_file(llmlab_home / "config.toml")
         assert saved["project"] == account.project and saved["api_key"] != account.admin_key
 
-    def test_login_with_a_wrong_password(self, account: Account) -> None:
-        """A wrong password is a clear 401 message."""
+    def test_login_with_a_wrong_password(self, account: Account, llmlab_home: Path) -> None:
+        """A wrong password: the server refused the login of that email (not "the API key"),
+        the way back in is `llmlab password reset`, nothing is saved, no password shown."""
         result = run("login", "--url", account.url, "--email", account.email, "--password",
                      "wrong password!")
         no_traceback(result)
-        assert "rejected" in result.output
+        assert result.exit_code == 1
+        said = " ".join(result.output.split())
+        assert (f"The llmlab server at {account.url} refused the login of {account.email}: "
+                "Wrong email or password. Check --email") in said
+        assert "`llmlab password reset`" in said
+        assert "API key" not in said and "wrong password!" not in said
+        assert not (llmlab_home / "config.toml").exists()
+
+    def test_login_with_a_prompted_wrong_password(self, account: Account) -> None:
+        """The same message when the password was typed at the prompt."""
+        result = run("login", "--url", account.url, "--email", account.email,
+                     input="not the password\n")
+        no_traceback(result)
+        said = " ".join(result.output.split())
+        assert f"refused the login of {account.email}" in said and "API key" not in said
 
     def test_login_to_a_project_that_does_not_exist(self, account: Account) -> None:
         """login --project names an unknown project: the message lists the user's projects."""

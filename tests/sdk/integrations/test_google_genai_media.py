@@ -72,3 +72,30 @@ def test_async(fake: FakeProvider, events: list[CostEvent]) -> None:
 
     assert len(asyncio.run(run()).generated_images) == 1
     assert_cost(only(events), "vertex", IMAGEN, 1, "0.04")
+
+
+@pytest.mark.parametrize(("config", "images"), [(types.GenerateImagesConfig(number_of_images=2), 2),
+                                                (None, 1)])
+def test_the_worst_case_is_never_below_the_bill(fake: FakeProvider, events: list[CostEvent],
+                                                config: Any, images: int) -> None:
+    """Imagen's estimate is n images (4, the API's default, when the request leaves it out)."""
+    from llmlab._estimate import worst_case_cost
+    from llmlab._tracker import get_tracker
+
+    kwargs: dict[str, Any] = {"model": IMAGEN, "prompt": "a cat", "config": config}
+    client(fake).models.generate_images(**kwargs)
+    event = only(events)
+    assert event.cost is not None and event.cost.total == Decimal("0.04") * images
+    reserved = worst_case_cost(get_tracker().catalogue, "vertex", IMAGEN, kwargs)
+    assert reserved == Decimal("0.04") * (images if config is not None else 4)
+
+
+def test_a_max_cost_scope_stops_imagen_before_it_is_sent(fake: FakeProvider,
+                                                         events: list[CostEvent]) -> None:
+    import llmlab
+    from llmlab.errors import BudgetExceededError
+
+    with llmlab.track(max_cost="0.05"), pytest.raises(BudgetExceededError):  # 2 x $0.04
+        client(fake).models.generate_images(
+            model=IMAGEN, prompt="a cat", config=types.GenerateImagesConfig(number_of_images=2))
+    assert fake.requests == [] and list(events) == []

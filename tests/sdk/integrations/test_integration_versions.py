@@ -77,3 +77,35 @@ def test_missing_library_is_not_a_warning(caplog: pytest.LogCaptureFixture) -> N
         _versions.check("llmlab-no-such-distribution", (1,), None)
     assert not isinstance(raised.value, _versions.UnsupportedVersion)
     assert not caplog.records
+
+
+def test_one_warning_per_library_not_per_integration(caplog: pytest.LogCaptureFixture,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """An openai release outside the range skips both of its integrations (``openai`` and
+    ``openai_media``) and says so once, naming the library."""
+    from llmlab.integrations.openai_media import OpenAIMediaIntegration
+
+    for cls in (OpenAIIntegration, OpenAIMediaIntegration):
+        monkeypatch.setattr(cls, "max_version", (1,))
+    with caplog.at_level(logging.DEBUG, logger="llmlab"):
+        for names in ((), ("openai",), ("openai_media",), ("openai", "openai_media")):
+            enabled = llmlab.instrument(*names)
+            assert "openai" not in enabled and "openai_media" not in enabled
+    warnings = [r.getMessage() for r in caplog.records if "not instrumented" in r.getMessage()
+                and "openai" in r.getMessage()]
+    assert warnings == [f"llmlab: openai not instrumented, its calls are not recorded: openai "
+                        f"{version('openai')} is installed; llmlab supports openai>=1.92,<1"]
+
+
+@pytest.mark.parametrize(("name", "companion"), [("openai", "openai_media"),
+                                                 ("google-genai", "google_genai_media")])
+def test_naming_a_library_instruments_its_media_endpoints(name: str, companion: str) -> None:
+    """instrument("openai") patches the images and audio endpoints too (google-genai: Imagen);
+    uninstrument("openai") removes both."""
+    import google.genai  # noqa: F401
+    import openai  # noqa: F401
+
+    enabled = llmlab.instrument(name)
+    assert companion in enabled and companion in installed()
+    llmlab.uninstrument(name)
+    assert companion not in installed()

@@ -22,7 +22,7 @@ openai = pytest.importorskip("openai")
 from openai.types import ImagesResponse  # noqa: E402
 from openai.types.audio import Transcription, TranscriptionVerbose  # noqa: E402
 
-AUDIO = ("a.mp3", b"ID3fake-audio", "audio/mpeg")
+AUDIO = ("a.mp3", b"ID3" + b"\0" * 191_997, "audio/mpeg")  # 12 s at 128 kbit/s
 
 
 def client(fake: FakeProvider) -> Any:
@@ -219,14 +219,123 @@ def test_failed_call_raises_unchanged(fake: FakeProvider, events: list[CostEvent
 # -- attribution and budgets ------------------------------------------------------------------
 
 def test_scope_attribution_and_budget(fake: FakeProvider, events: list[CostEvent]) -> None:
-    """A track() scope attributes a media call and adds its cost; once over its max_cost the
-    next call raises before anything is sent."""
+    """A track() scope attributes a media call and adds its cost; a call whose price would
+    take it over its max_cost raises before anything is sent."""
     images = client(fake).images
-    with llmlab.track(job="poster", tags={"feature": "art"}, max_cost="0.05") as scope:
+    with llmlab.track(job="poster", tags={"feature": "art"}, max_cost="0.10") as scope:
         images.generate(model="dall-e-3", prompt="a cat", quality="hd")  # $0.08
-        with pytest.raises(BudgetExceededError):
-            client(fake).audio.speech.create(model="tts-1", voice="alloy", input="hi")
+        with pytest.raises(BudgetExceededError):  # another $0.08: $0.16 > $0.10
+            images.generate(model="dall-e-3", prompt="a dog", quality="hd")
     event = only(events)
     assert (event.job_id, event.tags) == ("poster", {"feature": "art"})
     assert (scope.calls, scope.cost) == (1, Decimal("0.08"))
     assert [r.path for r in fake.requests] == ["/v1/images/generations"]
+
+
+# -- the worst case, before the call ---------------------------------------------------------
+
+PNG = ("in.png", b"\x89PNG", "image/png")
+#: One request of each media kind: (resource path, method, keywords); each costs over $0.01.
+MEDIA_CALLS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "dall-e-2": ("images", "generate", {"prompt": "a cat", "n": 2}),
+    "dall-e-3 hd": ("images", "generate", {"model": "dall-e-3", "prompt": "a cat",
+                                           "quality": "hd", "size": "1024x1792"}),
+    "dall-e-3 auto": ("images", "generate", {"model": "dall-e-3", "prompt": "a cat",
+                                             "quality": "auto"}),
+    "gpt-image-1": ("images", "generate", {"model": "gpt-image-1", "prompt": "a cat",
+                                           "quality": "high", "size": "1024x1024"}),
+    "gpt-image-1 auto": ("images", "generate", {"model": "gpt-image-1", "prompt": "a cat"}),
+    "gpt-image-1 by parameter": ("images", "generate", {"prompt": "a cat",
+                                                        "output_format": "webp"}),
+    "gpt-image-1 edit": ("images", "edit", {"model": "gpt-image-1", "image": PNG,
+                                            "prompt": "add a hat"}),
+    "dall-e-2 variation": ("images", "create_variation", {"image": PNG, "n": 1}),
+    "tts-1": ("audio.speech", "create", {"model": "tts-1", "voice": "alloy",
+                                         "input": "x" * 1000}),
+    "tts-1-hd": ("audio.speech", "create", {"model": "tts-1-hd", "voice": "alloy",
+                                            "input": "x" * 400}),
+    "gpt-4o-mini-tts": ("audio.speech", "create", {"model": "gpt-4o-mini-tts", "voice": "alloy",
+                                                   "input": "x" * 1000}),
+    "whisper-1": ("audio.transcriptions", "create", {"model": "whisper-1", "file": AUDIO}),
+    "whisper-1 verbose": ("audio.transcriptions", "create", {
+        "model": "whisper-1", "file": AUDIO, "response_format": "verbose_json"}),
+    "gpt-4o-transcribe": ("audio.transcriptions", "create", {"model": "gpt-4o-transcribe",
+                                                             "file": AUDIO}),
+    "translation": ("audio.translations", "create", {"model": "whisper-1", "file": AUDIO,
+                                                     "response_format": "verbose_json"}),
+}
+
+
+def _send(fake: FakeProvider, path: str, method: str, kwargs: dict[str, Any]) -> Any:
+    resource: Any = client(fake)
+    for part in path.split("."):
+        resource = getattr(resource, part)
+    return getattr(resource, method)(**kwargs)
+
+
+def _model(kwargs: dict[str, Any]) -> str:
+    from llmlab.integrations.openai_media import default_image_model
+
+    return kwargs.get("model") or default_image_model(kwargs)
+
+
+@pytest.mark.parametrize("name", list(MEDIA_CALLS))
+def test_the_worst_case_is_never_below_the_bill(fake: FakeProvider, events: list[CostEvent],
+                                                name: str) -> None:
+    """Each media kind's pre-call estimate is at least what the call is then priced at."""
+    from llmlab._estimate import worst_case_cost
+    from llmlab._tracker import get_tracker
+
+    path, method, kwargs = MEDIA_CALLS[name]
+    _send(fake, path, method, dict(kwargs))
+    event = only(events)
+    assert event.cost is not None and event.cost.priced and event.cost.total > 0
+    reserved = worst_case_cost(get_tracker().catalogue, "openai", _model(kwargs), kwargs)
+    assert reserved >= event.cost.total, (reserved, event.cost.total)
+
+
+@pytest.mark.parametrize("name", list(MEDIA_CALLS))
+def test_a_max_cost_scope_stops_each_media_call_before_it_is_sent(
+        fake: FakeProvider, events: list[CostEvent], name: str) -> None:
+    """A scope whose max_cost the call's price would pass raises before any request."""
+    path, method, kwargs = MEDIA_CALLS[name]
+    with llmlab.track(max_cost="0.0005"), pytest.raises(BudgetExceededError):
+        _send(fake, path, method, dict(kwargs))
+    assert fake.requests == [] and list(events) == []
+
+
+def test_a_cheap_media_call_passes_the_scope(fake: FakeProvider, events: list[CostEvent]) -> None:
+    """The worst case is not a blanket refusal: 2 characters of tts-1 fit in $0.0005."""
+    with llmlab.track(max_cost="0.0005") as scope:
+        client(fake).audio.speech.create(model="tts-1", voice="alloy", input="hi")
+    assert scope.cost == Decimal("0.00003") and len(fake.requests) == 1
+
+
+def test_the_audio_bound_follows_the_file_size(tmp_path: Any) -> None:
+    """Per-second audio is bounded by the file's size at 6 kbit/s, however it is given."""
+    import io
+
+    from llmlab._estimate_media import MAX_AUDIO_BYTES, audio_seconds_bound
+
+    path = tmp_path / "a.mp3"
+    path.write_bytes(b"\0" * 7_500)  # 7,500 bytes x 8 / 6,000 bit/s = 10 s
+    handle = io.BytesIO(b"\0" * 9_000)
+    handle.seek(1_500)  # what is left to send: 7,500 bytes
+    for upload in (path, b"\0" * 7_500, ("a.mp3", b"\0" * 7_500, "audio/mpeg"), handle):
+        assert audio_seconds_bound(upload) == 10
+    assert handle.tell() == 1_500  # not consumed
+    assert audio_seconds_bound(object()) == MAX_AUDIO_BYTES * 8 // 6_000 + 1
+
+
+def test_async_media_calls_are_stopped_before_they_are_sent(fake: FakeProvider,
+                                                            events: list[CostEvent]) -> None:
+    async def run() -> None:
+        async_client = aclient(fake)
+        with llmlab.track(max_cost="0.0005"):
+            with pytest.raises(BudgetExceededError):  # 192 kB: up to 256 s, $0.0256
+                await async_client.audio.transcriptions.create(model="whisper-1", file=AUDIO)
+            with pytest.raises(BudgetExceededError):  # $0.04
+                await async_client.images.generate(model="dall-e-3", prompt="a cat")
+
+    asyncio.run(run())
+    assert fake.requests == [] and list(events) == []

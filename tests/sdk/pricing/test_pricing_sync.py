@@ -339,3 +339,81 @@ print("no network")
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "no network"
+
+
+def _gpt4o(**rates: Any) -> dict[str, Any]:
+    return {"provider": "openai", "name": "gpt-4o", "prices": [
+        {"effective_from": None, "rates": {"standard": {"input": "0.000002",
+                                                         "output": "0.000008", **rates}}}]}
+
+
+HOSTILE = {
+    "negative": {"models": {"openai/gpt-4o": _gpt4o(input="-0.001")}},
+    "nan": {"models": {"openai/gpt-4o": _gpt4o(input="NaN")}},
+    "infinite": {"models": {"openai/gpt-4o": _gpt4o(output="Infinity")}},
+    "absurd": {"models": {"openai/gpt-4o": _gpt4o(input="1e400")}},
+    "negative multiplier": {"models": {"openai/gpt-4o": {**_gpt4o(), "prices": [
+        {**_gpt4o()["prices"][0], "multipliers": {"us": "-3"}}]}}},
+    "negative tool fee": {"models": {}, "tools": {"openai": {"web_search": "-5"}}},
+    "tool table of the wrong type": {"models": {}, "tools": {"openai": "free"}},
+}
+
+
+class TestHostileCatalogue:
+    """A broken or hostile server's catalogue is refused whole (warned, not used, not cached):
+    nothing prices a call below zero, as NaN or infinity, and the refresh thread lives on."""
+
+    @pytest.mark.parametrize("case", list(HOSTILE))
+    def test_it_is_refused_and_the_bundled_prices_stay(
+            self, stub: tuple[str, type[_Stub]], tmp_path: Path, case: str,
+            caplog: pytest.LogCaptureFixture) -> None:
+        url, handler = stub
+        handler.status = 200
+        handler.body = json.dumps({"format": 1, "pricing_version": "2099-01-01",
+                                   **HOSTILE[case]}).encode()
+        with caplog.at_level(logging.WARNING, logger="llmlab"):
+            init_against(url, tmp_path)
+            first_pull(timeout=10)
+        assert "could not fetch the server's pricing catalogue" in caplog.text
+        assert llmlab.cost("gpt-4o", {"input_tokens": 1000}).total == Decimal("0.0025")
+        assert not cache_path(tmp_path).exists()
+        sync = get_tracker().pricing_sync  # type: ignore[attr-defined]
+        assert sync._thread is not None and sync._thread.is_alive()
+
+    def test_an_oversized_answer_is_not_read_whole(
+            self, stub: tuple[str, type[_Stub]], tmp_path: Path) -> None:
+        """A valid catalogue padded past 32 MB: refused (a server cannot exhaust memory)."""
+        url, handler = stub
+        handler.status = 200
+        handler.body = json.dumps({"format": 1, "pricing_version": "2099-01-01",
+                                   "source": {"pad": "x" * (33 * 1024 * 1024)},
+                                   "models": {"openai/gpt-4o": _gpt4o()}}).encode()
+        init_against(url, tmp_path)
+        first_pull(timeout=20)
+        assert llmlab.cost("gpt-4o", {"input_tokens": 1000}).total == Decimal("0.0025")
+        assert not cache_path(tmp_path).exists()
+
+
+def test_concurrent_cache_writes_never_collide(tmp_path: Path) -> None:
+    """Two processes (threads here) caching at once: each write is whole, none fails."""
+    from llmlab.pricing._user_catalogue import write_layer
+
+    path = cache_path(tmp_path)
+    documents = [{"writer": n, "pad": "y" * 200_000} for n in range(4)]
+    errors: list[BaseException] = []
+
+    def write(document: dict[str, Any]) -> None:
+        for _ in range(40):
+            try:
+                write_layer(path, document)
+            except BaseException as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(d,)) for d in documents]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert json.loads(path.read_text()) in documents
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left

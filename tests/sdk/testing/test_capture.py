@@ -62,7 +62,7 @@ class TestNotInitialised:
         llmlab.instrument("openai")
         with capture_events():
             pass
-        assert integrations.installed() == ["openai"]
+        assert integrations.installed() == ["openai", "openai_media"]
 
     def test_auto_instrument_false_sees_only_wrapped_clients(self, fake: FakeProvider) -> None:
         """With auto_instrument=False nothing is patched: a plain client is not recorded, a wrapped
