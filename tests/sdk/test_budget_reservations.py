@@ -378,3 +378,15 @@ def test_a_block_budget_stops_imagen_before_it_is_sent(
         assert fake.requests == []
     finally:
         llmlab.shutdown()
+
+
+def test_a_call_the_worker_no_longer_takes_keeps_its_worst_case(client: openai.OpenAI) -> None:
+    """A call that ends after the worker stopped (an app shutting down while a thread still
+    calls) is never priced: its worst case stays as spend instead of a reservation that
+    would never be settled (and would carry into the next budget period)."""
+    tracker = get_tracker()
+    guard = tracker.budget_guard
+    tracker.worker.shutdown(5)
+    client.chat.completions.create(**CALL)
+    assert guard.reservations == 0
+    assert guard.local() == [(worst(), Decimal(0))]

@@ -194,14 +194,18 @@ def _finish_plain(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str,
         if adapted is None or type(result).__name__ not in adapted:
             model, usage, extra = spec.read_result(result)
             if usage is not None:
-                tracker.worker.submit((_build_plain, tracker, spec, instance,
-                                       kwargs.get(spec.model_kwarg), model, usage, extra,
-                                       started, ended, time.time(), reservation))
+                if not tracker.worker.submit((_build_plain, tracker, spec, instance,
+                                              kwargs.get(spec.model_kwarg), model, usage, extra,
+                                              started, ended, time.time(), reservation)) \
+                        and reservation is not None:
+                    tracker.budget_guard.keep(reservation)  # never priced: its worst case stays
                 return result
         return _handle_result(spec, _late_call(spec, tracker, instance, kwargs, started,
                                                reservation), result, False)
     except Exception:
         log_internal_error()
+        if reservation is not None:  # unrecorded: the worst case stays (a no-op if settled)
+            tracker.budget_guard.keep(reservation)
         return result
 
 
@@ -213,6 +217,8 @@ def _fail_plain(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, A
         _late_call(spec, tracker, instance, kwargs, started, reservation).fail(exc)
     except Exception:
         log_internal_error()
+        if reservation is not None:  # unrecorded: the worst case stays (a no-op if settled)
+            tracker.budget_guard.keep(reservation)
 
 
 def _late_call(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, Any],

@@ -56,6 +56,8 @@ class PricingSync:
         self._timeout = timeout
         self.etag: str | None = None
         self._stopped = False
+        #: Serialises `stop` with `_install`, so a stop never leaves the server's layer in place.
+        self._install_lock = threading.Lock()
         self._warned = False
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -72,11 +74,12 @@ class PricingSync:
 
     def stop(self) -> None:
         """Stop pulling and go back to the catalogue without the server's layer."""
-        self._stopped = True
-        self._wake.set()
-        _started.discard(self)
-        if set_server_layer(None, self):
-            Catalogue.replace_default(Catalogue.load_default())
+        with self._install_lock:
+            self._stopped = True
+            self._wake.set()
+            _started.discard(self)
+            if set_server_layer(None, self):
+                Catalogue.replace_default(Catalogue.load_default())
 
     def _loop(self) -> None:
         try:
@@ -153,16 +156,18 @@ class PricingSync:
             return response.status_code, response.headers.get("ETag"), bytes(body)
 
     def _install(self, document: dict[str, Any]) -> None:
-        if self._stopped:
-            return
-        set_server_layer(document, self)
-        catalogue = Catalogue.load_default()
-        Catalogue.replace_default(catalogue)  # code overrides carry over: they always win
+        with self._install_lock:
+            if self._stopped:
+                return
+            set_server_layer(document, self)
+            catalogue = Catalogue.load_default()
+            Catalogue.replace_default(catalogue)  # code overrides carry over: they always win
         self._on_catalogue(catalogue)
         logger.debug("llmlab: pricing with the server's catalogue %s",
                      document.get("pricing_version"))
 
     def _after_fork_in_child(self) -> None:
+        self._install_lock = threading.Lock()  # the parent's may have been held at the fork
         self._wake = threading.Event()
         self._thread = None
         if not self._stopped:
