@@ -14,6 +14,10 @@ and later batches hold later times, so each index of ``cost_events`` grows at it
 ``--timestamps spread`` gives the worst case instead: every batch spans the same 500 seconds
 (newest first), so each batch inserts all over the time indexes (as replaying many old
 spools at once would).
+
+PostgreSQL appends each batch's job/user/tag sums as deltas that the workers merge about once
+a second (`services/rollup_compaction.py`); the run's database CPU includes those merges, and
+``deltas_left``/``final_merge_ms`` say what was left at the end and what merging it took.
 """
 
 from __future__ import annotations
@@ -134,6 +138,31 @@ def _database_backends(url: str) -> list[int]:
         engine.dispose()
 
 
+def _final_merge(url: str) -> tuple[int, float] | None:
+    """How many rollup deltas are left unmerged, and the ms one merge of them takes (None:
+    a server without deltas)."""
+    from sqlalchemy.orm import Session
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not conn.execute(sa.text(
+                    "SELECT to_regclass('cost_rollups_group_deltas')")).scalar():
+                return None
+            left = conn.execute(sa.text("SELECT count(*) FROM cost_rollups_group_deltas")
+                                ).scalar()
+        from llmlab_server.services.rollup_compaction import compact
+
+        started = time.perf_counter()
+        with Session(engine) as session:
+            compact(session)
+        return int(left or 0), round((time.perf_counter() - started) * 1000, 1)
+    except ImportError:
+        return None
+    finally:
+        engine.dispose()
+
+
 def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     from llmlab_server import db
 
@@ -218,6 +247,7 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             backends = _database_backends(url)
         cpu = (_cpu_seconds(workers) - cpu_before[0],
                sum(_cpu_seconds([pid]) - cpu_before[1].get(pid, 0.0) for pid in backends))
+        merge = _final_merge(url) if backend == "postgres" else None
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -232,6 +262,10 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                             * 1000, 1),
             "worker_cpu_us_per_event": round(cpu[0] / total * 1e6, 1),
             "database_cpu_us_per_event": round(cpu[1] / total * 1e6, 1) if backends else None,
+            # PostgreSQL: the job/user/tag deltas the workers had not merged at the end (at
+            # most about a second of ingest), and the time one merge of them took.
+            "deltas_left": merge[0] if merge else None,
+            "final_merge_ms": merge[1] if merge else None,
             "errors": len(errors),
             "first_error": errors[0] if errors else None}
 

@@ -3,7 +3,8 @@
 Loads N events (spread over 90 days, 8 models, 50 jobs, 1,000 users, 20 values of the tag
 ``feature``) straight into a fresh database with set-based SQL (PostgreSQL: the event indexes
 are dropped during the load and built after it, the fastest path), builds every rollup from
-them (the hourly model rollup, and the job/user/tag rollups with migration 0007's backfill),
+them (the hourly model rollup, and the job/user/tag rollups with migrations 0007's and 0010's
+backfills),
 then times ``GET /api/costs/summary`` through the full Flask stack (API-key auth included) and
 reports p50/p95 for group_by model, job, user and tag:feature over two 30-day ranges:
 
@@ -47,8 +48,8 @@ COLUMNS = ("project_id, event_id, timestamp, received_at, provider, model, opera
 GROUPS = ("model", "job", "user", "tag:feature")
 RANGES = {"whole": ("2026-10-23T00:00:00Z", "2026-11-22T00:00:00Z"),
           "partial": ("2026-10-22T16:37:23.456Z", "2026-11-21T16:37:23.456Z")}
-MIGRATION = (Path(__file__).resolve().parent.parent / "server" / "llmlab_server" / "migrations"
-             / "versions" / "0007_group_rollups.py")
+VERSIONS = Path(__file__).resolve().parent.parent / "server" / "llmlab_server" / "migrations" / "versions"
+MIGRATIONS = ("0007_group_rollups.py", "0010_group_rollup_deltas.py")
 
 
 def _select(n: str, ts: str, models: str, true: str, false: str, cast: str = "") -> str:
@@ -61,10 +62,11 @@ def _select(n: str, ts: str, models: str, true: str, false: str, cast: str = "")
             f"'user-' || ({n} % 1000), ('{{\"feature\": \"f' || ({n} % 20) || '\"}}'){cast}")
 
 
-def _backfill() -> Any:
-    """Migration 0007's backfill of the job/user/tag rollups (the code that upgrades a
-    database that has events)."""
-    spec = importlib.util.spec_from_file_location("llmlab_migration_0007", MIGRATION)
+def _backfill(migration: str) -> Any:
+    """A migration's backfill of the job/user/tag rollups (the code that upgrades a database
+    that has events): 0007's hourly and daily, 0010's weekly."""
+    spec = importlib.util.spec_from_file_location(f"llmlab_migration_{migration[:4]}",
+                                                  VERSIONS / migration)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -123,7 +125,8 @@ def load(engine: sa.Engine, events: int) -> None:
             "sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens), "
             "sum(reasoning_tokens), sum(latency_ms), count(latency_ms) FROM cost_events "
             f"GROUP BY project_id, {hour}, provider, model"))
-        _backfill()(conn)
+        for migration in MIGRATIONS:
+            _backfill(migration)(conn)
     with engine.begin() as conn:
         conn.execute(sa.text("ANALYZE"))
 
@@ -193,7 +196,7 @@ def run(backend: str, events: int, args: argparse.Namespace) -> dict[str, Any]:
         with engine.connect() as conn:
             rollups = {table: conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar()
                        for table in ("cost_rollups_hourly", "cost_rollups_group_hourly",
-                                     "cost_rollups_group_daily")}
+                                     "cost_rollups_group_daily", "cost_rollups_group_weekly")}
         engine.dispose()
         app = create_app({"ENV": "testing", "SECRET_KEY": "bench-secret-0123456789abcdefghij",
                           "DATABASE_URL": url, "AUTO_MIGRATE": False,

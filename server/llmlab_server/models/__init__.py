@@ -1,7 +1,8 @@
 """ORM models (SQLAlchemy 2.0 typed mappings); the wire schemas live in `llmlab_server.schemas`.
 
 One module per area: `base` (the declarative `Base`, the UTC datetime type, ids, roles and
-scopes), `accounts`, `events` (cost events and rollups), `quotas`, `budgets`, `webhooks` and
+scopes), `accounts`, `events` (cost events and rollups), `rollup_deltas` (PostgreSQL's rollup
+increments and weekly rollup, plain tables), `quotas`, `budgets`, `webhooks` and
 `recommendations`. Importing this package registers every table on ``Base.metadata`` (Alembic's
 ``env.py`` and `llmlab_server.db` rely on it); import the models from here.
 
@@ -29,9 +30,12 @@ from llmlab_server.models.events import (
 )
 from llmlab_server.models.quotas import IngestQuotaUsage
 from llmlab_server.models.recommendations import RecommendationState
+from llmlab_server.models.rollup_deltas import GROUP_DELTAS, GROUP_WEEKLY
 from llmlab_server.models.webhooks import Webhook, WebhookDelivery, WebhookDeliveryAttempt
 
 __all__ = [
+    "GROUP_DELTAS",
+    "GROUP_WEEKLY",
     "MAX_ID",
     "NAMING",
     "ROLES",

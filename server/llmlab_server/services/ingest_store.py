@@ -2,8 +2,9 @@
 
 Events are inserted with ``INSERT ... ON CONFLICT (project_id, event_id) DO NOTHING`` and only
 the rows that were new are added to the rollups (`rollup_upserts`: per model and hour, per
-job, user and tag value and hour and day), so a batch sent twice is stored once and counted
-once. Rows come from `llmlab_server.services.ingest` as tuples
+job, user and tag value and hour and day; on PostgreSQL the job/user/tag sums are appended as
+deltas and merged after the commit by `rollup_compaction`), so a batch sent twice is stored
+once and counted once. Rows come from `llmlab_server.services.ingest` as tuples
 of driver-ready values in ``_COLUMNS`` order.
 
 * On PostgreSQL the tuples are streamed as ``COPY`` text, one ``%`` format per row, into a
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from llmlab_server.errors import NotFound
 from llmlab_server.models import MAX_ID, CostEventRow
+from llmlab_server.services.rollup_compaction import maybe_compact
 from llmlab_server.services.rollup_upserts import (
     GROUP_DAILY,
     GROUP_HOURLY,
@@ -166,6 +168,8 @@ def store(session: Session, project_id: int, rows: Sequence[tuple[Any, ...]],
         if count is not None:  # quota usage, in the same transaction as the events
             count(session, len(new_rows))
     session.commit()
+    if dialect == "postgresql":  # merge the job/user/tag deltas, about once a second
+        maybe_compact(session)
     return inserted
 
 

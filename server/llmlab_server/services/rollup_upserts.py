@@ -1,14 +1,18 @@
 """Adding a batch's increments to the rollup tables, in the ingest transaction.
 
-Three tables, upserted always in the same order and each in key order, so concurrent batches
-lock rows in the same order (no deadlocks): on PostgreSQL by one statement that sums the
-batch's staging table (`upsert_staged`), on SQLite from increments summed in Python
-(`upsert`, one per table):
-
 * ``cost_rollups_hourly`` — per (project, UTC hour, provider, model);
 * ``cost_rollups_group_hourly`` — per (project, dimension, UTC hour, value), the dimension
   being ``job``, ``user`` or ``tag:<key>``;
-* ``cost_rollups_group_daily`` — the same per UTC day.
+* ``cost_rollups_group_daily`` — the same per UTC day;
+* ``cost_rollups_group_weekly`` — the same per ISO week (PostgreSQL only).
+
+On PostgreSQL one statement sums the batch's staging table (`upsert_staged`): the model rollup
+is upserted (a few rows a batch) and the job/user/tag sums (~250 rows a batch of 500 events)
+are *appended* to ``cost_rollups_group_deltas`` with a plain INSERT, which costs a fraction of
+an upsert; `rollup_compaction` merges the deltas into the hourly and daily group rollups
+(`merge_sql`) and reads add the unmerged deltas. On SQLite (one writer at a time) the
+increments are summed in Python and upserted straight into the three tables (`upsert`). Each
+upsert runs in key order, so concurrent batches lock rows in the same order (no deadlocks).
 
 The integer sums saturate at BIGINT's maximum instead of overflowing: an absurd cost or
 token count (the schema allows up to $1e9 an event) must not fail every later batch of its
@@ -25,7 +29,8 @@ from sqlalchemy.orm import Session
 
 from llmlab_server.models import MAX_ID
 
-__all__ = ["GROUP_DAILY", "GROUP_HOURLY", "MODEL_HOURLY", "SUMS", "upsert", "upsert_staged"]
+__all__ = ["DELTAS", "GROUP_DAILY", "GROUP_HOURLY", "MODEL_HOURLY", "SUMS", "merge_sql", "upsert",
+           "upsert_staged"]
 
 #: The summed columns of every rollup table, in the order increments carry them.
 SUMS = ("cost_nanos", "calls", "errors", "input_tokens", "output_tokens", "cache_read_tokens",
@@ -34,6 +39,9 @@ SUMS = ("cost_nanos", "calls", "errors", "input_tokens", "output_tokens", "cache
 MODEL_HOURLY = ("cost_rollups_hourly", ("project_id", "hour", "provider", "model"))
 GROUP_HOURLY = ("cost_rollups_group_hourly", ("project_id", "dimension", "hour", "key"))
 GROUP_DAILY = ("cost_rollups_group_daily", ("project_id", "dimension", "day", "key"))
+GROUP_WEEKLY = ("cost_rollups_group_weekly", ("project_id", "dimension", "week", "key"))
+#: Job/user/tag increments appended by PostgreSQL ingest (`llmlab_server.models.rollup_deltas`).
+DELTAS = "cost_rollups_group_deltas"
 
 _SATURATED_SUM = {
     "postgresql": "LEAST({t}.{c}::numeric + excluded.{c}, {max})::bigint",
@@ -111,33 +119,43 @@ def _insert(table: tuple[str, tuple[str, ...]], select: str) -> str:
             f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {_set_clause('postgresql', name)}")
 
 
-def _staged_sql(stage: str, where: str) -> str:
-    """One statement: the increments of ``stage``'s rows (``where``) added to the three
-    rollup tables (all data-modifying parts of one statement, in the same order for every
-    batch, each in key order)."""
-    sums = ", ".join(f"{_EVENT_SUMS[c]} AS {c}" for c in SUMS)
+def merge_sql(source: str) -> str:
+    """The statement that adds ``source``'s rows (a CTE or table of delta rows: project,
+    dimension, hour, key, `SUMS`) to the hourly, daily and weekly group rollups, in key
+    order."""
     resummed = ", ".join(f"coalesce(sum({c}), 0)" if c == "latency_ms_sum" else _capped(c)
                          for c in SUMS)
+    hours = _insert(GROUP_HOURLY, f"SELECT project_id, dimension, hour, key, {resummed} "
+                                  f"FROM {source} GROUP BY 1, 2, 3, 4")
+    days = _insert(GROUP_DAILY, "SELECT project_id, dimension, date_trunc('day', hour), key, "
+                                f"{resummed} FROM {source} GROUP BY 1, 2, 3, 4")
+    weeks = _insert(GROUP_WEEKLY, "SELECT project_id, dimension, date_trunc('week', hour), "
+                                  f"key, {resummed} FROM {source} GROUP BY 1, 2, 3, 4")
+    return f"h AS ({hours}), w AS ({days}) {weeks}"
+
+
+def _staged_sql(stage: str, where: str) -> str:
+    """One statement: the model rollup of ``stage``'s rows (``where``) upserted, and their
+    job, user and tag sums per value and hour appended to the deltas (plain INSERT)."""
+    sums = ", ".join(f"{_EVENT_SUMS[c]} AS {c}" for c in SUMS)
     models = _insert(MODEL_HOURLY, (
         f"SELECT e.project_id, date_trunc('hour', e.timestamp), e.provider, e.model, {sums} "
         f"FROM {stage} e {where} GROUP BY 1, 2, 3, 4"))
-    hours = _insert(GROUP_HOURLY, "SELECT * FROM g")
-    days = _insert(GROUP_DAILY, "SELECT project_id, dimension, date_trunc('day', hour), key, "
-                                f"{resummed} FROM g GROUP BY 1, 2, 3, 4")
-    return (f"WITH g AS (SELECT e.project_id, d.dimension, date_trunc('hour', e.timestamp) "
-            f"AS hour, d.key, {sums} FROM {stage} e CROSS JOIN LATERAL ("
+    return (f"WITH m AS ({models}) INSERT INTO {DELTAS} (project_id, dimension, hour, key, "
+            f"{_COLUMNS}) SELECT e.project_id, d.dimension, date_trunc('hour', e.timestamp), "
+            f"d.key, {sums} FROM {stage} e CROSS JOIN LATERAL ("
             "SELECT 'job', e.job_id WHERE e.job_id IS NOT NULL "
             "UNION ALL SELECT 'user', e.user_id WHERE e.user_id IS NOT NULL "
             "UNION ALL SELECT 'tag:' || t.key, t.value FROM json_each_text(e.tags) AS t "
-            f"WHERE length(t.key) <= 64) AS d(dimension, key) {where} GROUP BY 1, 2, 3, 4), "
-            f"m AS ({models}), h AS ({hours}) {days}")
+            f"WHERE length(t.key) <= 64) AS d(dimension, key) {where} GROUP BY 1, 2, 3, 4")
 
 
 def upsert_staged(session: Session, stage: str, new_ids: list[str] | None) -> None:
     """PostgreSQL: add the batch in the staging table ``stage`` (only the events ``new_ids``
-    when given) to every rollup, summed in the database: no Python loop over the events and
-    no literal values to parse (with them, 251 job/user/tag rows of a 500-event batch cost
-    more in the worker and in PostgreSQL's parser than the upserts themselves)."""
+    when given) to the model rollup and append its job/user/tag sums to the deltas, summed in
+    the database: no Python loop over the events and no literal values to parse (with them,
+    251 job/user/tag rows of a 500-event batch cost more in the worker and in PostgreSQL's
+    parser than the writes themselves). The deltas are merged later (`rollup_compaction`)."""
     where = "" if new_ids is None else "WHERE e.event_id = ANY(%(ids)s)"
     dbapi = session.connection().connection.dbapi_connection
     assert dbapi is not None

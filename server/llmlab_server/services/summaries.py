@@ -36,12 +36,24 @@ __all__ = ["Window", "events_page", "export_csv", "parse_window", "summary", "ti
            "usd"]
 
 
+_BILLION = 10**9
+
+
+def _usd(nanos: int) -> str:
+    """`usd` of an int in integer arithmetic (the same text, a third of the time)."""
+    if not nanos:
+        return "0"
+    whole, frac = divmod(abs(nanos), _BILLION)
+    sign = "-" if nanos < 0 else ""
+    return f"{sign}{whole}.{frac:09d}".rstrip("0") if frac else f"{sign}{whole}"
+
+
 def _row(acc: Acc, key: str | None) -> dict[str, Any]:
     """A `SummaryRow` as a dict: the summary is validated once, in one call (a thousand
     models built one by one cost about 30 ms)."""
     cost, calls, errors, inp, out, cread, cwrite, reasoning, lat_sum, lat_n, tools = acc.sums
     return {
-        "key": key, "cost": usd(cost), "tools_cost": usd(tools), "calls": int(calls),
+        "key": key, "cost": _usd(cost), "tools_cost": _usd(tools), "calls": int(calls),
         "errors": int(errors), "error_rate": round(errors / calls, 6) if calls else 0.0,
         "avg_latency_ms": round(float(lat_sum) / lat_n, 3) if lat_n else None,
         "tokens": {"input_tokens": int(inp), "output_tokens": int(out),
@@ -99,17 +111,16 @@ def summary(session: Session, ids: Sequence[int], query: SummaryQuery, window: W
     else:
         sums, rollups = group_sums(session, ids, group, window)
         ordered = sorted(sums.items(), key=_order)
-        for _, acc in ordered:
-            total.add(acc.sums)
+        if ordered:  # column sums in one pass (a thousand `Acc.add` calls cost ~2 ms)
+            total = Acc([sum(column) for column in zip(
+                *(acc.sums for _, acc in ordered), strict=True)])
         count = len(ordered) if group is not None else 0
         if group is not None:
             kept = ordered if query.limit is None else ordered[:query.limit]
             groups = [_row(acc, key) for key, acc in kept]
             if len(kept) < len(ordered):
-                rest = Acc()
-                for _, acc in ordered[len(kept):]:
-                    rest.add(acc.sums)
-                other = _row(rest, None)
+                other = _row(Acc([sum(column) for column in zip(
+                    *(acc.sums for _, acc in ordered[len(kept):]), strict=True)]), None)
     return Summary.model_validate({
         "start": window.start, "end": window.end, "tz": window.tz_name, "group_by": group,
         "source": "rollups" if rollups else "events", "totals": _row(total, None),

@@ -1,15 +1,18 @@
 """Where a summary's sums come from, for any time range: rollups for the whole hours, events
 for the rest — exact, and bounded work whatever the range.
 
-A window [start, end) is cut into `Spans`:
+A window [start, end) is cut into `Spans` (`summary_spans`):
 
 * ``edges`` — the partial hours at either end (``start`` to the next whole hour, the last whole
   hour to ``end``), or the whole window when it holds no whole hour: read from
   ``cost_events`` through the (project, time) index, so at most two hours of events;
-* ``hours`` — the whole UTC hours: ``cost_rollups_hourly`` (by model), and for job, user and
-  ``tag:<key>`` the whole UTC days among them from ``cost_rollups_group_daily`` and the hours
-  around those days from ``cost_rollups_group_hourly`` (so a 30-day range reads about 30 rows
-  per value, not 720).
+* ``hours`` — the whole UTC hours: ``cost_rollups_hourly`` (by model); for job, user and
+  ``tag:<key>`` the whole ISO weeks among them from ``cost_rollups_group_weekly`` (PostgreSQL;
+  SQLite reads days), the whole UTC days around those from ``cost_rollups_group_daily`` and the
+  hours around the days from ``cost_rollups_group_hourly`` (a 30-day range reads about 30 rows
+  per value, not 720), plus on PostgreSQL the deltas ingest appended that `rollup_compaction`
+  has not merged yet (about a second of ingest), all in one statement: a merge in between
+  cannot count a delta twice or miss it.
 
 Group rollups only hold events that have the value; the "none" group (events without a job,
 user or that tag) is the hours' total from ``cost_rollups_hourly`` less the groups. A value
@@ -20,8 +23,7 @@ its events instead, exactly, as long as retention has kept them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -47,19 +49,21 @@ from llmlab_server.models import (
     CostRollupHourly,
     Project,
 )
+from llmlab_server.models.rollup_deltas import GROUP_DELTAS, GROUP_WEEKLY
+from llmlab_server.services.summary_spans import Spans, spans
 from llmlab_server.services.sums import Exact, fold, select_list
 from llmlab_server.services.windows import Window
 
 __all__ = ["SUMS", "Acc", "Spans", "group_sums", "hour_sums", "spans"]
 
 _E, _R = CostEventRow, CostRollupHourly
-_GH, _GD = CostRollupGroupHourly, CostRollupGroupDaily
+_GH, _GD, _DL, _GW = (CostRollupGroupHourly, CostRollupGroupDaily, GROUP_DELTAS.c,
+                      GROUP_WEEKLY.c)
 SUMS = ("cost_nanos", "calls", "errors", "input_tokens", "output_tokens", "cache_read_tokens",
         "cache_write_tokens", "reasoning_tokens", "latency_ms_sum", "latency_count",
         "cost_tools_nanos")
 _LATENCY = SUMS.index("latency_ms_sum")
 _SMALL = ("calls", "errors", "latency_ms_sum", "latency_count")  # cannot overflow a sum
-_HOUR, _DAY = timedelta(hours=1), timedelta(days=1)
 
 
 class Acc:
@@ -79,42 +83,6 @@ class Acc:
         out = Acc()
         out.sums = [a - b for a, b in zip(self.sums, other.sums, strict=True)]
         return out
-
-
-@dataclass(frozen=True, slots=True)
-class Spans:
-    """A window cut into event-read edges and rollup-read whole hours (see the module)."""
-
-    edges: list[tuple[datetime, datetime]] = field(default_factory=list)
-    #: All whole hours, [first, last) (None: the window holds none).
-    hours: tuple[datetime, datetime] | None = None
-    #: The whole UTC days among them, and the hours around those days.
-    days: tuple[datetime, datetime] | None = None
-    loose_hours: list[tuple[datetime, datetime]] = field(default_factory=list)
-
-
-def _floor(t: datetime, step: timedelta) -> datetime:
-    seconds = int((t - datetime(2000, 1, 1, tzinfo=UTC)).total_seconds() // step.total_seconds())
-    return datetime(2000, 1, 1, tzinfo=UTC) + seconds * step
-
-
-def _ceil(t: datetime, step: timedelta) -> datetime:
-    floor = _floor(t, step)
-    return floor if floor == t else floor + step
-
-
-def spans(window: Window) -> Spans:
-    """``window`` cut into partial-hour edges, whole hours and whole UTC days."""
-    start, end = window.start, window.end
-    first, last = _ceil(start, _HOUR), _floor(end, _HOUR)
-    if first >= last:
-        return Spans(edges=[(start, end)])
-    edges = [(a, b) for a, b in ((start, first), (last, end)) if a < b]
-    day_first, day_last = _ceil(first, _DAY), _floor(last, _DAY)
-    if day_first >= day_last:
-        return Spans(edges, (first, last), None, [(first, last)])
-    loose = [(a, b) for a, b in ((first, day_first), (day_last, last)) if a < b]
-    return Spans(edges, (first, last), (day_first, day_last), loose)
 
 
 def _within(column: Any, ranges: Sequence[tuple[datetime, datetime]]) -> ColumnElement[bool]:
@@ -158,16 +126,42 @@ def _fold_rows(session: Session, stmt: Select[Any], items: list[Any], out: dict[
     added to ``saturated``) to ``out``.
 
     Rows are folded by hand (`sums.fold`'s work, inlined): a user grouping reads a thousand.
+    On PostgreSQL an `Exact` sum's high half is the constant 0 (`sums.exact_sum`), so only the
+    low columns are read.
     """
-    layout: list[tuple[int, bool]] = []  # per item: its first column, and whether Exact
+    postgres = session.get_bind().dialect.name == "postgresql"
+    columns: list[int] = []  # per item: its (low) column
+    highs: list[int] = []  # per item: its high column (-1: none)
     column = 0
     for item in items:
-        layout.append((column, isinstance(item, Exact)))
-        column += 2 if isinstance(item, Exact) else 1
-    convert = [float if i == _LATENCY else int for i in range(len(SUMS))]
-    for row in session.connection().execute(stmt):
-        values = [(int(row[c] or 0) << 32) + int(row[c + 1] or 0) if exact
-                  else row[c] for c, exact in layout]
+        exact = isinstance(item, Exact)
+        highs.append(column if exact and not postgres else -1)
+        columns.append(column + 1 if exact else column)
+        column += 2 if exact else 1
+    key_at, sum_at = columns[0], columns[1:len(SUMS) + 1]
+    latency_at = sum_at[_LATENCY]
+    max_at = columns[-1] if saturated is not None else -1
+    result = session.connection().execute(stmt)
+    if postgres:
+        for row in result:
+            name = row[key_at]
+            if name is not None:
+                name = str(name)
+            if max_at >= 0 and int(row[max_at] or 0) >= MAX_ID:
+                saturated.add(name)  # type: ignore[union-attr]
+            sums: list[Any] = [int(row[c] or 0) for c in sum_at]
+            sums[_LATENCY] = float(row[latency_at] or 0)
+            found = out.get(name)
+            if found is None:
+                out[name] = Acc(sums)
+            else:
+                found.add(sums)
+        return
+    layout = list(zip(columns, highs, strict=True))
+    convert: list[Any] = [float if i == _LATENCY else int for i in range(len(SUMS))]
+    for row in result:
+        values = [(int(row[h] or 0) << 32) + int(row[c] or 0) if h >= 0
+                  else row[c] for c, h in layout]
         name = None if values[0] is None else str(values[0])
         if saturated is not None and int(values[-1] or 0) >= MAX_ID:
             saturated.add(name)
@@ -216,13 +210,10 @@ def _part(dialect: str, key: Any, sums: list[Any], saturation: Any, where: Colum
         where).group_by(key)
 
 
-def _dimension_sums(session: Session, ids: Sequence[int], group: str, window: Window
-                    ) -> tuple[dict[str | None, Acc], bool]:
-    """`group_sums` of job, user or tag:<key>: the edges' events, the loose hours' and the
-    days' rollup rows summed per value in one query (a thousand users reach Python once)."""
-    dialect = session.get_bind().dialect.name
-    cut = spans(window)
-    key = _event_key(group)
+def _merged(dialect: str, cut: Spans, ids: Sequence[int], group: str, key: Any
+            ) -> tuple[Select[Any], list[Any]]:
+    """SQLite: each source summed per value, the union summed again (the `_fold_rows` items
+    of the result)."""
     parts = []
     if cut.edges:
         parts.append(_part(dialect, key, _event_sums(), literal(0, BigInteger), and_(
@@ -238,9 +229,67 @@ def _dimension_sums(session: Session, ids: Sequence[int], group: str, window: Wi
     names = [c.name for c in union.columns][1:]
     merged = select(union.c.k, *(func.coalesce(func.sum(union.c[n]), 0) for n in names[:-1]),
                     func.max(union.c[names[-1]])).group_by(union.c.k)
+    return merged, [None, *_rollup_sums(_GD), None]
+
+
+def _rollup_columns(table: Any) -> list[Any]:
+    return [getattr(table, name) for name in SUMS]
+
+
+def _merged_postgres(cut: Spans, ids: Sequence[int], group: str, key: Any
+                     ) -> tuple[Select[Any], list[Any]]:
+    """PostgreSQL: the rows of every source (edge events, loose hours, loose days, weeks,
+    unmerged deltas)
+    in one ``UNION ALL``, summed per value by one aggregate (``sum(bigint)`` is numeric:
+    exact). One hash aggregate over ~50 k rows instead of one per source and a sort of their
+    results: a fifth less time for 1,000 users. Columns: the key, `SUMS`, the largest rollup
+    cost (0 for events)."""
+    zero = literal(0, BigInteger)
+    parts: list[Select[Any]] = []
+    if cut.edges:
+        latency = _E.latency_ms
+        parts.append(select(key, _E.cost_nanos, literal(1, BigInteger),
+                            case((_E.status == "error", 1), else_=0), _E.input_tokens,
+                            _E.output_tokens, _E.cache_read_tokens,
+                            _E.cache_write_tokens + _E.cache_write_1h_tokens,
+                            _E.reasoning_tokens, func.coalesce(latency, 0.0),
+                            case((latency.is_(None), 0), else_=1), _E.cost_tools_nanos,
+                            zero).where(_E.project_id.in_(ids),
+                                        _within(_E.timestamp, cut.edges)))
+    sources: list[tuple[Any, ColumnElement[bool]]] = []
+    if cut.loose_hours:
+        sources.append((_GH, _within(_GH.hour, cut.loose_hours)))
+    if cut.loose_days:
+        sources.append((_GD, _within(_GD.day, cut.loose_days)))
+    if cut.weeks is not None:
+        sources.append((_GW, _within(_GW.week, [cut.weeks])))
+    if cut.hours is not None:  # deltas not merged yet
+        sources.append((_DL, _within(_DL.hour, [cut.hours])))
+    for table, when in sources:
+        parts.append(select(table.key, *_rollup_columns(table), table.cost_nanos).where(
+            table.project_id.in_(ids), table.dimension == group, when))
+    union = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
+    columns = list(union.columns)
+    # No coalesce: a group has rows, and no column is NULL.
+    merged = select(columns[0], *(func.sum(c) for c in columns[1:-1]),
+                    func.max(columns[-1])).group_by(columns[0])
+    return merged, [None] * (len(SUMS) + 2)  # no `Exact` item: one column each
+
+
+def _dimension_sums(session: Session, ids: Sequence[int], group: str, window: Window
+                    ) -> tuple[dict[str | None, Acc], bool]:
+    """`group_sums` of job, user or tag:<key>: the edges' events, the loose hours' and the
+    days' rollup rows summed per value in one query (a thousand users reach Python once)."""
+    dialect = session.get_bind().dialect.name
+    cut = spans(window)
+    key = _event_key(group)
+    if dialect == "postgresql":
+        merged, items = _merged_postgres(cut, ids, group, key)
+    else:
+        merged, items = _merged(dialect, cut, ids, group, key)
     out: dict[str | None, Acc] = {}
     saturated: set[str | None] = set()
-    _fold_rows(session, merged, [None, *_rollup_sums(_GD), None], out, saturated)
+    _fold_rows(session, merged, items, out, saturated)
     if cut.hours is None:
         return out, False
     if saturated:  # a rollup row at BIGINT's maximum: those values from their events
