@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from llmlab.pricing import Catalogue
+
+# LiteLLM fetches its price map from the internet when imported, unless told not to; a test
+# (or a documentation example run by one, or a subprocess) that imports it must not wait for
+# the network: llmlab prices with its own catalogue.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 @pytest.fixture(autouse=True)

@@ -38,6 +38,7 @@ INTEGRATIONS: dict[str, str] = {
     "google_genai_media": "llmlab.integrations.google_genai_media:GoogleGenAIMediaIntegration",
     "google_generativeai": "llmlab.integrations.google_generativeai:GoogleGenerativeAIIntegration",
     "litellm": "llmlab.integrations.litellm:LiteLLMIntegration",
+    "dspy": "llmlab.integrations.dspy:DSPyIntegration",
 }
 _ALIASES = {"google-genai": "google_genai", "google-generativeai": "google_generativeai",
             "genai": "google_genai", "generativeai": "google_generativeai"}
