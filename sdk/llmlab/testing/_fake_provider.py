@@ -47,25 +47,27 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import enum
-import json
-import re
 import socket
-import sys
 import threading
 import time
-import traceback
-from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from types import TracebackType
-from typing import Any, Literal
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any
 
-from llmlab.testing import _fake_media
-from llmlab.testing import _fake_wire as wire
-from llmlab.testing._fake_charges import FakeCharges, charge_body, charge_stream
+from llmlab.testing._fake_charges import FakeCharges
+from llmlab.testing._fake_grpc import GrpcFrontend
+from llmlab.testing._fake_http import FakeHTTPHandler, FakeHTTPServer
+from llmlab.testing._fake_settings import (
+    DEFAULT_TEXT,
+    PROVIDERS,
+    UNSET,
+    Failure,
+    FakeSettings,
+    Provider,
+    RecordedRequest,
+    StreamBreak,
+    Unset,
+)
 from llmlab.testing._fake_wire import FakeFunctionCall, FakeUsage
 
 __all__ = [
@@ -77,335 +79,6 @@ __all__ = [
     "RecordedRequest",
     "fake_provider",
 ]
-
-Provider = Literal["openai", "anthropic", "google"]
-PROVIDERS: tuple[Provider, ...] = ("openai", "anthropic", "google")
-DEFAULT_TEXT = "Hello from FakeProvider!"
-
-
-@dataclass
-class FakeSettings:
-    """What one provider's endpoints answer. Mutable: ``fp.openai.text = "..."``."""
-
-    text: str = DEFAULT_TEXT
-    """Response text; for structured-output requests, used as is if it is JSON, otherwise
-    replaced by a minimal JSON instance of the requested schema."""
-    usage: FakeUsage = field(default_factory=FakeUsage)
-    model: str | None = None
-    """Model name reported back; ``None`` echoes the requested model."""
-    stream_chunks: int = 3
-    """Number of text deltas a stream is split into."""
-    first_byte_delay: float = 0.0
-    """Seconds to wait before the status line (also before errors)."""
-    chunk_delay: float = 0.0
-    """Seconds to wait between stream events."""
-    function_call: FakeFunctionCall | None = None
-    """Gemini: answer the first leg of a tool-declaring request with a ``functionCall``."""
-    embedding_dimensions: int = 8
-    charges: FakeCharges | None = None
-    """Non-token charges to report (tool uses, Gemini image tokens, a provider cost)."""
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request the fake received (recorded before any failure is injected)."""
-
-    method: str
-    path: str
-    """Path without the query string, e.g. ``/v1/chat/completions``."""
-    query: dict[str, str]
-    headers: dict[str, str]
-    """Header names lower-cased."""
-    body: Any
-    """Parsed JSON body, or ``None`` if empty / not JSON (see ``raw_body``)."""
-    raw_body: bytes
-    provider: Provider | None
-    endpoint: str | None
-    """``openai.chat``, ``openai.responses``, ``openai.embeddings``, ``anthropic.messages``,
-    ``anthropic.count_tokens``, ``google.generate_content``, ``google.stream_generate_content``,
-    ``google.count_tokens``; ``None`` for unknown routes (answered 404)."""
-    stream: bool
-
-
-class _Unset(enum.Enum):
-    UNSET = enum.auto()
-
-
-_UNSET = _Unset.UNSET
-
-
-@dataclass
-class _Failure:
-    status: int
-    retry_after: float | None
-    message: str | None
-    provider: Provider | None
-
-
-@dataclass
-class _Break:
-    after_chunks: int
-    provider: Provider | None
-
-
-_GEMINI_ROUTE = re.compile(  # Gemini API and Vertex AI (projects/…/publishers/google/…) paths
-    r"^/(?:v1beta1|v1beta|v1|v1alpha)/(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/[^/]+/)?"
-    r"(?P<model>(?:models|tunedModels)/[^:/]+)"
-    r":(?P<method>generateContent|streamGenerateContent|countTokens)$"
-)
-_OPENAI_ROUTES = {
-    "/chat/completions": "openai.chat",
-    "/responses": "openai.responses",
-    "/embeddings": "openai.embeddings",
-    **_fake_media.ROUTES,  # images and audio (#15)
-}
-_ANTHROPIC_ROUTES = {
-    "/v1/messages": "anthropic.messages",
-    "/v1/messages/count_tokens": "anthropic.count_tokens",
-}
-_GEMINI_METHODS = {
-    "generateContent": "google.generate_content",
-    "streamGenerateContent": "google.stream_generate_content",
-    "countTokens": "google.count_tokens",
-}
-
-
-def _route(path: str) -> tuple[Provider | None, str | None, str | None]:
-    """Map a path to (provider, endpoint, model-from-path)."""
-    if (media := _fake_media.route(path)) is not None:  # Imagen (#15)
-        return media
-    if path in _ANTHROPIC_ROUTES:
-        return "anthropic", _ANTHROPIC_ROUTES[path], None
-    # Accept OpenAI paths with or without /v1 so a base_url missing "/v1" still works.
-    openai_path = path.removeprefix("/v1")
-    if openai_path in _OPENAI_ROUTES:
-        return "openai", _OPENAI_ROUTES[openai_path], None
-    match = _GEMINI_ROUTE.match(path)
-    if match:
-        return "google", _GEMINI_METHODS[match["method"]], match["model"].split("/", 1)[1]
-    if path.startswith("/v1beta") or ":" in path:
-        return "google", None, None
-    return ("anthropic" if path.startswith("/v1/messages") else "openai"), None, None
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 1024  # the default listen backlog of 5 resets bursts of async clients
-    fake: FakeProvider
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients hanging up mid-stream is normal in tests (broken streams, early close).
-        exc = sys.exc_info()[1]
-        if not isinstance(exc, OSError):
-            super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive; bodies are framed by Content-Length or chunked
-    disable_nagle_algorithm = True  # TCP_NODELAY: otherwise small writes wait ~40 ms
-    timeout = 60  # idle keep-alive connections eventually release their thread
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.fake._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        with contextlib.suppress(OSError):
-            super().finish()
-        self.server.fake._track(self.connection, add=False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep test output clean
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    # -- plumbing -------------------------------------------------------------------------
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            parts = []
-            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                pass  # trailers
-            return b"".join(parts)
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-    def _send_json(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
-        charged = getattr(self, "_charges", None)
-        if status == 200 and charged is not None:
-            body = charge_body(charged[0], body, charged[1])
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def _send_stream(
-        self, events: list[bytes], content_type: str, settings: FakeSettings, brk: _Break | None
-    ) -> None:
-        """Send ``events`` as chunks; a break cuts the connection after ``after_chunks``
-        events, before the terminating chunk, so the client sees a truncated body."""
-        charged = getattr(self, "_charges", None)
-        if charged is not None:
-            events = charge_stream(charged[0], events, charged[1])
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        limit = min(brk.after_chunks, len(events) - 1) if brk else len(events)
-        for index, event in enumerate(events[:limit]):
-            if index and settings.chunk_delay:
-                time.sleep(settings.chunk_delay)
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
-        if brk:
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        self.wfile.write(b"0\r\n\r\n")
-
-    def _dispatch(self) -> None:
-        fake = self.server.fake
-        url = urlsplit(self.path)
-        raw = self._read_body()
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        provider, endpoint, path_model = _route(url.path)
-        query = dict(parse_qsl(url.query, keep_blank_values=True))
-        data: dict[str, Any] = body if isinstance(body, dict) else {}
-        is_stream = endpoint == "google.stream_generate_content" or data.get("stream") is True
-        fake._record(
-            RecordedRequest(
-                method=self.command,
-                path=url.path,
-                query=query,
-                headers={k.lower(): v for k, v in self.headers.items()},
-                body=body,
-                raw_body=raw,
-                provider=provider,
-                endpoint=endpoint,
-                stream=is_stream,
-            )
-        )
-        settings, failure = fake._begin(provider)
-        if failure is not None:
-            self._send_error(provider, failure.status, failure.message, failure.retry_after)
-            return
-        if endpoint is None:
-            self._send_error(provider, 404, f"Unknown route {self.command} {url.path}", None)
-            return
-        brk = fake._pop_break(provider) if is_stream else None
-        try:
-            if endpoint in _fake_media.ENDPOINTS:
-                _fake_media.answer(self, endpoint, raw, data)
-                return
-            self._answer(endpoint, data, query, path_model, settings, brk)
-        except OSError:
-            raise  # the client hung up; _Server.handle_error stays quiet about it
-        except Exception as exc:  # a bug in the fake must show up, not hang the client
-            traceback.print_exc()
-            self._send_error(provider, 500, f"FakeProvider internal error: {exc!r}", None)
-
-    def _send_error(
-        self, provider: Provider | None, status: int, message: str | None, retry_after: float | None
-    ) -> None:
-        text = message or f"FakeProvider injected HTTP {status}"
-        headers: dict[str, str] = {}
-        if retry_after is not None:
-            whole = retry_after == int(retry_after)
-            headers["Retry-After"] = str(int(retry_after)) if whole else str(retry_after)
-        if provider == "anthropic":
-            body = wire.anthropic_error(status, text)
-            headers["request-id"] = body["request_id"]
-        elif provider == "google":
-            body = wire.google_error(status, text)
-        else:
-            body = wire.openai_error(status, text)
-            headers["x-request-id"] = wire.new_id("req_")
-        self._send_json(status, body, headers)
-
-    def _answer(
-        self,
-        endpoint: str,
-        data: dict[str, Any],
-        query: Mapping[str, str],
-        path_model: str | None,
-        settings: FakeSettings,
-        brk: _Break | None,
-    ) -> None:
-        reply, call = _build_reply(endpoint, data, path_model, settings)
-        self._charges = (endpoint, settings.charges) if settings.charges else None
-        is_stream = endpoint == "google.stream_generate_content" or data.get("stream") is True
-        sse_type = "text/event-stream; charset=utf-8"
-        request_id = {"x-request-id": wire.new_id("req_")}
-        if endpoint == "openai.chat":
-            if is_stream:
-                include = bool((data.get("stream_options") or {}).get("include_usage"))
-                self._send_stream(wire.openai_chat_stream(reply, include), sse_type, settings, brk)
-            else:
-                self._send_json(200, wire.openai_chat(reply), request_id)
-        elif endpoint == "openai.responses":
-            if is_stream:
-                self._send_stream(wire.openai_responses_stream(reply, data), sse_type, settings, brk)
-            else:
-                self._send_json(200, wire.openai_responses(reply, data), request_id)
-        elif endpoint == "openai.embeddings":
-            self._send_json(200, wire.openai_embeddings(reply, data), request_id)
-        elif endpoint == "anthropic.messages":
-            if is_stream:
-                self._send_stream(wire.anthropic_stream(reply), sse_type, settings, brk)
-            else:
-                self._send_json(200, wire.anthropic_message(reply), {"request-id": wire.new_id("req_")})
-        elif endpoint == "anthropic.count_tokens":
-            self._send_json(200, {"input_tokens": reply.usage.input_tokens})
-        elif endpoint == "google.count_tokens":
-            self._send_json(200, {"totalTokens": reply.usage.input_tokens})
-        elif endpoint == "google.generate_content":
-            self._send_json(200, wire.gemini_response(reply, call))
-        elif query.get("alt") == "sse":  # google-genai
-            chunks = [wire.sse(c).replace(b"\n", b"\r\n") for c in wire.gemini_stream(reply, call)]
-            self._send_stream(chunks, sse_type, settings, brk)
-        else:
-            # Legacy REST clients stream a JSON array, which they parse object by object.
-            objs = [json.dumps(c).encode() for c in wire.gemini_stream(reply, call)]
-            events = [(b"[" if i == 0 else b",\r\n") + o for i, o in enumerate(objs)] + [b"]"]
-            self._send_stream(events, "application/json; charset=UTF-8", settings, brk)
-
-
-def _build_reply(
-    endpoint: str, data: Mapping[str, Any], path_model: str | None, settings: FakeSettings
-) -> tuple[wire.Reply, tuple[str, Mapping[str, Any]] | None]:
-    """The answer to one request, plus the Gemini function call to make (if any)."""
-    model = settings.model or path_model or str(data.get("model") or "fake-model")
-    text = settings.text
-    schema = wire.request_schema(endpoint, data)
-    if schema is not None:
-        text = wire.structured_text(text, schema)
-    reply = wire.Reply(
-        model=model,
-        text=text,
-        usage=settings.usage,
-        pieces=wire.split_text(text, settings.stream_chunks),
-        embedding_dimensions=settings.embedding_dimensions,
-    )
-    call = None
-    declared = wire.gemini_wants_function_call(data) if settings.function_call else None
-    if settings.function_call and declared:
-        call = (settings.function_call.name or declared, settings.function_call.args)
-    return reply, call
 
 
 class FakeProvider:
@@ -444,19 +117,19 @@ class FakeProvider:
         self._host, self._port = host, port
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
-        self._failures: list[_Failure] = []
-        self._breaks: list[_Break] = []
+        self._failures: list[Failure] = []
+        self._breaks: list[StreamBreak] = []
         self._connections: set[socket.socket] = set()
-        self._server: _Server | None = None
+        self._server: FakeHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self._grpc: _GrpcFrontend | None = None
+        self._grpc: GrpcFrontend | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> FakeProvider:
         """Bind an ephemeral port and serve in a daemon thread (idempotent)."""
         if self._server is None:
-            server = _Server((self._host, self._port), _Handler)
+            server = FakeHTTPServer((self._host, self._port), FakeHTTPHandler)
             server.fake = self
             self._server = server
             self._thread = threading.Thread(
@@ -535,7 +208,7 @@ class FakeProvider:
         ``host:port`` target. Needs grpcio and google-ai-generativelanguage (both installed
         with google-generativeai); idempotent."""
         if self._grpc is None:
-            self._grpc = _GrpcFrontend(self, self._host)
+            self._grpc = GrpcFrontend(self, self._host)
         return self._grpc.target
 
     def google_legacy_async_client(self) -> Any:
@@ -570,15 +243,15 @@ class FakeProvider:
         self,
         provider: Provider | None = None,
         *,
-        text: str | _Unset = _UNSET,
-        usage: FakeUsage | _Unset = _UNSET,
-        model: str | _Unset | None = _UNSET,
-        stream_chunks: int | _Unset = _UNSET,
-        first_byte_delay: float | _Unset = _UNSET,
-        chunk_delay: float | _Unset = _UNSET,
-        function_call: FakeFunctionCall | _Unset | None = _UNSET,
-        embedding_dimensions: int | _Unset = _UNSET,
-        charges: FakeCharges | _Unset | None = _UNSET,
+        text: str | Unset = UNSET,
+        usage: FakeUsage | Unset = UNSET,
+        model: str | Unset | None = UNSET,
+        stream_chunks: int | Unset = UNSET,
+        first_byte_delay: float | Unset = UNSET,
+        chunk_delay: float | Unset = UNSET,
+        function_call: FakeFunctionCall | Unset | None = UNSET,
+        embedding_dimensions: int | Unset = UNSET,
+        charges: FakeCharges | Unset | None = UNSET,
     ) -> None:
         """Change the given settings for one provider, or all when ``provider`` is None."""
         changes: dict[str, Any] = {
@@ -594,7 +267,7 @@ class FakeProvider:
                 "embedding_dimensions": embedding_dimensions,
                 "charges": charges,
             }.items()
-            if value is not _UNSET
+            if value is not UNSET
         }
         with self._lock:
             for name in [provider] if provider else PROVIDERS:
@@ -612,7 +285,7 @@ class FakeProvider:
         """Answer the next ``count`` requests (to ``provider``, or any) with ``status`` and
         the provider's JSON error body; ``retry_after`` adds a ``Retry-After`` header."""
         with self._lock:
-            self._failures.extend(_Failure(status, retry_after, message, provider) for _ in range(count))
+            self._failures.extend(Failure(status, retry_after, message, provider) for _ in range(count))
 
     def break_next_stream(
         self, *, after_chunks: int = 1, count: int = 1, provider: Provider | None = None
@@ -620,7 +293,7 @@ class FakeProvider:
         """Cut the connection of the next ``count`` streamed responses after ``after_chunks``
         events (capped so at least the terminal event is always missing)."""
         with self._lock:
-            self._breaks.extend(_Break(after_chunks, provider) for _ in range(count))
+            self._breaks.extend(StreamBreak(after_chunks, provider) for _ in range(count))
 
     def reset(self) -> None:
         """Forget recorded requests and pending failures/breaks; restore initial settings."""
@@ -649,7 +322,7 @@ class FakeProvider:
         with self._lock:
             self._requests.append(request)
 
-    def _begin(self, provider: Provider | None) -> tuple[FakeSettings, _Failure | None]:
+    def _begin(self, provider: Provider | None) -> tuple[FakeSettings, Failure | None]:
         """Snapshot the settings, wait the first-byte delay, and take a pending failure."""
         with self._lock:
             settings = dataclasses.replace(self.settings(provider or "openai"))
@@ -657,14 +330,14 @@ class FakeProvider:
             time.sleep(settings.first_byte_delay)
         return settings, self._pop_failure(provider)
 
-    def _pop_failure(self, provider: Provider | None) -> _Failure | None:
+    def _pop_failure(self, provider: Provider | None) -> Failure | None:
         with self._lock:
             for index, failure in enumerate(self._failures):
                 if failure.provider in (None, provider):
                     return self._failures.pop(index)
         return None
 
-    def _pop_break(self, provider: Provider | None) -> _Break | None:
+    def _pop_break(self, provider: Provider | None) -> StreamBreak | None:
         with self._lock:
             for index, brk in enumerate(self._breaks):
                 if brk.provider in (None, provider):
@@ -677,82 +350,6 @@ class FakeProvider:
                 self._connections.add(conn)
             else:
                 self._connections.discard(conn)
-
-
-_GEMINI_SERVICE = "google.ai.generativelanguage.v1beta.GenerativeService"
-
-
-class _GrpcFrontend:
-    """Plaintext gRPC ``GenerativeService`` (v1beta) sharing the fake's settings and log.
-
-    Exists because google-generativeai's async client only speaks gRPC. grpcio and
-    google-ai-generativelanguage are imported lazily, here only, so ``llmlab`` (and the HTTP
-    fake) import without them.
-    """
-
-    def __init__(self, fake: FakeProvider, host: str) -> None:
-        import grpc
-        from google.ai.generativelanguage_v1beta.types import generative_service as gs
-
-        self._fake, self._grpc = fake, grpc
-        self._request_type = gs.GenerateContentRequest
-        self._response_type = gs.GenerateContentResponse
-        codec = {
-            "request_deserializer": self._request_type.deserialize,
-            "response_serializer": self._response_type.serialize,
-        }
-        handlers = {
-            "GenerateContent": grpc.unary_unary_rpc_method_handler(self._unary, **codec),
-            "StreamGenerateContent": grpc.unary_stream_rpc_method_handler(self._stream, **codec),
-        }
-        self.server = grpc.server(ThreadPoolExecutor(max_workers=8))
-        generic = grpc.method_handlers_generic_handler(_GEMINI_SERVICE, handlers)
-        self.server.add_generic_rpc_handlers((generic,))
-        self.target = f"{host}:{self.server.add_insecure_port(f'{host}:0')}"
-        self.server.start()
-
-    def _prepare(self, request: Any, context: Any, stream: bool) -> tuple[FakeSettings, wire.Reply, Any]:
-        method = "StreamGenerateContent" if stream else "GenerateContent"
-        endpoint = "google.stream_generate_content" if stream else "google.generate_content"
-        body = json.loads(self._request_type.to_json(request, use_integers_for_enums=False, indent=None))
-        self._fake._record(
-            RecordedRequest(
-                method="POST",
-                path=f"/{_GEMINI_SERVICE}/{method}",
-                query={},
-                headers={str(k).lower(): str(v) for k, v in context.invocation_metadata()},
-                body=body,
-                raw_body=self._request_type.serialize(request),
-                provider="google",
-                endpoint=endpoint,
-                stream=stream,
-            )
-        )
-        settings, failure = self._fake._begin("google")
-        if failure is not None:
-            code = self._grpc.StatusCode[wire.google_status(failure.status)]
-            context.abort(code, failure.message or f"FakeProvider injected HTTP {failure.status}")
-        reply, call = _build_reply(endpoint, body, str(request.model).split("/", 1)[-1], settings)
-        return settings, reply, call
-
-    def _to_proto(self, obj: Mapping[str, Any]) -> Any:
-        return self._response_type.from_json(json.dumps(obj), ignore_unknown_fields=True)
-
-    def _unary(self, request: Any, context: Any) -> Any:
-        _, reply, call = self._prepare(request, context, stream=False)
-        return self._to_proto(wire.gemini_response(reply, call))
-
-    def _stream(self, request: Any, context: Any) -> Iterator[Any]:
-        settings, reply, call = self._prepare(request, context, stream=True)
-        chunks = wire.gemini_stream(reply, call)
-        brk = self._fake._pop_break("google")
-        limit = min(brk.after_chunks, len(chunks) - 1) if brk else len(chunks)
-        for index, chunk in enumerate(chunks[:limit]):
-            if index and settings.chunk_delay:
-                time.sleep(settings.chunk_delay)
-            yield self._to_proto(chunk)
-        if brk:
-            context.abort(self._grpc.StatusCode.UNAVAILABLE, "FakeProvider broke the stream")
 
 
 def fake_provider(**kwargs: Any) -> Iterator[FakeProvider]:
