@@ -22,6 +22,17 @@ TagFilter = Annotated[str, StringConstraints(
     min_length=2, max_length=321, pattern=r"^[A-Za-z0-9_.-]{1,64}:[^\x00]{0,256}$")]
 
 
+class _TagFilters(_In):
+    tag: list[TagFilter] = Field(
+        default_factory=list, max_length=MAX_TAG_FILTERS,
+        description="key:value; repeat for events that have every one of these tags")
+
+    @property
+    def tag_pairs(self) -> list[tuple[str, str]]:
+        """The ``tag`` filters as ``(key, value)``."""
+        return [(key, value) for key, _, value in (t.partition(":") for t in self.tag)]
+
+
 class EventsQuery(_Range):
     """Filters and paging of the event list (newest first)."""
 
@@ -34,8 +45,9 @@ class EventsQuery(_Range):
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
 
 
-class ExportQuery(_Range):
-    """Filters of a CSV export (oldest first)."""
+class ExportQuery(_TagFilters, _Range):
+    """Filters of a CSV export (oldest first); ``tag=key:value`` (repeatable) keeps the events
+    that have every one of those tags."""
 
     model: Filter | None = None
     provider: Filter | None = None
@@ -91,17 +103,8 @@ class EventPage(BaseModel):
     next_cursor: str | None
 
 
-class TaggedEventsQuery(EventsQuery):
+class TaggedEventsQuery(_TagFilters, EventsQuery):
     """Filters and paging of the event list (newest first), tags included."""
-
-    tag: list[TagFilter] = Field(
-        default_factory=list, max_length=MAX_TAG_FILTERS,
-        description="key:value; repeat for events that have every one of these tags")
-
-    @property
-    def tag_pairs(self) -> list[tuple[str, str]]:
-        """The ``tag`` filters as ``(key, value)``."""
-        return [(key, value) for key, _, value in (t.partition(":") for t in self.tag)]
 
 
 class EventQuery(_In):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from llmlab_server.auth_schemas import UserOut
 from llmlab_server.common_schemas import Email, Id, Name, Role, Scope, Slug, _In, _Out
@@ -14,17 +14,24 @@ __all__ = ["ApiKeyCreate", "ApiKeyCreated", "ApiKeyOut", "ApiKeysQuery", "Me", "
            "MemberOut", "MemberUpdate", "ProjectCreate", "ProjectOut", "ProjectUpdate"]
 
 
+#: An IANA time zone name; the service checks it names a zone (400 ``invalid_timezone``).
+ProjectTimeZone = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+_TZ_DOC = ("IANA time zone (`Europe/Paris`) of the dashboard's date ranges and day buckets")
+
+
 class ProjectCreate(_In):
     """A new project; ``slug`` defaults to one made from the name."""
 
     name: Name
     slug: Slug | None = None
+    timezone: ProjectTimeZone = Field("UTC", description=_TZ_DOC)
 
 
 class ProjectUpdate(_In):
     """Fields of a project to change."""
 
     name: Name | None = None
+    timezone: ProjectTimeZone | None = Field(None, description=_TZ_DOC)
 
 
 class ProjectOut(_Out):
@@ -33,6 +40,8 @@ class ProjectOut(_Out):
     id: int
     name: str
     slug: str
+    #: The IANA time zone the dashboard shows the project in.
+    timezone: str = "UTC"
     created_at: datetime
     role: Role | None = None
 

@@ -1,5 +1,6 @@
 """Accessibility of every dashboard page: axe-core (WCAG 2.1 A/AA and best practice, through
-axe-playwright-python) finds no serious or critical violation on the sign-in form, the
+axe-playwright-python) finds no serious or critical violation on the sign-in form, sign-up
+(with a field error), the password reset, the
 overview (light and dark), a drill-down, an event, budgets (and a budget being edited),
 projects, members, API keys (with a key shown once), webhooks with a delivery log, and a new
 project's onboarding; and the pages work from the keyboard alone.
@@ -50,6 +51,18 @@ class TestAxe:
         page.goto(site.url + "/")
         page.wait_for_selector("#login-view:not([hidden])")
         found = {"sign-in": violations(page)}
+        page.click("#to-signup")  # create an account, with the server's error beside a field
+        page.fill("#su-email", "new-one@example.com")
+        page.fill("#su-password", "password1234")
+        page.click("#su-submit")
+        page.wait_for_selector("#su-password-error:not(:empty)")
+        found["sign-up"] = violations(page)
+        page.click("#signup-form [data-show='signin']")
+        page.click("#to-reset")  # forgot password: the request answered, the token form
+        page.fill("#rs-email", "someone@example.com")
+        page.click("#rs-request")
+        page.wait_for_selector("#rs-sent:not(:empty)")
+        found["password-reset"] = violations(page)
         login(page, site.url, site.email)
         p = f"?project={site.project['id']}"
         pages = {

@@ -70,7 +70,7 @@ class TestMigrations:
         """The session database is at the newest revision; upgrading again changes nothing."""
         engine = db.make_engine(database_url)
         db.upgrade(engine)
-        assert db.current_revision(engine) == db.head_revision() == "0010"
+        assert db.current_revision(engine) == db.head_revision() == "0011"
         engine.dispose()
 
     def test_downgrade_and_upgrade_round_trip(self, tmp_path: Path) -> None:

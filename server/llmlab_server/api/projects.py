@@ -23,7 +23,9 @@ bp = Blueprint("projects", __name__, url_prefix="/api/projects")
 @operation(tag="projects", auth="user", body=ProjectCreate, response=ProjectOut, status=201,
            errors=(409,))
 def create_project(body: ProjectCreate) -> Response:
-    """Create a project; the caller becomes its owner."""
+    """Create a project; the caller becomes its owner. ``timezone`` (IANA, default ``UTC``)
+    is the zone the dashboard's ranges and day buckets use; 400 ``invalid_timezone`` when
+    unknown."""
     return ok(projects.create_project(principal(), body), 201)
 
 
@@ -44,7 +46,7 @@ def get_project(project_id: int) -> Response:
 @bp.patch("/<int:project_id>")
 @operation(tag="projects", auth="user", body=ProjectUpdate, response=ProjectOut)
 def update_project(project_id: int, body: ProjectUpdate) -> Response:
-    """Rename a project (admin or owner)."""
+    """Rename a project or change its time zone (admin or owner)."""
     return ok(projects.update_project(principal(), project_id, body))
 
 

@@ -41,6 +41,8 @@ class Project(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
     slug: Mapped[str] = mapped_column(String(128), unique=True)
+    #: The IANA time zone (``Europe/Paris``) of the dashboard's date ranges and day buckets.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -185,7 +185,7 @@ def me(principal: Principal) -> Me:
     rows = session.execute(select(Project, ProjectMember.role).join(
         ProjectMember, ProjectMember.project_id == Project.id).where(
         ProjectMember.user_id == principal.user.id).order_by(Project.id)).all()
-    projects = [ProjectOut(id=p.id, name=p.name, slug=p.slug, created_at=p.created_at,
-                           role=role) for p, role in rows]  # type: ignore[arg-type]
+    projects = [ProjectOut(id=p.id, name=p.name, slug=p.slug, timezone=p.timezone,
+                           created_at=p.created_at, role=role) for p, role in rows]  # type: ignore[arg-type]
     return Me(kind="user", user=UserOut.model_validate(principal.user), api_key=None,
               projects=projects)

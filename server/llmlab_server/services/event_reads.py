@@ -41,7 +41,8 @@ def _filtered(ids: Sequence[int], query: EventsQuery | ExportQuery, window: Wind
                           (_E.status, query.status)):
         if value is not None:
             stmt = stmt.where(column == value)
-    for key, tag in getattr(query, "tag_pairs", ()):  # `TaggedEventsQuery`: every tag matches
+    # `TaggedEventsQuery` and `ExportQuery`: every tag matches
+    for key, tag in getattr(query, "tag_pairs", ()):
         stmt = stmt.where(_E.tags[key].as_string() == tag)
     return stmt
 
@@ -116,8 +117,8 @@ def event_by_id(session: Session, ids: Sequence[int], event_id: str) -> EventOut
 
 CSV_COLUMNS = ("timestamp", "id", "project", "provider", "model", "operation", "status",
                "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-               "reasoning_tokens", "cost_usd", "server_cost_usd", "cost_mismatch", "latency_ms",
-               "job_id", "user_id", "function", "environment", "tags")
+               "reasoning_tokens", "cost_usd", "tools_cost_usd", "server_cost_usd",
+               "cost_mismatch", "latency_ms", "job_id", "user_id", "function", "environment", "tags")
 
 
 #: A formula's first character at the start of a cell or right after a separator: a
@@ -159,7 +160,7 @@ def export_csv(session: Session, ids: Sequence[int], query: ExportQuery, window:
                 row.provider, row.model, row.operation, row.status, row.input_tokens,
                 row.output_tokens, row.cache_read_tokens,
                 row.cache_write_tokens + row.cache_write_1h_tokens, row.reasoning_tokens,
-                usd(row.cost_nanos),
+                usd(row.cost_nanos), usd(row.cost_tools_nanos),
                 "" if row.server_cost_nanos is None else usd(row.server_cost_nanos),
                 str(row.cost_mismatch).lower(), "" if row.latency_ms is None else row.latency_ms,
                 row.job_id or "", row.user_id or "", row.function or "", row.environment or "",

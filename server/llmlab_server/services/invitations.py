@@ -103,7 +103,7 @@ def list_mine(principal: Principal) -> list[Invitation]:
     return [Invitation(id=inv.id, role=inv.role, invited_by=inviter,  # type: ignore[arg-type]
                        created_at=inv.created_at,
                        project=ProjectOut(id=p.id, name=p.name, slug=p.slug,
-                                          created_at=p.created_at))
+                                          timezone=p.timezone, created_at=p.created_at))
             for inv, p, inviter in rows]
 
 
@@ -134,7 +134,8 @@ def accept(principal: Principal, invitation_id: int) -> ProjectOut:
     if member is None or project is None:  # the project was deleted meanwhile
         raise NotFound("No such invitation.", param="invitation_id")
     return ProjectOut(id=project.id, name=project.name, slug=project.slug,
-                      created_at=project.created_at, role=member.role)  # type: ignore[arg-type]
+                      timezone=project.timezone, created_at=project.created_at,
+                      role=member.role)  # type: ignore[arg-type]
 
 
 def decline(principal: Principal, invitation_id: int) -> None:

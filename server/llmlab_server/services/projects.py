@@ -5,15 +5,17 @@ Members join by accepting an invitation (`llmlab_server.services.invitations`), 
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
+import zoneinfo
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from llmlab_server import db
-from llmlab_server.errors import Conflict, Forbidden, NotFound
+from llmlab_server.errors import BadRequest, Conflict, Forbidden, NotFound
 from llmlab_server.models import ApiKey, Project, ProjectMember, User, utcnow
 from llmlab_server.schemas import (
     ApiKeyCreate,
@@ -37,9 +39,9 @@ from llmlab_server.services.access import (
 from llmlab_server.services.accounts import key_out
 
 __all__ = [
-    "check_grantable", "create_key", "create_project", "delete_project", "get_project", "list_keys",
-    "list_members", "list_projects", "remove_member", "revoke_key", "update_member",
-    "update_project",
+    "check_grantable", "check_timezone", "create_key", "create_project", "delete_project",
+    "get_project", "list_keys", "list_members", "list_projects", "remove_member", "revoke_key",
+    "update_member", "update_project",
 ]
 
 
@@ -50,7 +52,22 @@ def _slugify(name: str) -> str:
 
 def _out(project: Project, role: str | None) -> ProjectOut:
     return ProjectOut(id=project.id, name=project.name, slug=project.slug,
-                      created_at=project.created_at, role=role)  # type: ignore[arg-type]
+                      timezone=project.timezone, created_at=project.created_at,
+                      role=role)  # type: ignore[arg-type]
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    # Not the host's own ``localtime`` nor tzdata's placeholder: browsers know neither.
+    return frozenset(zoneinfo.available_timezones()) - {"localtime", "Factory"}
+
+
+def check_timezone(name: str) -> str:
+    """``name`` when it is an IANA zone the server knows; 400 ``invalid_timezone`` if not."""
+    if name not in _zone_names():
+        raise BadRequest(f"Unknown time zone {name!r}; use an IANA name such as "
+                         "'Europe/Paris'.", code="invalid_timezone", param="timezone")
+    return name
 
 
 def create_project(principal: Principal, body: ProjectCreate) -> ProjectOut:
@@ -58,7 +75,7 @@ def create_project(principal: Principal, body: ProjectCreate) -> ProjectOut:
     user = require_user(principal)
     session = db.session()
     slug = body.slug or f"{_slugify(body.name)}-{secrets.token_hex(3)}"
-    project = Project(name=body.name, slug=slug)
+    project = Project(name=body.name, slug=slug, timezone=check_timezone(body.timezone))
     session.add(project)
     try:
         session.flush()
@@ -88,11 +105,13 @@ def get_project(principal: Principal, project_id: int) -> ProjectOut:
 
 
 def update_project(principal: Principal, project_id: int, body: ProjectUpdate) -> ProjectOut:
-    """Rename a project (admin or owner)."""
+    """Rename a project or change its time zone (admin or owner)."""
     require_user(principal)
     project = project_for(principal, project_id, role="admin")
     if body.name is not None:
         project.name = body.name
+    if body.timezone is not None:
+        project.timezone = check_timezone(body.timezone)
     db.session().commit()
     return _out(project, role_in(principal, project_id))
 

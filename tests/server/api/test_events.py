@@ -274,3 +274,65 @@ class TestListEvents:
         response = api.call("GET", f"/api/events?project={a.project_id}", b.token)
         assert response.status_code == 404
         assert json.loads(response.data)["error"]["code"] == "not_found"
+
+
+class TestExportToolsAndTags:
+    """GET /api/costs/export: the tools-cost column and the ``tag`` filter."""
+
+    def _export(self, api: Api, token: str, **query: object) -> list[dict[str, str]]:
+        import csv
+        import io
+
+        response = api.call("GET", "/api/costs/export", token, query_string={
+            "start": "2026-11-01", "end": "2026-11-03", **query})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+
+    def test_tools_cost_column(self, api: Api) -> None:
+        """Each row has its built-in tool fees in ``tools_cost_usd`` (part of ``cost_usd``)."""
+        t = api.tenant()
+        api.track(t.key, [
+            make_event(model="gpt-5", job_id="tools", usage={
+                "input_tokens": 1000, "output_tokens": 200,
+                "tools": {"web_search": 2, "file_search": 1, "code_interpreter": 1}}),
+            make_event(job_id="plain", timestamp="2026-11-02T10:16:00Z")])
+        rows = {r["job_id"]: r for r in self._export(api, t.key)}
+        assert (rows["tools"]["cost_usd"], rows["tools"]["tools_cost_usd"]) == ("0.05575", "0.0525")
+        assert rows["plain"]["tools_cost_usd"] == "0"
+
+    def test_tag_filter_keeps_events_with_every_tag(self, api: Api) -> None:
+        """``tag=key:value`` (repeatable) keeps only the events carrying every one of them."""
+        t = api.tenant()
+        api.track(t.key, [
+            make_event(job_id="both", tags={"team": "search", "env": "prod"}),
+            make_event(job_id="team", tags={"team": "search", "env": "dev"}),
+            make_event(job_id="none")])
+        assert sorted(r["job_id"] for r in self._export(api, t.key, tag="team:search")) == [
+            "both", "team"]
+        both = self._export(api, t.key, tag=["team:search", "env:prod"])
+        assert [r["job_id"] for r in both] == ["both"]
+        assert self._export(api, t.key, tag="team:nobody") == []
+
+    def test_tag_cells_stay_formula_neutral(self, api: Api) -> None:
+        """A tag-filtered export still neutralises a formula in a text cell."""
+        t = api.tenant()
+        api.track(t.key, [make_event(job_id="=HYPERLINK(1)", tags={"t": "x"})])
+        rows = self._export(api, t.key, tag="t:x")
+        assert [r["job_id"] for r in rows] == ["'=HYPERLINK(1)"]
+
+    @pytest.mark.parametrize("tag", ["nocolon", ":empty-key", "bad key:v"])
+    def test_bad_tag_is_400(self, api: Api, tag: str) -> None:
+        """A malformed ``tag`` is a 400 envelope naming the parameter."""
+        t = api.tenant()
+        response = api.call("GET", "/api/costs/export", t.key, query_string={"tag": tag})
+        assert response.status_code == 400
+        assert response.get_json()["error"]["param"] == "tag.0"
+
+    def test_other_tenants_events_never_export(self, api: Api) -> None:
+        """A tag filter matching another tenant's events exports none of them."""
+        a, b = api.tenant(), api.tenant()
+        api.track(a.key, [make_event(job_id="a", tags={"team": "x"})])
+        assert self._export(api, b.key, tag="team:x") == []
+        response = api.call("GET", "/api/costs/export", b.token,
+                            query_string={"project": a.project_id, "tag": "team:x"})
+        assert response.status_code == 404

@@ -168,3 +168,81 @@ class TestCrossTenant:
         assert api.call("GET", f"/api/projects/{pid}", a.token).status_code == 200
         ingest = api.track(b.key, [make_event()], query_string={"project": pid})
         assert ingest.status_code == 404
+
+
+class TestTimezone:
+    """A project's IANA time zone: set on create and PATCH, validated, returned everywhere."""
+
+    def test_default_set_on_create_and_patch(self, api: Api) -> None:
+        """UTC unless given; create and PATCH set it; every project read returns it."""
+        token = api.user()
+        assert api.project(token)["timezone"] == "UTC"
+        made = api.data("POST", "/api/projects", token,
+                        {"name": "Paris", "timezone": "Europe/Paris"}, status=201)
+        assert made["timezone"] == "Europe/Paris"
+        pid = made["id"]
+        moved = api.data("PATCH", f"/api/projects/{pid}", token, {"timezone": "Asia/Tokyo"})
+        assert moved["timezone"] == "Asia/Tokyo" and moved["name"] == "Paris"
+        renamed = api.data("PATCH", f"/api/projects/{pid}", token, {"name": "Tokyo"})
+        assert renamed["timezone"] == "Asia/Tokyo"  # a rename keeps the zone
+        assert api.data("GET", f"/api/projects/{pid}", token)["timezone"] == "Asia/Tokyo"
+        listed = {p["id"]: p["timezone"] for p in api.data("GET", "/api/projects", token)}
+        assert listed[pid] == "Asia/Tokyo"
+        me = api.data("GET", "/api/auth/me", token)
+        assert {p["id"]: p["timezone"] for p in me["projects"]}[pid] == "Asia/Tokyo"
+
+    @pytest.mark.parametrize("zone", ["Mars/Olympus", "utc+2", "../../etc/passwd", "/etc/UTC",
+                                      "Europe/", "localtime", " UTC", "x" * 65, "", 7, None])
+    def test_bad_zone_is_400_naming_the_field(self, api: Api, zone: object) -> None:
+        """An unknown, malformed or mistyped zone is a 400 envelope with param timezone, on
+        create and on PATCH, and changes nothing."""
+        token = api.user()
+        project = api.project(token)
+        for method, path in (("POST", "/api/projects"),
+                             ("PATCH", f"/api/projects/{project['id']}")):
+            if zone is None and method == "PATCH":
+                continue  # null on PATCH means "leave it"
+            response = api.call(method, path, token, {"name": "x", "timezone": zone})
+            assert response.status_code == 400, (method, zone, response.get_json())
+            error = response.get_json()["error"]
+            assert error["type"] == "invalid_request_error" and error["param"] == "timezone"
+        assert api.data("GET", f"/api/projects/{project['id']}", token)["timezone"] == "UTC"
+        assert [p["name"] for p in api.data("GET", "/api/projects", token)] == [project["name"]]
+
+    def test_only_admins_change_the_zone(self, api: Api) -> None:
+        """Owner and admin may change the zone; member and viewer get 403; all read it."""
+        owner = api.signup()
+        project = api.project(owner["access_token"])
+        pid = project["id"]
+        tokens = {"owner": owner["access_token"]}
+        for role in ("admin", "member", "viewer"):
+            session = api.signup()
+            api.add_member(owner["access_token"], pid, session, role)
+            tokens[role] = session["access_token"]
+        zones = {"owner": "Europe/Paris", "admin": "America/New_York",
+                 "member": "Asia/Tokyo", "viewer": "Asia/Tokyo"}
+        for role in ("owner", "admin", "member", "viewer"):
+            response = api.call("PATCH", f"/api/projects/{pid}", tokens[role],
+                                {"timezone": zones[role]})
+            assert response.status_code == (200 if role in ("owner", "admin") else 403), role
+        for token in tokens.values():
+            assert api.data("GET", f"/api/projects/{pid}", token)["timezone"] == "America/New_York"
+        key = api.key(owner["access_token"], pid, scopes=("admin",))
+        response = api.call("PATCH", f"/api/projects/{pid}", key, {"timezone": "UTC"})
+        assert response.status_code == 403  # a user-only route, even for an admin key
+        assert api.data("GET", f"/api/projects/{pid}", key)["timezone"] == "America/New_York"
+
+    def test_another_tenant_cannot_read_or_change_the_zone(self, api: Api) -> None:
+        """An outsider's PATCH of the zone is a 404 and changes nothing."""
+        a, b = api.tenant(), api.tenant()
+        response = api.call("PATCH", f"/api/projects/{a.project_id}", b.token,
+                            {"timezone": "Asia/Tokyo"})
+        assert response.status_code == 404
+        assert api.call("GET", f"/api/projects/{a.project_id}", b.token).status_code == 404
+        assert api.data("GET", f"/api/projects/{a.project_id}", a.token)["timezone"] == "UTC"
+
+    def test_the_zone_is_in_the_openapi_document(self, api: Api) -> None:
+        """ProjectOut, ProjectCreate and ProjectUpdate document ``timezone``."""
+        schemas = api.client.get("/api/openapi.json").get_json()["components"]["schemas"]
+        for name in ("ProjectOut", "ProjectCreate", "ProjectUpdate"):
+            assert "timezone" in schemas[name]["properties"], name

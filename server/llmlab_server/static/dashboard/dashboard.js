@@ -1,7 +1,8 @@
 // llmlab dashboard: the entry module. It owns the page's state, which lives in the URL
 // (url-state.js): every control navigates to a new query string, and render() draws what the
 // query string says, reloading only the panels whose inputs changed. The back button and a
-// reload therefore give the same view. Modules: api (tokens, fetch), ranges (UTC periods),
+// reload therefore give the same view. Modules: api (tokens, fetch), ranges (periods in the
+// project's time zone),
 // cards (figures and their change against the previous period),
 // overview / detail / events (panels), charts (plotly, themed), theme, format, dom;
 // pages (budgets, settings, webhooks: management), onboarding (a project without events),
@@ -10,6 +11,7 @@
 // Everything taken from data is rendered with textContent (never innerHTML): the CSP forbids
 // inline script, and escaping by construction keeps model names, job ids and tags inert.
 
+import * as account from "./js/account.js";
 import * as api from "./js/api.js";
 import * as detail from "./js/detail.js";
 import { $, clear, el, link } from "./js/dom.js";
@@ -20,8 +22,8 @@ import * as onboarding from "./js/onboarding.js";
 import * as overviewPage from "./js/overview-page.js";
 import * as pages from "./js/pages.js";
 import * as ranges from "./js/ranges.js";
-import { busy, context, current, href, navigate, notice, onRender, reloadProjects,
-         state } from "./js/shell.js";
+import { busy, context, current, href, navigate, notice, onRender, projectInfo,
+         reloadProjects, state } from "./js/shell.js";
 import * as theme from "./js/theme.js";
 import * as url from "./js/url-state.js";
 
@@ -30,13 +32,14 @@ let drilled = null;  // the detail view's EventList
 // -- the page ------------------------------------------------------------------------------
 
 function rangeText(range) {
-  const midnight = (d) => d.getUTCHours() === 0 && d.getUTCMinutes() === 0;
+  const tz = ranges.TZ;
   const span = (start, end) => {
-    if (midnight(start) && midnight(end)) {
-      const last = new Date(end - ranges.DAY);
-      return last - start <= 0 ? day(start) : `${day(start)} – ${day(last)}`;
+    if (ranges.isMidnight(start) && ranges.isMidnight(end)) {
+      const last = new Date(end - 1);
+      return isoDay(last, tz) === isoDay(start, tz) ? day(start, tz) : `${day(start, tz)} – ${day(last, tz)}`;
     }
-    const time = (d) => `${day(d)} ${d.toISOString().slice(11, 16)}`;
+    const hhmm = (w) => `${String(w.hour).padStart(2, "0")}:${String(w.minute).padStart(2, "0")}`;
+    const time = (d) => `${day(d, tz)} ${hhmm(ranges.wall(d))}`;
     return `${time(start)} – ${time(end)}`;
   };
   return { now: span(range.start, range.end), before: span(...Object.values(ranges.previous(range))) };
@@ -48,11 +51,12 @@ function showControls(view, range) {
   $("interval").value = view.by;
   $("custom-range").hidden = view.range !== "custom";
   if (view.range === "custom") {
-    $("from").value = isoDay(range.start);
-    $("to").value = isoDay(new Date(range.end - 1));
+    $("from").value = isoDay(range.start, ranges.TZ);
+    $("to").value = isoDay(new Date(range.end - 1), ranges.TZ);
   }
   const text = rangeText(range);
-  $("range-label").textContent = `${range.label}: ${text.now} (UTC)`;
+  $("range-label").textContent = `${range.label}: ${text.now} (${ranges.TZ})`;
+  $("tz").textContent = ranges.TZ;
   $("range-compare").textContent = view.view === "event" ? "" : `· compared with ${text.before}`;
   for (const a of document.querySelectorAll(".to-overview, #home")) {
     a.href = href({ view: "overview", key: "", event: "", at: "", back: "" });
@@ -72,6 +76,7 @@ async function render() {
     history.replaceState(null, "", url.format(view));
   }
   sessionStorage.setItem(api.KEYS.project, view.project);
+  ranges.setZone(projectInfo(view.project)?.timezone);
   if (view.range === "custom" && ranges.customProblem(view.from, view.to)) {
     notice(`Custom range ignored: ${ranges.customProblem(view.from, view.to)}`);
   }
@@ -91,7 +96,7 @@ async function render() {
   $("detail-view").hidden = !detail.KINDS[view.view];
   $("event-view").hidden = view.view !== "event";
   if (!page) pages.hideAll();
-  const scope = [view.project, view.range, view.from, view.to].join("|");
+  const scope = [view.project, view.range, view.from, view.to, ranges.TZ].join("|");
   const jobs = [];
   if (view.view === "overview") {
     document.title = "llmlab — LLM costs";
@@ -201,7 +206,6 @@ async function start() {
   $("app-view").hidden = false;
   $("controls").hidden = false;
   $("who").textContent = sessionStorage.getItem(api.KEYS.email) || "";
-  $("tz").textContent = ranges.TZ;
   await reloadProjects();
   await busy(render());
 }
@@ -232,6 +236,7 @@ function wire() {
   $("theme").value = theme.choice();
   $("theme").addEventListener("change", (e) => theme.choose(e.target.value));
   $("login-form").addEventListener("submit", login);
+  account.wire(start);
   $("logout").addEventListener("click", () => { api.logout(); signOut("Signed out."); });
   // Another project: the same management page, or its overview (filters and drill-down reset).
   $("project").addEventListener("change", (e) => navigate(href({
@@ -243,8 +248,8 @@ function wire() {
       return;
     }
     const range = ranges.resolve(state.view);
-    $("from").value = isoDay(range.start);
-    $("to").value = isoDay(new Date(range.end - 1));
+    $("from").value = isoDay(range.start, ranges.TZ);
+    $("to").value = isoDay(new Date(range.end - 1), ranges.TZ);
     $("custom-range").hidden = false;
     $("from").focus();
   });

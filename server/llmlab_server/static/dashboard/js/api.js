@@ -8,6 +8,7 @@ export class ApiError extends Error {
     super((body && body.error && body.error.message) || `HTTP ${status}`);
     this.status = status;
     this.code = body && body.error ? body.error.code : null;
+    this.param = body && body.error ? body.error.param || null : null;  // the field at fault
   }
 }
 
@@ -88,14 +89,41 @@ async function call(url, method, body, raw) {
   throw new ApiError(401, null);
 }
 
+/** POST ``body`` to an unauthenticated ``/api/auth`` route; the envelope's ``data``. */
+async function anonymous(path, body) {
+  let response;
+  try {
+    response = await fetch(path, {
+      method: "POST", headers: { "Content-Type": "application/json" }, credentials: "omit",
+      body: JSON.stringify(body),
+    });
+  } catch (_) {
+    throw new ApiError(0, { error: { message: "the server did not answer" } });
+  }
+  const parsed = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, parsed);
+  return parsed ? parsed.data : null;
+}
+
 export async function login(email, password) {
-  const response = await fetch("/api/auth/login", {
-    method: "POST", headers: { "Content-Type": "application/json" }, credentials: "omit",
-    body: JSON.stringify({ email, password }),
-  });
-  const body = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, body);
-  storeSession(body.data);
+  storeSession(await anonymous("/api/auth/login", { email, password }));
+}
+
+/** Create an account (``name`` optional); the server signs it in at once. */
+export async function signup(email, password, name) {
+  const body = { email, password };
+  if (name) body.name = name;
+  storeSession(await anonymous("/api/auth/signup", body));
+}
+
+/** Ask for a reset token by mail: the server answers the same for any address. */
+export async function requestReset(email) {
+  await anonymous("/api/auth/password-reset", { email });
+}
+
+/** Set a new password with a mailed reset token (every session of the account ends). */
+export async function confirmReset(token, password) {
+  await anonymous("/api/auth/password-reset/confirm", { token, password });
 }
 
 export function logout() {

@@ -66,7 +66,8 @@ function fill(budget) {
   $("b-name").value = budget ? budget.name : "Monthly cap";
   $("b-amount").value = budget ? budget.amount : "";
   $("b-period").value = budget ? budget.period : "monthly";
-  $("b-timezone").value = budget ? budget.timezone : "UTC";
+  // A new budget's periods follow the project's zone unless told otherwise.
+  $("b-timezone").value = budget ? budget.timezone : (ctx && ctx.info && ctx.info.timezone) || "UTC";
   $("b-thresholds").value = budget ? budget.thresholds.join(", ") : "50, 80, 100";
   $("b-action").value = budget ? budget.action : "alert";
   for (const name of SCOPE) $(`b-${name}`).value = budget ? budget.scope[name] || "" : "";

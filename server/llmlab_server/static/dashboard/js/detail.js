@@ -5,7 +5,7 @@ import { cardsLoading, setCard, versus } from "./cards.js";
 import { COLORS, chartLoading, moneyAxis, plot, purge } from "./charts.js";
 import { $, failure } from "./dom.js";
 import { compact, count, money, ms, percent } from "./format.js";
-import { DAY, HOUR, params } from "./ranges.js";
+import { HOUR, bucketLabel, params } from "./ranges.js";
 
 export const KINDS = { model: "Model", provider: "Provider", job: "Job", user: "User", tag: "Tag" };
 /** Dimensions ``GET /api/events`` filters on (a tag as ``tag=key:value``). */
@@ -87,23 +87,25 @@ export async function loadDetailChart(ctx) {
       purge(node, "No calls in this range.");
       return;
     }
-    const step = ctx.view.by === "hour" ? HOUR : DAY;
-    // Buckets from the range start (or the oldest event read, when the read was cut short).
+    const unit = ctx.view.by === "hour" ? "hour" : "day";
+    // Buckets (days or hours in the project's zone) from the range start, or from the oldest
+    // event read when the read was cut short.
     const oldest = new Date(events[events.length - 1].timestamp).getTime();
-    const from = cursor ? Math.floor(oldest / step) * step : ctx.range.start.getTime();
+    const from = cursor ? Math.floor(oldest / HOUR) * HOUR : ctx.range.start.getTime();
     const buckets = new Map();
-    for (let t = from; t < ctx.range.end.getTime(); t += step) buckets.set(t, { cost: 0, calls: 0 });
+    for (let t = from; t < ctx.range.end.getTime(); t += HOUR) {
+      const label = bucketLabel(new Date(t), unit);
+      if (!buckets.has(label)) buckets.set(label, { cost: 0, calls: 0 });
+    }
     for (const event of events) {
-      const t = Math.floor(new Date(event.timestamp).getTime() / step) * step;
-      const bucket = buckets.get(t);
+      const bucket = buckets.get(bucketLabel(new Date(event.timestamp), unit));
       if (!bucket) continue;
       bucket.cost += Number(event.cost);
       bucket.calls += 1;
     }
     const keys = [...buckets.keys()];
-    const x = keys.map((t) => new Date(t).toISOString().slice(0, ctx.view.by === "hour" ? 16 : 10));
     plot(node, [{
-      type: "bar", x, y: keys.map((t) => buckets.get(t).cost), marker: { color: COLORS[0] },
+      type: "bar", x: keys, y: keys.map((t) => buckets.get(t).cost), marker: { color: COLORS[0] },
       customdata: keys.map((t) => buckets.get(t).calls), hovertext: keys.map((t) => money(buckets.get(t).cost)),
       hovertemplate: "%{x}<br>%{hovertext}<br>%{customdata} calls<extra></extra>",
     }], { xaxis: { type: "date" }, yaxis: moneyAxis(Math.max(...keys.map((t) => buckets.get(t).cost))) });

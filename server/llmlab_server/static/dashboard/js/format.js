@@ -47,14 +47,17 @@ export function change(current, previous) {
   return `${pct > 0 ? "+" : "−"}${rounded.replace("-", "")}%`;
 }
 
-const DATE = new Intl.DateTimeFormat("en-GB", { timeZone: "UTC", day: "numeric", month: "short", year: "numeric" });
+const DATES = new Map();
 const TIME = new Intl.DateTimeFormat("en-GB", {
   timeZone: "UTC", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit",
   minute: "2-digit", second: "2-digit", hourCycle: "h23" });
 
-/** "6 Dec 2026" (UTC). */
-export function day(date) {
-  return DATE.format(date);
+/** "6 Dec 2026" in ``tz`` (the project's zone for ranges). */
+export function day(date, tz = "UTC") {
+  if (!DATES.has(tz)) {
+    DATES.set(tz, new Intl.DateTimeFormat("en-GB", { timeZone: tz, day: "numeric", month: "short", year: "numeric" }));
+  }
+  return DATES.get(tz).format(date);
 }
 
 /** "2026-12-06 07:21:04" (UTC) for a timestamp. */
@@ -63,7 +66,8 @@ export function timestamp(value) {
   return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second}`;
 }
 
-/** YYYY-MM-DD of ``date`` in UTC. */
-export function isoDay(date) {
-  return date.toISOString().slice(0, 10);
+/** YYYY-MM-DD of ``date`` in ``tz``. */
+export function isoDay(date, tz = "UTC") {
+  return new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" })
+    .format(date);
 }

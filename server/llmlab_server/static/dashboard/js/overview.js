@@ -6,7 +6,7 @@ import { cardsLoading, setCard, versus } from "./cards.js";
 import { COLORS, chartLoading, moneyAxis, plot, purge } from "./charts.js";
 import { $, clear, el, empty, failure, link, loaded, skeleton } from "./dom.js";
 import { compact, count, money, percent, timestamp } from "./format.js";
-import { DAY, TZ, params } from "./ranges.js";
+import { DAY, TZ, bucketLabel, monthStart as monthStartOf, params } from "./ranges.js";
 
 /** Days of a month below which a run-rate forecast is too thin to trust. */
 const THIN_DAYS = 3;
@@ -15,8 +15,8 @@ export async function loadCards(ctx) {
   const ids = ["card-range", "card-calls", "card-tokens", "card-errors", "card-month", "card-forecast"];
   if (!ctx.quiet) cardsLoading(ids);
   const now = new Date();
-  const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
-  const monthEnd = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1));
+  const monthStart = monthStartOf(now);  // in the project's zone
+  const monthEnd = monthStartOf(now, 1);
   const base = { project: ctx.project };
   try {
     const [range, prev, month] = await Promise.all([
@@ -35,7 +35,7 @@ export async function loadCards(ctx) {
     errorsSub.unshift(document.createTextNode(`${count(t.errors)} failed · `));
     setCard("card-errors", percent(t.error_rate), errorsSub);
     setCard("card-month", money(month.totals.cost), `${count(month.totals.calls)} calls since ` +
-            `${monthStart.toISOString().slice(0, 10)}`);
+            `${bucketLabel(monthStart)}`);
     const elapsedDays = (now - monthStart) / DAY;
     const forecast = Number(month.totals.cost) * ((monthEnd - monthStart) / DAY) / elapsedDays;
     if (elapsedDays < THIN_DAYS) {
@@ -120,22 +120,38 @@ function fillDatalist(node, values) {
   }
 }
 
+/** Rows shown in each ranking panel; the rest are one "other" row (the API sums them). */
+export const TOP_LIMIT = 8;
+
 function topTable(ctx, node, summary, label, hrefOf) {
   clear(node);
   loaded(node);
-  const rows = summary.groups.filter((g) => g.key !== null).slice(0, 8);
-  if (!rows.length) {
+  const rows = summary.groups.filter((g) => g.key !== null);
+  const unnamed = summary.groups.find((g) => g.key === null);
+  if (!rows.length && !unnamed && !summary.other) {
     node.appendChild(el("caption", "empty", `No ${label.toLowerCase()} in this range.`));
     return;
   }
   const head = node.appendChild(el("tr"));
   for (const [text, cls] of [[label, ""], ["Calls", "num"], ["Cost", "num"]]) head.appendChild(el("th", cls, text));
-  for (const group of rows) {
-    const tr = node.appendChild(el("tr"));
-    const name = tr.appendChild(el("td"));
-    name.appendChild(link(group.key, hrefOf(group.key), ctx.navigate)).title = group.key;
+  const row = (name, group, cls) => {
+    const tr = node.appendChild(el("tr", cls));
+    tr.appendChild(name);
     tr.appendChild(el("td", "num", count(group.calls)));
     tr.appendChild(el("td", "num", money(group.cost)));
+    return tr;
+  };
+  for (const group of rows) {
+    const name = el("td");
+    name.appendChild(link(group.key, hrefOf(group.key), ctx.navigate)).title = group.key;
+    row(name, group);
+  }
+  // Calls without this dimension (no job, no user, no such tag) are spend too.
+  if (unnamed) row(el("td", "muted", `(no ${label.toLowerCase()})`), unnamed, "unnamed");
+  if (summary.other) {
+    // group_count counts every group, the unnamed one included.
+    const more = summary.group_count - summary.groups.length;
+    row(el("td", "muted", `${count(more)} more`), summary.other, "other");
   }
 }
 
@@ -156,7 +172,7 @@ export async function loadTop(ctx, group) {
   if (!ctx.quiet) tableLoading(node);
   try {
     const summary = await request("/api/costs/summary", { project: ctx.project, ...params(ctx.range),
-                                                         group_by: group });
+                                                         group_by: group, limit: TOP_LIMIT });
     if (ctx.live()) {
       topTable(ctx, node, summary, group === "job" ? "Job" : "User",
                (key) => ctx.href({ view: group, key, tag: "" }));
@@ -186,7 +202,7 @@ export async function loadTags(ctx, tagKeys) {
   if (!ctx.quiet) tableLoading(node);
   try {
     const summary = await request("/api/costs/summary", { project: ctx.project, ...params(ctx.range),
-                                                         group_by: `tag:${key}` });
+                                                         group_by: `tag:${key}`, limit: TOP_LIMIT });
     if (ctx.live()) topTable(ctx, node, summary, key, (value) => ctx.href({ view: "tag", tag: key, key: value }));
   } catch (err) {
     if (ctx.live() && err.status !== 401) tableFailed(node, err, () => loadTags(ctx, tagKeys));

@@ -7,6 +7,7 @@ import { $, el } from "./dom.js";
 import { remember } from "./onboarding.js";
 import { button, canManage, confirmButton, describe, fillTable, forgetSecret, group, onSubmit,
          showSecret, tableFailed, tableLoading, when } from "./ui.js";
+import { fillZoneList, zoneCell } from "./zones.js";
 
 const ROLES = ["owner", "admin", "member", "viewer"];
 let ctx = null;
@@ -15,6 +16,7 @@ let ctx = null;
 
 export async function showProjects(context) {
   ctx = context;
+  fillZoneList();
   await Promise.all([loadProjects(context), loadMyInvitations(context)]);
 }
 
@@ -55,7 +57,7 @@ async function loadProjects(context) {
   try {
     const projects = await request("/api/projects");
     if (!context.live()) return;
-    fillTable(table, ["Name", "Slug", "Your role", "Created (UTC)", ""], projects.map((p) => {
+    fillTable(table, ["Name", "Slug", "Time zone", "Your role", "Created (UTC)", ""], projects.map((p) => {
       const open = button("Open", () => context.navigate(context.href({
         project: String(p.id), view: "overview", key: "", filters: {} })), "secondary",
         `Open ${p.name}`);
@@ -64,7 +66,8 @@ async function loadProjects(context) {
         await context.reloadProjects();
         await loadProjects(context);
       }, `Delete ${p.name} and all its data`) : null;
-      const row = [renameCell(p, context), p.slug, p.role || "—", when(p.created_at), group(open, remove)];
+      const row = [renameCell(p, context), p.slug, zoneCell(p, context, loadProjects), p.role || "—",
+                   when(p.created_at), group(open, remove)];
       row.id = p.id;
       return row;
     }), "No projects yet: create the first one with the form below.");
@@ -206,6 +209,7 @@ export function wire() {
   onSubmit($("project-form"), "p-error", async () => {
     const slug = $("p-slug").value.trim();
     const project = await send("POST", "/api/projects", { name: $("p-name").value.trim(),
+                                                          timezone: $("p-timezone").value.trim() || "UTC",
                                                           ...(slug ? { slug } : {}) });
     // A new project's ingest key, shown once on its onboarding page.
     const key = await send("POST", "/api/keys", { project_id: project.id, name: "ingest",
@@ -213,6 +217,7 @@ export function wire() {
     remember(project.id, key.key);
     $("p-name").value = "";
     $("p-slug").value = "";
+    $("p-timezone").value = "UTC";
     await ctx.reloadProjects();
     ctx.navigate(ctx.href({ project: String(project.id), view: "overview", key: "", filters: {} }));
   });
