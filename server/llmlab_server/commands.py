@@ -18,7 +18,7 @@ from llmlab.cli._output import err_console, out_console
 from llmlab.cli.pricing import update_command
 from llmlab_server import db
 from llmlab_server.config import Config, ConfigError, default_database_url
-from llmlab_server.services import retention
+from llmlab_server.services import partitions, retention
 from llmlab_server.webhook_commands import webhooks_group
 
 __all__ = ["COMMANDS", "demo", "serve", "server_cli"]
@@ -140,6 +140,27 @@ def prune(database: str | None, days: int | None, batch_size: int) -> None:
     finally:
         engine.dispose()
     click.echo(f"deleted {deleted} events from before {before:%Y-%m-%d %H:%M} UTC")
+
+
+@db_group.command("partitions")
+@click.option("--database", "database", default=None, metavar="URL", help=_DATABASE_HELP)
+@click.option("--ahead", type=click.IntRange(min=0, max=120), default=partitions.MONTHS_AHEAD,
+              show_default=True, help="Months of partitions to keep ready after this one.")
+def partitions_command(database: str | None, ahead: int) -> None:
+    """PostgreSQL: create the coming months' partitions of cost_events (the server does it
+    too, at start-up and hourly); list them."""
+    engine = db.make_engine(_database(database))
+    try:
+        with engine.begin() as conn:
+            if not partitions.is_partitioned(conn):
+                raise click.ClickException("cost_events is not partitioned (SQLite, or a "
+                                           "schema before migration 0012).")
+            made = partitions.ensure(conn, ahead=ahead)
+            months = sorted(partitions.month_partitions(conn))
+    finally:
+        engine.dispose()
+    click.echo(f"created {len(made)}; {len(months)} month partitions, "
+               f"{months[0]:%Y-%m} to {months[-1]:%Y-%m}, and {partitions.DEFAULT}")
 
 
 @server_cli.group("pricing")

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,10 +20,11 @@ from alembic.script import ScriptDirectory
 from flask import Flask, current_app, g
 from sqlalchemy import Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["current_revision", "dialect_insert", "engine", "head_revision", "init_app",
-           "make_engine", "session", "upgrade"]
+__all__ = ["compare_options", "current_revision", "dialect_insert", "engine", "head_revision",
+           "init_app", "make_engine", "session", "upgrade"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -69,6 +71,21 @@ def init_app(app: Flask) -> None:
     app.teardown_appcontext(_close_session)
     if app.config["AUTO_MIGRATE"]:
         upgrade(eng)
+    if eng.dialect.name == "postgresql":  # this month's and the next ones' event partitions
+        _ensure_partitions(eng)
+
+
+def _ensure_partitions(eng: Engine) -> None:
+    """Create the coming months' partitions of ``cost_events`` (`services.partitions`); a
+    database not reachable yet only delays it to the first ingest (`partitions.maybe_ensure`)."""
+    from llmlab_server.services import partitions
+
+    try:
+        with eng.begin() as conn:
+            partitions.ensure(conn)
+    except OperationalError:
+        logging.getLogger(__name__).warning("cost_events partitions not checked at start-up",
+                                            exc_info=True)
 
 
 def engine() -> Engine:
@@ -139,6 +156,26 @@ def _migration_lock(eng: Engine) -> Iterator[None]:
         yield
     finally:
         lock.close()  # rolls the empty transaction back, releasing the lock
+
+
+def compare_options(dialect: str) -> dict[str, Any]:
+    """Alembic comparison options (``MigrationContext.configure(opts=...)``) that leave out
+    PostgreSQL's physical layout of events the models do not describe: the month partitions
+    of ``cost_events``, ``cost_event_ids`` and the unique constraint it stands in for
+    (migration 0012, ``services/partitions.py``)."""
+    if dialect != "postgresql":
+        return {}
+
+    def include_name(name: str | None, type_: str, _parents: Any) -> bool:
+        return not (type_ == "table" and name is not None and (
+            name == "cost_event_ids" or name.startswith("cost_events_")))
+
+    def include_object(_obj: Any, name: str | None, type_: str, reflected: bool,
+                       _compare_to: Any) -> bool:
+        return not (type_ == "unique_constraint" and name == "uq_cost_events_project_event"
+                    and not reflected)
+
+    return {"include_name": include_name, "include_object": include_object}
 
 
 def head_revision() -> str | None:

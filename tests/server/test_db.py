@@ -62,7 +62,8 @@ class TestMigrations:
         """The migrated schema has exactly the models' tables, columns and indexes."""
         engine = db.make_engine(database_url)
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            diff = compare_metadata(MigrationContext.configure(
+                    conn, opts=db.compare_options(conn.dialect.name)), Base.metadata)
         engine.dispose()
         assert diff == []
 
@@ -70,7 +71,7 @@ class TestMigrations:
         """The session database is at the newest revision; upgrading again changes nothing."""
         engine = db.make_engine(database_url)
         db.upgrade(engine)
-        assert db.current_revision(engine) == db.head_revision() == "0011"
+        assert db.current_revision(engine) == db.head_revision() == "0012"
         engine.dispose()
 
     def test_downgrade_and_upgrade_round_trip(self, tmp_path: Path) -> None:
@@ -113,7 +114,8 @@ class TestMigrations:
             db.upgrade(engine)
             assert db.current_revision(engine) == db.head_revision()
             with engine.connect() as conn:
-                diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+                diff = compare_metadata(MigrationContext.configure(
+                    conn, opts=db.compare_options(conn.dialect.name)), Base.metadata)
                 collation = conn.execute(text(
                     "SELECT collation_name FROM information_schema.columns WHERE "
                     "table_schema = current_schema() AND table_name = 'cost_events' "

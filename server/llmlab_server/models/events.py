@@ -26,7 +26,13 @@ __all__ = ["CostEventRow", "CostRollupGroupDaily", "CostRollupGroupHourly", "Cos
 
 
 class CostEventRow(Base):
-    """One stored `llmlab.schema.CostEvent`; unique per (project, event id)."""
+    """One stored `llmlab.schema.CostEvent`; unique per (project, event id).
+
+    On PostgreSQL the table is partitioned by month of ``timestamp`` with the primary key
+    (id, timestamp), and the unique (project, event id) key is ``cost_event_ids``'s
+    (migration 0012, `llmlab_server.services.partitions`); ``db.compare_options`` leaves
+    that layout out of model comparisons.
+    """
 
     __tablename__ = "cost_events"
     __table_args__ = (

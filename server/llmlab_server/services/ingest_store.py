@@ -8,8 +8,9 @@ once and counted once. Rows come from `llmlab_server.services.ingest` as tuples
 of driver-ready values in ``_COLUMNS`` order.
 
 * On PostgreSQL the tuples are streamed as ``COPY`` text, one ``%`` format per row, into a
-  per-connection temporary table (``ON COMMIT DELETE ROWS``) and moved with one
-  ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING event_id``.
+  per-connection temporary table (``ON COMMIT DELETE ROWS``) and moved with one statement:
+  the ids into ``cost_event_ids`` (``ON CONFLICT DO NOTHING RETURNING event_id``), the rows
+  of the new ones into ``cost_events``, a table partitioned by month (`partitions`).
 * On SQLite the tuples go through the driver's prepared ``INSERT ... ON CONFLICT DO NOTHING``
   one by one; the row count says which were new.
 """
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from llmlab_server.errors import NotFound
 from llmlab_server.models import MAX_ID, CostEventRow
+from llmlab_server.services.partitions import maybe_ensure
 from llmlab_server.services.rollup_compaction import maybe_compact
 from llmlab_server.services.rollup_upserts import (
     GROUP_DAILY,
@@ -170,6 +172,7 @@ def store(session: Session, project_id: int, rows: Sequence[tuple[Any, ...]],
     session.commit()
     if dialect == "postgresql":  # merge the job/user/tag deltas, about once a second
         maybe_compact(session)
+        maybe_ensure(session)  # next months' partitions, about once an hour
     return inserted
 
 
@@ -218,9 +221,11 @@ def _copy_format(nulls: tuple[bool, ...]) -> tuple[str, int]:
 def _insert_postgres(session: Session, rows: Sequence[tuple[Any, ...]]) -> set[str]:
     """Store ``rows`` (ids unique among them); the event ids that were not stored before.
 
-    COPY into a temporary staging table, then one INSERT ... SELECT in batch order with
-    ON CONFLICT DO NOTHING: idempotency and its concurrency behaviour are the unique
-    index's (a row another transaction is inserting is waited for, then skipped). The
+    COPY into a temporary staging table, then one statement: the batch's ids into
+    ``cost_event_ids`` in batch order with ON CONFLICT DO NOTHING, and the events of the
+    new ids into ``cost_events`` (partitioned by month). Idempotency and its concurrency
+    behaviour are that unique key's (an id another transaction is inserting is waited for,
+    then skipped), whatever timestamp a resend carries. The
     staging table lives as long as the connection and is emptied at every commit or
     rollback of a transaction that used it. (Measured and dropped: looking the batch's ids
     up first and COPYing the new rows straight into ``cost_events`` was slower.)
@@ -235,12 +240,22 @@ def _insert_postgres(session: Session, rows: Sequence[tuple[Any, ...]]) -> set[s
                     f"SELECT 0 AS ordinal, {_COLUMN_LIST} FROM cost_events WITH NO DATA")
         cur.copy_expert(f"COPY {_STAGE} (ordinal, {_COLUMN_LIST}) FROM STDIN",
                         io.StringIO(_copy_text(rows)))
-        cur.execute(f"INSERT INTO cost_events ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} "
-                    f"FROM {_STAGE} ORDER BY ordinal "
-                    "ON CONFLICT (project_id, event_id) DO NOTHING RETURNING event_id")
+        cur.execute(_PG_INSERT)
         return {r[0] for r in cur.fetchall()}
     finally:
         cur.close()
+
+
+#: The ids first, into the unpartitioned ``cost_event_ids`` (the unique key a table
+#: partitioned by month cannot hold: `partitions`), then the events whose id was new.
+_STAGED_COLUMNS = ", ".join(f's."{c}"' for c in _COLUMNS)
+_PG_INSERT = (
+    "WITH new AS (INSERT INTO cost_event_ids (project_id, event_id) "
+    f"SELECT project_id, event_id FROM {_STAGE} ORDER BY ordinal "
+    "ON CONFLICT (project_id, event_id) DO NOTHING RETURNING event_id) "
+    f"INSERT INTO cost_events ({_COLUMN_LIST}) SELECT {_STAGED_COLUMNS} "
+    f"FROM {_STAGE} s JOIN new n ON n.event_id = s.event_id ORDER BY s.ordinal "
+    "RETURNING event_id")
 
 
 def _insert_sqlite(session: Session, rows: Sequence[tuple[Any, ...]]) -> set[str]:
