@@ -127,6 +127,15 @@ class TestProjectZone:
                                "?.textContent || '').startsWith('Asia/Tokyo')")
         assert zoned.get(f"/api/projects/{pid}")["timezone"] == "Asia/Tokyo"
         shot(page, "dashboard-project-zone")
+        # Renaming goes through the same in-place form: the name changes, the zone stays.
+        old_name = zoned.project["name"]
+        page.click(f"button[aria-label='Rename {old_name}']")
+        page.fill(f"input[aria-label='New name of {old_name}']", "Zoned shop")
+        page.click("#m-projects .rename button[type=submit]")
+        page.wait_for_function("() => (document.querySelector('#m-projects .rename')"
+                               "?.textContent || '').startsWith('Zoned shop')")
+        renamed = zoned.get(f"/api/projects/{pid}")
+        assert (renamed["name"], renamed["timezone"]) == ("Zoned shop", "Asia/Tokyo")
 
         series_calls = _requests(page, "/api/costs/timeseries")
         page.goto(f"{zoned.url}/?project={pid}&{DAY_RANGE}")

@@ -105,7 +105,23 @@ class CostEventRow(Base):
     sdk_version: Mapped[str | None] = mapped_column(String(128))
 
 
-class CostRollupHourly(Base):
+class _RollupSums:
+    """The sums every rollup row keeps (exact integers; latency as a sum and a count)."""
+
+    cost_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    calls: Mapped[int] = mapped_column(BigInteger, default=0)
+    errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    latency_ms_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_tools_nanos: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class CostRollupHourly(_RollupSums, Base):
     """Sums of newly stored events per (project, UTC hour, provider, model)."""
 
     __tablename__ = "cost_rollups_hourly"
@@ -115,36 +131,14 @@ class CostRollupHourly(Base):
     hour: Mapped[datetime] = mapped_column(primary_key=True)
     provider: Mapped[str] = mapped_column(String(32), primary_key=True)
     model: Mapped[str] = mapped_column(String(256), primary_key=True)
-    cost_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
-    calls: Mapped[int] = mapped_column(BigInteger, default=0)
-    errors: Mapped[int] = mapped_column(BigInteger, default=0)
-    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    cache_read_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    cache_write_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    latency_ms_sum: Mapped[float] = mapped_column(Float, default=0.0)
-    latency_count: Mapped[int] = mapped_column(BigInteger, default=0)
-    cost_tools_nanos: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
-class _GroupRollup:
-    """The sums of a group rollup row (the same as `CostRollupHourly`'s)."""
+class _GroupRollup(_RollupSums):
+    """A group rollup row: its project and dimension, and the sums of `_RollupSums`."""
 
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     #: ``job``, ``user`` or ``tag:<key>``.
     dimension: Mapped[str] = mapped_column(String(72))
-    cost_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
-    calls: Mapped[int] = mapped_column(BigInteger, default=0)
-    errors: Mapped[int] = mapped_column(BigInteger, default=0)
-    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    cache_read_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    cache_write_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    latency_ms_sum: Mapped[float] = mapped_column(Float, default=0.0)
-    latency_count: Mapped[int] = mapped_column(BigInteger, default=0)
-    cost_tools_nanos: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class CostRollupGroupHourly(_GroupRollup, Base):

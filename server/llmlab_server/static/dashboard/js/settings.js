@@ -6,7 +6,7 @@ import { request, send } from "./api.js";
 import { $, el } from "./dom.js";
 import { remember } from "./onboarding.js";
 import { button, canManage, confirmButton, describe, fillTable, forgetSecret, group, onSubmit,
-         showSecret, tableFailed, tableLoading, when } from "./ui.js";
+         projectFieldCell, showSecret, tableFailed, tableLoading, when } from "./ui.js";
 import { fillZoneList, zoneCell } from "./zones.js";
 
 const ROLES = ["owner", "admin", "member", "viewer"];
@@ -21,34 +21,11 @@ export async function showProjects(context) {
 }
 
 function renameCell(project, context) {
-  const cell = el("span", "rename");
-  const name = cell.appendChild(el("span", null, project.name));
-  if (!canManage(project)) return cell;
-  cell.appendChild(button("Rename", () => {
-    const form = el("form", "inline-form");
-    const input = form.appendChild(el("input"));
-    input.value = project.name;
-    input.required = true;
-    input.maxLength = 128;
-    input.setAttribute("aria-label", `New name of ${project.name}`);
-    form.appendChild(el("button", null, "Save")).type = "submit";
-    const error = form.appendChild(el("span", "error"));
-    error.setAttribute("role", "alert");
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      try {
-        await send("PATCH", `/api/projects/${project.id}`, { name: input.value.trim() });
-        await context.reloadProjects();
-        await loadProjects(context);
-      } catch (err) {
-        if (err.status !== 401) error.textContent = describe(err);
-      }
-    });
-    cell.replaceChildren(form);
-    input.focus();
-  }, "secondary small-button", `Rename ${project.name}`));
-  name.after(" ");
-  return cell;
+  return projectFieldCell(project, context, loadProjects, {
+    field: "name", value: project.name, className: "rename", buttonText: "Rename",
+    buttonLabel: `Rename ${project.name}`, inputLabel: `New name of ${project.name}`,
+    maxLength: 128,
+  });
 }
 
 async function loadProjects(context) {

@@ -1,6 +1,7 @@
 // Building blocks of the management pages: tables, buttons, a two-step confirmation, the
 // "shown once" secret box and form errors. Text from data goes through textContent only.
 
+import { send } from "./api.js";
 import { $, clear, el, failure, loaded } from "./dom.js";
 import { timestamp } from "./format.js";
 
@@ -137,4 +138,41 @@ export function describe(err) {
 /** The caller may manage (admin or owner) the project ``project`` (from GET /api/projects). */
 export function canManage(project) {
   return Boolean(project) && (project.role === "owner" || project.role === "admin");
+}
+
+/**
+ * A project field shown as text; for owners and admins, a button that turns it into a
+ * one-field form saving ``{[field]: value}`` with PATCH /api/projects/<id>, then reloads.
+ * ``opts``: {field, value, className, buttonText, buttonLabel, inputLabel, maxLength, list}.
+ */
+export function projectFieldCell(project, context, reload, opts) {
+  const cell = el("span", opts.className);
+  const shown = cell.appendChild(el("span", null, opts.value));
+  if (!canManage(project)) return cell;
+  cell.appendChild(button(opts.buttonText, () => {
+    const form = el("form", "inline-form");
+    const input = form.appendChild(el("input"));
+    input.value = opts.value;
+    input.required = true;
+    input.maxLength = opts.maxLength;
+    if (opts.list) input.setAttribute("list", opts.list);
+    input.setAttribute("aria-label", opts.inputLabel);
+    form.appendChild(el("button", null, "Save")).type = "submit";
+    const error = form.appendChild(el("span", "error"));
+    error.setAttribute("role", "alert");
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        await send("PATCH", `/api/projects/${project.id}`, { [opts.field]: input.value.trim() });
+        await context.reloadProjects();
+        await reload(context);
+      } catch (err) {
+        if (err.status !== 401) error.textContent = describe(err);
+      }
+    });
+    cell.replaceChildren(form);
+    input.focus();
+  }, "secondary small-button", opts.buttonLabel));
+  shown.after(" ");
+  return cell;
 }
