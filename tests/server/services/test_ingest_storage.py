@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 
 from llmlab.schema import CostEvent
 from llmlab_server import db
@@ -154,7 +154,13 @@ class TestIngestFastPaths:
             items = [make_event() for _ in range(5)]
             engine = session.get_bind()
             with engine.connect() as other:
-                # The other request: the third event, inserted and not yet committed.
+                # The other request: the third event, inserted and not yet committed (on
+                # PostgreSQL its id first, into cost_event_ids: the unique key of the
+                # month-partitioned events, as ingest writes it).
+                if other.dialect.name == "postgresql":
+                    other.execute(text("INSERT INTO cost_event_ids (project_id, event_id) "
+                                       "VALUES (:project, :event)"),
+                                  {"project": project.id, "event": items[2]["id"]})
                 other.execute(insert(CostEventRow), [ingest_row(items[2], project)])
                 result: list[Any] = []
                 racing = threading.Thread(target=lambda: result.append(
