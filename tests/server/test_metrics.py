@@ -48,6 +48,15 @@ def _get(url: str) -> str:
         return str(response.read().decode())
 
 
+def _answered(url: str) -> bool:
+    """GET ``url``: whether the server answered (False when the connection failed)."""
+    try:
+        _get(url)
+    except OSError:
+        return False
+    return True
+
+
 def _health_count(text: str) -> float:
     """The summed count of GET /health answers in an exposition."""
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
@@ -86,11 +95,11 @@ class TestMultiprocess:
             sent = 0
             while True:  # until both workers have answered (the kernel picks one per accept)
                 assert proc.poll() is None and time.monotonic() < deadline
-                try:
-                    with ThreadPoolExecutor(8) as pool:
-                        list(pool.map(lambda _: _get(f"{base}/health"), range(16)))
-                    sent += 16
-                except OSError:  # not listening yet
+                with ThreadPoolExecutor(8) as pool:  # each answered request counts, also
+                    # in a round where others failed (a worker still starting resets some)
+                    answered = sum(pool.map(lambda _: _answered(f"{base}/health"), range(16)))
+                sent += answered
+                if answered < 16:  # not (all) listening yet
                     time.sleep(0.2)
                     continue
                 pids = {line.split()[0] for line in access.read_text().splitlines()
