@@ -13,6 +13,7 @@ from typing import Any
 import openai
 import pytest
 from test_budgets import StatusServer, budget, wait_for
+from test_deferred_pricing import ThreadNotingCatalogue
 
 import llmlab
 from llmlab._estimate import worst_case_cost
@@ -25,20 +26,6 @@ MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
 #: gpt-4o, 1,000 prompt tokens at $2.5/M and 100 output tokens at $10/M.
 COST = Decimal("0.0035")
 CALL = {"model": "gpt-4o", "messages": MESSAGES, "max_tokens": 100}
-
-
-class ThreadNotingCatalogue(Catalogue):
-    """The bundled catalogue, noting which thread priced each call."""
-
-    def __init__(self) -> None:
-        bundled = Catalogue.bundled()
-        super().__init__({"pricing_version": bundled.pricing_version, "source": bundled.source,
-                          "models": bundled._raw})
-        self.threads: list[int] = []
-
-    def cost(self, *args: Any, **kwargs: Any) -> Any:
-        self.threads.append(threading.get_ident())
-        return super().cost(*args, **kwargs)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from llmlab_server import create_app, db
 from llmlab_server.config import TestConfig
 from llmlab_server.models import Base
 
-from .helpers import Api
+from .helpers import Api, Receiver
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 BACKENDS = ("sqlite", "postgres")
@@ -154,3 +154,12 @@ def backend(database_url: str) -> str:
 def api(client: FlaskClient) -> Api:
     """The `Api` helper on ``client``."""
     return Api(client)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A running local webhook receiver (`Receiver`)."""
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()

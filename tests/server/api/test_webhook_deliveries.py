@@ -3,7 +3,6 @@ alerts queued with their deliveries, every try logged, dead letters, tenancy, pa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,20 +14,11 @@ from llmlab_server.models import WebhookDelivery, WebhookDeliveryAttempt
 from llmlab_server.services import webhook_outbox as outbox
 from llmlab_server.services import webhooks
 
-from ..helpers import Api, make_event
-from .test_webhooks import Receiver, hook
+from ..helpers import Api, Receiver, make_event
+from .test_webhooks import hook
 
 FIELDS = {"id", "alert_id", "type", "status", "attempts", "next_attempt_at", "last_status_code",
           "last_error", "last_latency_ms", "created_at", "delivered_at"}
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """A running receiver."""
-    r = Receiver()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
 
 
 @pytest.fixture

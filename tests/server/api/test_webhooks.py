@@ -6,9 +6,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -18,41 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from llmlab_server.services import webhook_outbox as outbox
 from llmlab_server.services import webhooks
 
-from ..helpers import Api, Tenant, make_event
-
-
-class Receiver:
-    """A local webhook receiver that answers ``statuses`` in turn (then 200)."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.statuses: list[int] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.requests.append((dict(self.headers), body))
-                code = outer.statuses.pop(0) if outer.statuses else 200
-                self.send_response(code)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """A running receiver."""
-    r = Receiver()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
+from ..helpers import Api, Receiver, Tenant, make_event
 
 
 @pytest.fixture

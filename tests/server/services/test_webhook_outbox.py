@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,9 +19,9 @@ from llmlab_server.services import webhook_delivery
 from llmlab_server.services import webhook_outbox as outbox
 from llmlab_server.services.webhook_outbox import HookRef
 
-from ..api.test_webhooks import Receiver, hook
+from ..api.test_webhooks import hook
 from ..conftest import make_config
-from ..helpers import Api
+from ..helpers import Api, Receiver
 
 
 def _factory(app: Flask) -> sessionmaker[Session]:
@@ -135,15 +134,6 @@ class TestClaim:
         for attempt, nominal in ((1, 1.0), (2, 4.0), (3, 16.0), (4, 64.0)):
             assert 0.9 * nominal <= outbox.backoff(attempt, 1.0, 3600) <= 1.1 * nominal
         assert outbox.backoff(40, 1.0, 100.0) <= 110.0
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """A running receiver."""
-    r = Receiver()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
 
 
 class TestRestart:
