@@ -41,6 +41,7 @@ from typing import Any
 from weakref import WeakSet
 
 from llmlab._budget_status import Budget, BudgetAlert
+from llmlab._estimate import from_pico, to_pico
 from llmlab._internal import INTERNAL_ERROR
 from llmlab._local_spend import MAX_OPEN, MAX_REMEMBERED, Key, LocalSpend, attribution
 from llmlab._results import ACK_LISTENERS
@@ -78,12 +79,14 @@ class BudgetGuard:
         self._project = project
         self._spend = LocalSpend(max_open)
         #: (per block budget: its index, itself, ``amount - spent``, its project when that is
-        #: its whole scope; the running totals; the reserved totals): read without the lock
-        #: by `check`, replaced as a whole under it.
+        #: its whole scope; the running totals; the reserved totals in pico-dollars): read
+        #: without the lock by `check`, replaced as a whole under it.
         self._view: tuple[list[tuple[int, Budget, Decimal, str | None]], list[Decimal],
-                          list[Decimal]] = ([], [], [])
+                          list[int]] = ([], [], [])
         #: Per budget index: ``amount - spent`` of a block budget, None for an alert one.
         self._limits: list[Decimal | None] = []
+        #: Whether any budget of the last status is a ``block`` one (read on every call).
+        self.blocking = False
         #: Attribution -> the block budgets covering it (a new dict when the budgets change).
         self._blocks_of: dict[Key, tuple[int, ...]] = {}
         self._alerting = False
@@ -145,6 +148,7 @@ class BudgetGuard:
                               self._spend.totals, self._spend.reserved)
                 limits = [b.amount - b.spent if b.action == "block" else None for b in budgets]
                 self._limits = limits if any(x is not None for x in limits) else []
+                self.blocking = bool(self._limits)
                 self._blocks_of = {}
                 self._alerting = any(b.action == "alert" for b in budgets)
                 periods = {(b.id, b.period_start) for b in budgets}
@@ -187,15 +191,18 @@ class BudgetGuard:
                 continue
             if worst is None:
                 worst = estimate()
-            if totals[i] + reserved[i] + worst > headroom:
-                raise self._exceeded(budget, totals[i], reserved[i], worst)
+            held = from_pico(reserved[i])
+            if totals[i] + held + worst > headroom:
+                raise self._exceeded(budget, totals[i], held, worst)
 
-    def reserve(self, key: Key, estimate: Callable[[], Decimal]) -> int | None:
+    def reserve(self, key: Key, estimate: Callable[[], Decimal | int]) -> int | None:
         """Check a call attributed ``key`` (`attribution`) against the block budgets covering
         it and reserve its worst case in their totals, as one step under the lock (so
         concurrent callers cannot both pass on the same headroom). Returns the reservation's
         token for `record_attributed` (None: nothing reserved, no block budget covers it or
-        its worst case is $0); raises `BudgetExceededError` with nothing reserved."""
+        its worst case is $0); raises `BudgetExceededError` with nothing reserved.
+        ``estimate()`` gives the worst case in dollars, or in whole pico-dollars (an int,
+        `worst_case_pico`: what the integrations pass, so the check is integer arithmetic)."""
         blocks_of = self._blocks_of  # read without the lock: replaced, never changed, on refresh
         blocks = blocks_of.get(key)
         if blocks is None:
@@ -204,9 +211,16 @@ class BudgetGuard:
                 blocks = self._blocks_covering(key)
         if not blocks:
             return None
-        worst = estimate()  # outside the lock: it reads the request
+        try:
+            worst = estimate()  # outside the lock: it reads the request
+        except Exception:
+            logger.exception("llmlab: could not estimate the cost of a call; not blocking it",
+                             extra={INTERNAL_ERROR: True})
+            return None
         if not worst:
             return None
+        if not isinstance(worst, int):
+            worst = to_pico(worst)
         lock = self._lock
         lock.acquire()  # not `with`: this runs on every budgeted call
         try:
@@ -214,11 +228,12 @@ class BudgetGuard:
                 blocks = self._blocks_covering(key)
                 if not blocks:
                     return None
-            spend, limits = self._spend, self._limits
-            totals, reserved = spend.totals, spend.reserved
+            spend = self._spend
+            headroom, reserved = spend.headroom, spend.reserved
             for i in blocks:
-                if totals[i] + reserved[i] + worst > limits[i]:  # type: ignore[operator]
-                    raise self._exceeded(spend.budgets[i], totals[i], reserved[i], worst)
+                if reserved[i] + worst > headroom[i]:
+                    raise self._exceeded(spend.budgets[i], spend.totals[i],
+                                         from_pico(reserved[i]), from_pico(worst))
             return spend.reserve(key, blocks, worst)
         finally:
             lock.release()
@@ -241,11 +256,12 @@ class BudgetGuard:
         """Per budget of the last status: (local spend the status may not include, worst
         cases reserved by calls not yet settled)."""
         with self._lock:
-            return list(zip(self._spend.totals, self._spend.reserved, strict=True))
+            return [(total, from_pico(held)) for total, held
+                    in zip(self._spend.totals, self._spend.reserved, strict=True)]
 
     def has_blocks(self) -> bool:
-        """Whether any budget of the last status is a ``block`` one (cheap: per call)."""
-        return bool(self._limits)
+        """Whether any budget of the last status is a ``block`` one (`blocking`)."""
+        return self.blocking
 
     @staticmethod
     def _exceeded(budget: Budget, local: Decimal, reserved: Decimal,

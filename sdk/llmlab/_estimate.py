@@ -35,7 +35,8 @@ from llmlab._consts import CHARS_PER_TOKEN
 from llmlab._estimate_media import MEDIA_MODES, media_worst_case, tool_fee_bound
 from llmlab.pricing import Catalogue
 
-__all__ = ["estimate_prompt_tokens", "max_output_tokens", "tokens_for_chars", "worst_case_cost"]
+__all__ = ["estimate_prompt_tokens", "from_pico", "max_output_tokens", "to_pico", "tokens_for_chars",
+           "worst_case_cost", "worst_case_pico"]
 
 #: Request fields that hold the prompt, across OpenAI, Anthropic and Gemini.
 _PROMPT_FIELDS = ("messages", "input", "prompt", "system", "instructions", "contents", "tools")
@@ -45,8 +46,8 @@ _MAX_OUTPUT_FIELDS = ("max_completion_tokens", "max_output_tokens", "max_tokens"
 DEFAULT_MAX_OUTPUT = 4096
 #: Characters counted for the framing of a prompt given as a bare string (its turn's markers).
 _TURN = 8
-_ZERO = Decimal(0)
 _ONE = Decimal(1)
+_MISSING: Any = object()
 #: Request ``service_tier`` values and the catalogue's rate table they are billed from.
 _TIERS = {None: "standard", "default": "standard", "auto": "standard", "standard": "standard",
           "scale": "standard", "batch": "batch", "flex": "flex", "priority": "priority"}
@@ -181,16 +182,38 @@ def _pico(rate: Decimal) -> int:
     return math.ceil(rate.scaleb(_PICO))
 
 
+def to_pico(amount: Decimal) -> int:
+    """A dollar amount in whole pico-dollars, rounded up (a worst case never shrinks)."""
+    return math.ceil(amount.scaleb(_PICO))
+
+
+def from_pico(amount: int) -> Decimal:
+    """Whole pico-dollars as dollars."""
+    return Decimal(amount).scaleb(-_PICO)
+
+
 def worst_case_cost(catalogue: Catalogue | None, provider: str, model: str,
                     kwargs: Mapping[str, Any], project: str | None = None) -> Decimal:
     """The most this request can cost: estimated prompt + maximum output, at the dearest
     rates it may be billed at (see the module docstring); $0 for a model without a price."""
+    return from_pico(worst_case_pico(catalogue, provider, model, kwargs, project))
+
+
+def worst_case_pico(catalogue: Catalogue | None, provider: str, model: str,
+                    kwargs: Mapping[str, Any], project: str | None = None) -> int:
+    """`worst_case_cost` in whole pico-dollars, rounded up: what the budget guard reserves.
+
+    Integer arithmetic only for a chat request (no `Decimal`, whose context and code a call
+    would otherwise fetch on every budgeted call), unless tools or a markup apply.
+    """
     catalogue = catalogue or Catalogue.default()
-    entry = catalogue.resolve(model, provider)
+    entry = catalogue._resolved.get((model, provider), _MISSING)  # `resolve`'s cache, inline
+    if entry is _MISSING:
+        entry = catalogue.resolve(model, provider)
     if entry is None:
-        return _ZERO
+        return 0
     if entry.mode in MEDIA_MODES:
-        return _media_cost(catalogue, entry, kwargs, project)
+        return to_pico(_media_cost(catalogue, entry, kwargs, project))
     chars = 0
     output = 0
     fields = _FIELDS
@@ -219,12 +242,14 @@ def worst_case_cost(catalogue: Catalogue | None, provider: str, model: str,
         prompt_rate, output_rate = cached[1], cached[2]
     else:
         prompt_rate, output_rate = _dearest(period, svc, prompt)
-    cost = Decimal(prompt * prompt_rate + output * output_rate).scaleb(-_PICO)
+    cost = prompt * prompt_rate + output * output_rate
     if "tools" in kwargs:
         fees = tool_fee_bound(kwargs, period.tools, catalogue.tool_prices.get(entry.provider))
         if fees:
-            cost += fees * _scale(period)
+            cost += to_pico(fees * _scale(period))
     markups = catalogue._markups
     if markups:
-        cost *= max(_ONE, markups.get(project) or markups.get(None) or _ONE)
+        markup = markups.get(project) or markups.get(None) or _ONE
+        if markup > _ONE:
+            cost = to_pico(Decimal(cost) * markup)
     return cost

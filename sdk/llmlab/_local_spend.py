@@ -51,6 +51,7 @@ Not thread-safe: the guard calls every method under its lock.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -78,6 +79,8 @@ Cover = tuple[int, ...]
 Key = tuple[Any, Any, Any, Any, tuple[tuple[str, str], ...]]
 #: An open record: (amount, attribution, cover, wall time recorded).
 Record = tuple[Decimal, Key, Cover, float]
+#: A reservation: (worst case in whole pico-dollars, attribution, cover).
+Reservation = tuple[int, Key, Cover]
 
 
 class _Held:
@@ -99,9 +102,14 @@ class LocalSpend:
         self.budgets: list[Budget] = []
         #: Replaced (never resized) when the budgets change, so a reader may hold it.
         self.totals: list[Decimal] = []
-        #: Worst cases reserved by calls not yet settled, per budget (replaced like `totals`).
-        self.reserved: list[Decimal] = []
-        self._reservations: OrderedDict[int, Record] = OrderedDict()
+        #: Worst cases reserved by calls not yet settled, per budget, in whole pico-dollars
+        #: (integers: the per-call check does no `Decimal` arithmetic); replaced like `totals`.
+        self.reserved: list[int] = []
+        #: Per block budget, what its status leaves minus its local spend (``amount - spent -
+        #: totals[i]``) in whole pico-dollars, rounded down: kept in step with `totals`, so
+        #: the per-call check compares integers.
+        self.headroom: list[int] = []
+        self._reservations: OrderedDict[int, Reservation] = OrderedDict()
         #: Reservations kept as spend past the bound -> the key of that open record.
         self._kept: OrderedDict[int, int] = OrderedDict()
         self._tokens = 0
@@ -129,6 +137,7 @@ class LocalSpend:
             totals = self.totals
             for i in cover:
                 totals[i] += amount
+            self._sync(cover)
         record: Record = (amount, key, cover, now)
         opened = self._open
         if event_id is None or opened.setdefault(event_id, record) is not record:
@@ -143,15 +152,15 @@ class LocalSpend:
         cover = self._covers.get(key)
         return self._cover_of(key) if cover is None else cover
 
-    def reserve(self, key: Key, cover: Cover, amount: Decimal) -> int:
-        """Reserve ``amount`` in the budgets of ``cover`` (the block budgets covering ``key``)
-        until `settle`; returns its token."""
+    def reserve(self, key: Key, cover: Cover, amount: int) -> int:
+        """Reserve ``amount`` pico-dollars in the budgets of ``cover`` (the block budgets
+        covering ``key``) until `settle`; returns its token."""
         reserved = self.reserved
         for i in cover:
             reserved[i] += amount
         self._tokens += 1
         reservations = self._reservations
-        reservations[self._tokens] = (amount, key, cover, 0.0)
+        reservations[self._tokens] = (amount, key, cover)
         if len(reservations) > self.max_open:  # never settled (its event was never built)
             self.keep(next(iter(reservations)), remember=True)
         return self._tokens
@@ -162,7 +171,7 @@ class LocalSpend:
         record = self._reservations.pop(token, None)
         if record is None:
             return False
-        amount, _, cover, _ = record
+        amount, _, cover = record
         reserved = self.reserved
         for i in cover:
             reserved[i] -= amount
@@ -174,7 +183,8 @@ class LocalSpend:
         call may still be settled (`unkeep`)."""
         record = self._reservations.get(token)
         if record is not None and self.settle(token):
-            self.record(record[1], record[0], None, time.time() if now is None else now)
+            self.record(record[1], Decimal(record[0]).scaleb(-12), None,
+                        time.time() if now is None else now)
             if remember:
                 self._kept[token] = self._unnamed
                 if len(self._kept) > self.max_open:
@@ -190,6 +200,7 @@ class LocalSpend:
             totals = self.totals
             for i in record[2]:
                 totals[i] -= record[0]
+            self._sync(record[2])
 
     def _cover_of(self, key: Key) -> Cover:
         """The budgets an attribution counts toward, remembered (most calls share a few)."""
@@ -255,7 +266,18 @@ class LocalSpend:
             self._indexed = list(enumerate(budgets))
         else:
             self._rebuild(budgets)
+        self._sync(range(len(budgets)))
         return True
+
+    def _sync(self, cover: Iterable[int]) -> None:
+        """`headroom` of the block budgets in ``cover`` after their totals moved."""
+        headroom, totals, budgets = self.headroom, self.totals, self.budgets
+        if len(headroom) != len(budgets):
+            headroom = self.headroom = [0] * len(budgets)
+        for i in cover:
+            budget = budgets[i]
+            if budget.action == "block":
+                headroom[i] = math.floor((budget.amount - budget.spent - totals[i]).scaleb(12))
 
     def _rebuild(self, budgets: list[Budget]) -> None:
         """New budgets (or periods): every cover and total again, once."""
@@ -287,14 +309,14 @@ class LocalSpend:
             self._open[event_id] = (amount, key, cover, when)
             for i in cover:
                 totals[i] += amount
-        reserved = [ZERO] * len(budgets)
-        for token, (amount, key, _, when) in list(self._reservations.items()):
+        reserved = [0] * len(budgets)
+        for token, (worst, key, _) in list(self._reservations.items()):
             call = _call(key)
             cover = self._intern(tuple(i for i, b in enumerate(budgets)
                                        if b.action == "block" and b.covers(call)))
-            self._reservations[token] = (amount, key, cover, when)
+            self._reservations[token] = (worst, key, cover)
             for i in cover:
-                reserved[i] += amount
+                reserved[i] += worst
         self.reserved = reserved
         self._acked = _remap_sums(self._acked, remap, None, totals)
         self._sealed = _remap_sums(self._sealed, remap, None, totals)
@@ -312,7 +334,8 @@ class LocalSpend:
         self._kept.clear()
         self._acked, self._sealed, self._held = {}, {}, []
         self.totals = [ZERO] * len(self.budgets)
-        self.reserved = [ZERO] * len(self.budgets)
+        self.reserved = [0] * len(self.budgets)
+        self._sync(range(len(self.budgets)))
 
     # -- what tests and stats read ---------------------------------------------------------------
 

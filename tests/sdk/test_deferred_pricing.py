@@ -176,10 +176,11 @@ def test_a_plain_call_outside_any_scope_takes_the_fast_path(
     the worker; in a scope the full path records it at once."""
     fake.configure("openai", usage=USAGE)
     fast = _llmlab_functions_called(lambda: chat(fake))
-    assert "_finish_plain" in fast and "_begin" not in fast and "__init__" not in fast
+    assert "_build_plain" not in fast and "_begin" not in fast and "__init__" not in fast
+    assert "submit" in fast
     with llmlab.track():
         full = _llmlab_functions_called(lambda: chat(fake))
-    assert "_begin" in full and "_finish_plain" not in full
+    assert "_begin" in full
     assert [Decimal(e["cost"]["total"]) for e in delivered(transport)] == [GPT_4O_COST] * 2
 
 
@@ -196,7 +197,7 @@ def test_a_plain_anthropic_call_takes_the_fast_path_and_raw_responses_do_not(
     kwargs: dict[str, Any] = {"model": "claude-haiku-4-5", "max_tokens": 100,
                               "messages": MESSAGES}
     fast = _llmlab_functions_called(lambda: client.messages.create(**kwargs))
-    assert "_finish_plain" in fast and "_begin" not in fast and "_handle_result" not in fast
+    assert "submit" in fast and "_begin" not in fast and "_handle_result" not in fast
     assert "from_any" not in fast  # the usage is normalised on the worker
     raw: list[Any] = []
     full = _llmlab_functions_called(
@@ -221,7 +222,7 @@ def test_gemini_usage_is_normalised_on_the_worker(
                           http_options=types.HttpOptions(base_url=fake.google_base_url))
     plain = _llmlab_functions_called(
         lambda: client.models.generate_content(model="gemini-2.5-flash", contents="hi"))
-    assert "_finish_plain" in plain and "from_any" not in plain
+    assert "submit" in plain and "_begin" not in plain and "from_any" not in plain
     streamed = _llmlab_functions_called(lambda: list(client.models.generate_content_stream(
         model="gemini-2.5-flash", contents="hi")))
     assert "on_chunk" in streamed and "from_any" not in streamed

@@ -15,6 +15,7 @@ from types import FrameType
 from typing import Any
 
 from llmlab._budgets import Budget, BudgetGuard
+from llmlab._estimate import from_pico, to_pico
 from llmlab._local_spend import MAX_HELD, MAX_OPEN, LocalSpend, attribution
 from llmlab.schema import new_event_id
 
@@ -283,25 +284,30 @@ def _reserve_into(tokens: list[int | None], guard: BudgetGuard, key: Any) -> Non
     tokens.append(guard.reserve(key, lambda: Decimal("0.01")))
 
 
+def pico(dollars: str) -> int:
+    """Whole pico-dollars, as reservations are kept."""
+    return to_pico(Decimal(dollars))
+
+
 class TestReservations:
     """A call's worst case, reserved at its check until its event is priced."""
 
     def test_a_reservation_counts_until_settled_to_the_real_cost(self) -> None:
         spend = books(budget())
         key = attribution(CALL)
-        token = spend.reserve(key, spend.cover(key), Decimal("0.3"))
-        assert (spend.totals, spend.reserved) == ([Decimal(0)], [Decimal("0.3")])
+        token = spend.reserve(key, spend.cover(key), pico("0.3"))
+        assert (spend.totals, spend.reserved) == ([Decimal(0)], [pico("0.3")])
         assert spend.settle(token) and not spend.settle(token)  # once
         spend.record(key, Decimal("0.1"), "e1", NOV)
-        assert (spend.totals, spend.reserved) == ([Decimal("0.1")], [Decimal(0)])
+        assert (spend.totals, spend.reserved) == ([Decimal("0.1")], [0])
 
     def test_a_reservation_whose_event_is_never_built_is_kept_as_spend(self) -> None:
         """Never fail open: a call whose real cost will never be known keeps its worst case,
         as spend no acknowledgement can release."""
         spend = books(budget())
         key = attribution(CALL)
-        spend.keep(spend.reserve(key, spend.cover(key), Decimal("0.3")), NOV)
-        assert (spend.totals, spend.reserved) == ([Decimal("0.3")], [Decimal(0)])
+        spend.keep(spend.reserve(key, spend.cover(key), pico("0.3")), NOV)
+        assert (spend.totals, spend.reserved) == ([Decimal("0.3")], [0])
         assert spend.apply([budget()], spend.cut()) and spend.totals == [Decimal("0.3")]
 
     def test_reservations_never_settled_stay_bounded_and_counted(self) -> None:
@@ -310,19 +316,33 @@ class TestReservations:
         spend = books(budget(), max_open=10)
         key = attribution(CALL)
         for _ in range(25):
-            spend.reserve(key, spend.cover(key), Decimal("0.01"))
+            spend.reserve(key, spend.cover(key), pico("0.01"))
         assert spend.reservations == 10 and spend.open_records <= 10
-        assert spend.totals[0] + spend.reserved[0] == Decimal("0.25")
+        assert spend.totals[0] + from_pico(spend.reserved[0]) == Decimal("0.25")
 
     def test_new_budgets_count_the_reservations_they_cover(self) -> None:
         spend = books(budget())
         key = attribution(CALL)
-        token = spend.reserve(key, spend.cover(key), Decimal("0.3"))
+        token = spend.reserve(key, spend.cover(key), pico("0.3"))
         other = budget(id="b_2", scope={"project": "q"})
         assert spend.apply([other, budget(), budget(id="b_3", scope={"model": "gpt-4o"})],
                            spend.cut())
-        assert spend.reserved == [Decimal(0), Decimal("0.3"), Decimal("0.3")]
-        assert spend.settle(token) and spend.reserved == [Decimal(0)] * 3
+        assert spend.reserved == [0, pico("0.3"), pico("0.3")]
+        assert spend.settle(token) and spend.reserved == [0] * 3
+
+    def test_headroom_follows_the_totals_in_whole_pico_dollars(self) -> None:
+        """What the per-call check compares with: the status's ``amount - spent`` less the
+        local spend, rounded down (never more room than there is), after every change."""
+        spend = books(budget(amount="1", spent="0.25"))
+        key = attribution(CALL)
+        assert spend.headroom == [pico("0.75")]
+        spend.record(key, Decimal("0.1000000000005"), "e1", NOV)  # below a pico-dollar
+        assert spend.headroom == [pico("0.6499999999995") - 1]
+        spend.acknowledge(["e1"])
+        assert spend.apply([budget(amount="1", spent="0.3500000000005")], spend.cut())
+        assert spend.headroom == [pico("0.6499999999995") - 1]  # released, counted there
+        spend.keep(spend.reserve(key, spend.cover(key), pico("0.2")), NOV)
+        assert spend.headroom == [pico("0.4499999999995") - 1]
 def test_a_reservation_kept_for_the_bound_is_replaced_by_its_real_cost_not_added_to() -> None:
     """Past ``max_open`` reservations the oldest is kept as spend (its worst case); when that
     call is priced after all, its real cost replaces the worst case: counted once."""

@@ -29,8 +29,8 @@ class Call:
     """
 
     __slots__ = ("_done", "error_type", "estimated", "extra", "kwargs", "latency_ms", "model",
-                 "operation", "provider", "requested_model", "reservation", "started", "status",
-                 "stream", "tracker", "ttfb_ms", "usage", "when")
+                 "operation", "provider", "region", "requested_model", "reservation", "started",
+                 "status", "stream", "tracker", "ttfb_ms", "usage", "when")
 
     def __init__(self, tracker: NonRecordingTracker, provider: str, requested_model: str | None,
                  operation: str, kwargs: dict[str, Any], started: float | None = None,
@@ -44,6 +44,8 @@ class Call:
         self.kwargs = kwargs
         self.started = _perf_counter() if started is None else started
         self.ttfb_ms: float | None = None
+        #: The region the client bills in (`CallSpec.region`), added to the record's extra.
+        self.region: str | None = None
         self._done = False
 
     def elapsed_ms(self) -> float:
@@ -100,7 +102,7 @@ class Call:
         self.stream = stream
         self.status = status
         self.error_type = error_type
-        self.extra = extra
+        self.extra = extra if self.region is None else {**extra, "region": self.region}
         self.kwargs = RELEASED  # a large request is not kept alive by a queued record
 
     def fail(self, exc: BaseException, *, stream: bool = False) -> None:

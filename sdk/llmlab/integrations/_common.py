@@ -15,10 +15,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from llmlab import _tracker
-from llmlab._estimate import worst_case_cost
+from llmlab._estimate import worst_case_cost, worst_case_pico
 from llmlab._internal import INTERNAL_ERROR, log_internal_error
 from llmlab._scope import _CURRENT as _CURRENT_SCOPE
 from llmlab.errors import BudgetExceededError
@@ -30,6 +31,7 @@ __all__ = ["AsyncStreamProxy", "Call", "CallSpec", "StreamState", "SyncStreamPro
 
 logger = logging.getLogger("llmlab")
 _perf_counter = time.perf_counter
+_time = time.time
 
 #: Set while an instrumented call runs: an instrumented call inside it (a wrapped client under
 #: a patched class, `parse` calling `create`) is the same billed call and is not recorded again.
@@ -71,6 +73,10 @@ class CallSpec:
     model_kwarg: str = "model"
     #: The model a request naming none is billed as (the Images API's default), or None.
     default_model: Callable[[dict[str, Any]], str | None] | None = None
+    #: The data-residency region calls on an instance are billed in (an OpenAI client of a
+    #: regional host), or None; read when the call's event is built (on the worker thread
+    #: for a fast-path call), so the calling thread does not pay for it.
+    region: Callable[[Any], str | None] | None = None
 
     def defers_plain_calls(self) -> bool:
         """Whether a plain (non-streamed) call may take the fast path: nothing but
@@ -100,12 +106,14 @@ def _begin(spec: CallSpec, instance: Any,
         model_name = model if isinstance(model, str) else None
         guard = tracker.budget_guard
         if model_name and (_CURRENT_SCOPE.get() is not None
-                           or (guard is not None and guard.has_blocks())):
+                           or (guard is not None and guard.blocking)):
             reservation = tracker.check_budget(provider, model_name, _once(
                 lambda: _worst_case(tracker, provider, model_name, kwargs)))
         if tracker.active:
             call = Call(tracker, provider, model_name, spec.operation, kwargs,
                         reservation=reservation)
+            if spec.region is not None:
+                call.region = spec.region(instance)
             is_stream = spec.is_stream
             stream = bool(kwargs.get("stream")) if is_stream is stream_kwarg else is_stream(
                 kwargs)
@@ -172,6 +180,8 @@ def _build_plain(record: tuple[Any, ...]) -> dict[str, Any] | None:
         call = Call(tracker, spec.provider(instance),
                     requested if isinstance(requested, str) else None, spec.operation,
                     RELEASED, started, reservation)
+        if spec.region is not None:
+            call.region = spec.region(instance)
         call._set_outcome(model, usage, False, 0, "ok", None, extra, ended, when)
     except Exception:
         log_internal_error()
@@ -181,32 +191,27 @@ def _build_plain(record: tuple[Any, ...]) -> dict[str, Any] | None:
     return tracker.build_deferred(call)  # type: ignore[no-any-return]
 
 
-def _finish_plain(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, Any],
-                  started: float, result: Any, reservation: int | None) -> Any:
-    """The fast path after a plain call returned: queue it for the worker (`_build_plain`).
-
-    A result `adapt_result` wraps, or one without usage (estimated from the request, which
-    the caller may change later), is recorded by the full path now instead.
-    """
-    ended = _perf_counter()
+def _finish_unqueued(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, Any],
+                     started: float, result: Any, reservation: int | None) -> Any:
+    """The fast path after a plain call whose result is not queued as it is (one
+    `adapt_result` wraps, or one without usage, estimated from the request, which the caller
+    may change later): recorded by the full path now."""
     try:
-        adapted = spec.adapted_types
-        if adapted is None or type(result).__name__ not in adapted:
-            model, usage, extra = spec.read_result(result)
-            if usage is not None:
-                if not tracker.worker.submit((_build_plain, tracker, spec, instance,
-                                              kwargs.get(spec.model_kwarg), model, usage, extra,
-                                              started, ended, time.time(), reservation)) \
-                        and reservation is not None:
-                    tracker.budget_guard.keep(reservation)  # never priced: its worst case stays
-                return result
         return _handle_result(spec, _late_call(spec, tracker, instance, kwargs, started,
                                                reservation), result, False)
     except Exception:
         log_internal_error()
-        if reservation is not None:  # unrecorded: the worst case stays (a no-op if settled)
-            tracker.budget_guard.keep(reservation)
+        _keep(tracker, reservation)
         return result
+
+
+def _keep(tracker: Any, reservation: int | None) -> None:
+    """Keep an unrecorded call's reservation as spend (a no-op once settled; never raises)."""
+    if reservation is not None:
+        try:
+            tracker.budget_guard.keep(reservation)
+        except Exception:
+            log_internal_error()
 
 
 def _fail_plain(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, Any],
@@ -217,8 +222,7 @@ def _fail_plain(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, A
         _late_call(spec, tracker, instance, kwargs, started, reservation).fail(exc)
     except Exception:
         log_internal_error()
-        if reservation is not None:  # unrecorded: the worst case stays (a no-op if settled)
-            tracker.budget_guard.keep(reservation)
+        _keep(tracker, reservation)  # unrecorded: the worst case stays
 
 
 def _late_call(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, Any],
@@ -230,15 +234,18 @@ def _late_call(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, An
 
 def _reserve(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, Any]) -> int | None:
     """The fast path's budget check (outside any scope): raise `BudgetExceededError` if the
-    call's worst case would break a block budget, else reserve it (`BudgetGuard.reserve`)."""
+    call's worst case would break a block budget, else reserve it (`BudgetGuard.reserve`).
+    The estimate is a `partial` of `worst_case_pico` (integer pico-dollars), called without a
+    Python frame of its own: this runs on every budgeted call."""
     try:
         model = kwargs.get(spec.model_kwarg)
         if not isinstance(model, str) or not model:
             return None
-        provider = spec.provider(instance)
+        project = tracker.options.project
         return tracker.budget_guard.reserve(  # type: ignore[no-any-return]
-            (tracker.options.project, None, None, model, ()),
-            lambda: _worst_case(tracker, provider, model, kwargs))
+            (project, None, None, model, ()),
+            partial(worst_case_pico, tracker.catalogue, spec.provider(instance), model,
+                    kwargs, project))
     except BudgetExceededError:
         raise
     except Exception:
@@ -273,6 +280,7 @@ def sync_wrapper(spec: CallSpec) -> Callable[[Callable[..., Any], Any, tuple[Any
     """A wrapt wrapper recording a synchronous provider method."""
     plain_ok = spec.defers_plain_calls()
     stream_flag = spec.is_stream is stream_kwarg  # the usual ``stream=True``: read inline
+    read_result, adapted, model_kwarg = spec.read_result, spec.adapted_types, spec.model_kwarg
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
@@ -286,7 +294,7 @@ def sync_wrapper(spec: CallSpec) -> Callable[[Callable[..., Any], Any, tuple[Any
                          if stream_flag else _takes_fast_path(spec, tracker, kwargs)):
             guard = tracker.budget_guard
             reservation = (_reserve(spec, tracker, instance, kwargs)
-                           if guard is not None and guard.has_blocks() else None)
+                           if guard is not None and guard.blocking else None)
             started = _perf_counter()
             in_call.active = True
             try:
@@ -296,7 +304,25 @@ def sync_wrapper(spec: CallSpec) -> Callable[[Callable[..., Any], Any, tuple[Any
                 _fail_plain(spec, tracker, instance, kwargs, started, exc, reservation)
                 raise
             in_call.active = False
-            return _finish_plain(spec, tracker, instance, kwargs, started, result, reservation)
+            # Queue the call for the worker (`_build_plain`): inlined, as every frame on this
+            # path costs more here, after the provider SDK's work, than in a loop.
+            ended = _perf_counter()
+            try:
+                if adapted is None or type(result).__name__ not in adapted:
+                    model, usage, extra = read_result(result)
+                    if usage is not None:
+                        if not tracker.worker.submit((
+                                _build_plain, tracker, spec, instance, kwargs.get(model_kwarg),
+                                model, usage, extra, started, ended, _time(), reservation)) \
+                                and reservation is not None:
+                            _keep(tracker, reservation)  # never priced: its worst case stays
+                        return result
+            except Exception:
+                log_internal_error()
+                _keep(tracker, reservation)
+                return result
+            return _finish_unqueued(spec, tracker, instance, kwargs, started, result,
+                                    reservation)
         call, stream, kwargs = _begin(spec, instance, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
@@ -322,6 +348,7 @@ def async_wrapper(spec: CallSpec) -> Callable[[Callable[..., Awaitable[Any]], An
     """A wrapt wrapper recording an async provider method (the same paths as `sync_wrapper`)."""
     plain_ok = spec.defers_plain_calls()
     stream_flag = spec.is_stream is stream_kwarg
+    read_result, adapted, model_kwarg = spec.read_result, spec.adapted_types, spec.model_kwarg
 
     async def wrapper(wrapped: Callable[..., Awaitable[Any]], instance: Any,
                       args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -333,7 +360,7 @@ def async_wrapper(spec: CallSpec) -> Callable[[Callable[..., Awaitable[Any]], An
                          if stream_flag else _takes_fast_path(spec, tracker, kwargs)):
             guard = tracker.budget_guard
             reservation = (_reserve(spec, tracker, instance, kwargs)
-                           if guard is not None and guard.has_blocks() else None)
+                           if guard is not None and guard.blocking else None)
             started = _perf_counter()
             token = _IN_CALL.set(True)
             try:
@@ -343,7 +370,23 @@ def async_wrapper(spec: CallSpec) -> Callable[[Callable[..., Awaitable[Any]], An
                 _fail_plain(spec, tracker, instance, kwargs, started, exc, reservation)
                 raise
             _IN_CALL.reset(token)
-            return _finish_plain(spec, tracker, instance, kwargs, started, result, reservation)
+            ended = _perf_counter()  # as in `sync_wrapper`
+            try:
+                if adapted is None or type(result).__name__ not in adapted:
+                    model, usage, extra = read_result(result)
+                    if usage is not None:
+                        if not tracker.worker.submit((
+                                _build_plain, tracker, spec, instance, kwargs.get(model_kwarg),
+                                model, usage, extra, started, ended, _time(), reservation)) \
+                                and reservation is not None:
+                            _keep(tracker, reservation)
+                        return result
+            except Exception:
+                log_internal_error()
+                _keep(tracker, reservation)
+                return result
+            return _finish_unqueued(spec, tracker, instance, kwargs, started, result,
+                                    reservation)
         call, stream, kwargs = _begin(spec, instance, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)

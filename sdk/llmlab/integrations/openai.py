@@ -16,7 +16,6 @@ billed OpenAI's regional-processing uplift: its calls carry that region (``eu``,
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 from typing import Any, ClassVar
 
@@ -28,8 +27,6 @@ from llmlab.integrations._common import (
     CallSpec,
     UsageSource,
     _handle_result,
-    async_wrapper,
-    sync_wrapper,
 )
 from llmlab.integrations._openai_usage import provider_cost, with_tools
 
@@ -60,14 +57,18 @@ def region_for_base_url(host: str) -> str | None:
 #: not free.
 _PROVIDER_BY_URL: dict[int, tuple[Any, str, str | None]] = {}
 _NO_CLIENT = (None, "openai", None)
+_NO_DICT: dict[str, Any] = {}
 
 
 def _host_info(resource: Any) -> tuple[Any, str, str | None]:
     client = getattr(resource, "_client", None)
     if client is None:
         return _NO_CLIENT
-    # openai's `base_url` property runs an import on every access; read what it returns.
-    base_url = getattr(client, "_base_url", None) or getattr(client, "base_url", None)
+    # openai's `base_url` (and, since 3.x, `_base_url`) properties run an import on every
+    # access: read the attribute they return from the instance (3.x, then 1.x/2.x).
+    stored = getattr(client, "__dict__", _NO_DICT)
+    base_url = (stored.get("_configured_base_url") or stored.get("_base_url")
+                or getattr(client, "base_url", None))
     cached = _PROVIDER_BY_URL.get(id(base_url))
     if cached is not None and cached[0] is base_url:
         return cached
@@ -86,6 +87,11 @@ def _host_info(resource: Any) -> tuple[Any, str, str | None]:
 
 def _provider(resource: Any) -> str:
     return _host_info(resource)[1]
+
+
+def _region(resource: Any) -> str | None:
+    """The data-residency region of a resource's client (`CallSpec.region`)."""
+    return _host_info(resource)[2]
 
 
 def _read(result: Any) -> tuple[str | None, UsageSource | None, dict[str, Any]]:
@@ -118,12 +124,10 @@ class _ChatStream:
         self.model: str | None = None
         self.usage: UsageSource | None = None
         self.chars = 0
-        self.region: str | None = None
 
     def extra(self) -> dict[str, Any]:
-        extra = {"region": self.region} if self.region else _NO_EXTRA
         reported = provider_cost(self.usage)
-        return {**extra, "provider_cost": reported} if reported is not None else extra
+        return {"provider_cost": reported} if reported is not None else _NO_EXTRA
 
     def on_chunk(self, chunk: Any) -> bool:
         # Per streamed token: plain attribute reads of the SDK's chunk models; anything
@@ -174,10 +178,6 @@ class _ResponsesStream:
         self.usage: UsageSource | None = None
         self.response: Any = None
         self.chars = 0
-        self.region: str | None = None
-
-    def extra(self) -> dict[str, Any]:
-        return {"region": self.region} if self.region else _NO_EXTRA
 
     def on_chunk(self, event: Any) -> bool:
         kind = getattr(event, "type", "")
@@ -256,7 +256,7 @@ def _spec(operation: str, *, stream_state: Any = None, prepare_stream: Any = Non
           read_result: Any = _read) -> CallSpec:
     spec = CallSpec(provider=_provider, operation=operation, read_result=read_result,
                     new_stream_state=stream_state, prepare_stream=prepare_stream,
-                    adapted_types=_RAW_RESPONSE_TYPES)
+                    adapted_types=_RAW_RESPONSE_TYPES, region=_region)
     spec.adapt_result = _adapter(spec)
     return spec
 
@@ -268,53 +268,6 @@ def _adapter(spec: CallSpec) -> Any:
         return _adapt_raw(result, call, spec)
 
     return adapt
-
-
-def _regional(spec: CallSpec, region: str) -> CallSpec:
-    """``spec`` for a client of a regional host: every result and stream carries ``region``."""
-    read, new_state = spec.read_result, spec.new_stream_state
-
-    def read_regional(result: Any) -> tuple[str | None, UsageSource | None, dict[str, Any]]:
-        model, usage, extra = read(result)
-        return model, usage, {**extra, "region": region}
-
-    def state_regional(call: Call) -> Any:
-        assert new_state is not None  # only set as a stream state when there is one
-        state: Any = new_state(call)  # this module's states: they have a region
-        state.region = region
-        return state
-
-    variant = dataclasses.replace(spec, read_result=read_regional,
-                                  new_stream_state=state_regional if new_state else None)
-    variant.adapt_result = _adapter(variant)
-    return variant
-
-
-def _by_region(spec: CallSpec, is_async: bool) -> Any:
-    """The recording wrapper of ``spec``, choosing per call the client's regional variant.
-
-    One dictionary hit per call (the host is parsed once per base URL): regional hosts are
-    rare, and a region cannot be read from a response.
-    """
-    plain = async_wrapper(spec) if is_async else sync_wrapper(spec)
-    regional: dict[str, Any] = {}
-
-    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...],
-                kwargs: dict[str, Any]) -> Any:
-        try:
-            region = _host_info(instance)[2]
-        except Exception:
-            region = None
-        if region is None:
-            return plain(wrapped, instance, args, kwargs)
-        chosen = regional.get(region)
-        if chosen is None:
-            variant = _regional(spec, region)
-            chosen = regional[region] = (async_wrapper(variant) if is_async
-                                         else sync_wrapper(variant))
-        return chosen(wrapped, instance, args, kwargs)
-
-    return wrapper
 
 
 def _chat_state(call: Call) -> _ChatStream:
@@ -332,9 +285,6 @@ class OpenAIIntegration(Integration):
     distribution: ClassVar[str] = "openai"
     min_version: ClassVar[tuple[int, ...]] = (1, 92)
     max_version: ClassVar[tuple[int, ...] | None] = (4,)
-
-    def _wrapper(self, spec: Any, is_async: bool) -> Any:
-        return _by_region(spec, is_async)
 
     def _targets(self) -> list[tuple[Any, str, CallSpec, bool]]:
         try:
