@@ -1,15 +1,30 @@
-"""A budget as the server's status reports it (``GET /api/budgets/status``), and the alert
-the guard (`llmlab._budgets`) passes to ``on_budget_alert``."""
+"""A budget as the server's status reports it (``GET /api/budgets/status``), the alert the
+guard (`llmlab._budgets`) passes to ``on_budget_alert``, and what it logs when the status
+request is refused."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["Budget", "BudgetAlert"]
+from llmlab.errors import APIError, BudgetExceededError
+
+__all__ = ["Budget", "BudgetAlert", "log_unavailable"]
+
+logger = logging.getLogger("llmlab")
+
+#: Status answers that mean the guard's configuration is wrong (budgets are not enforced
+#: until it is fixed), with the fix.
+_ADVICE = {
+    401: "the API key was refused: check llmlab.init(api_key=...) or LLMLAB_API_KEY",
+    403: "the API key may not read its project's budgets: use a key of the project",
+    404: "project={project!r} is not the API key's project: pass the key's project (its slug "
+         "or id) to llmlab.init(project=...), or leave it unset to use the key's project",
+}
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -94,6 +109,31 @@ class Budget:
             if name not in tags or (value and tags[name] != value):
                 return False
         return True
+
+    def exceeded(self, local: Decimal, reserved: Decimal, worst: Decimal) -> BudgetExceededError:
+        """The error raised for a call of worst case ``worst`` that would pass this budget,
+        with ``local`` spend on top of the status's and ``reserved`` by calls in flight."""
+        spent = self.spent + local
+        held = f" (and ${reserved} reserved by calls in flight)" if reserved else ""
+        return BudgetExceededError(
+            f"budget {self.name!r} ({self.id}) would be exceeded: spent "
+            f"${spent}{held} of ${self.amount}, this call could cost up to ${worst}; "
+            "the provider was not called",
+            budget_id=self.id, scope=dict(self.scope), limit=self.amount,
+            spent=spent, estimate=worst, resets_at=self.resets_at)
+
+
+def log_unavailable(exc: Exception, advised: set[int], project: str | None) -> None:
+    """Log a failed status request: at WARNING with the fix, once per status in
+    ``advised``, when the answer means the configuration is wrong; else at DEBUG."""
+    status = exc.status if isinstance(exc, APIError) else None
+    advice = _ADVICE.get(status) if status is not None else None
+    if status is None or advice is None or status in advised:
+        logger.debug("llmlab: budget status unavailable: %s", exc)
+        return
+    advised.add(status)  # logged once: refreshes keep failing until it is fixed
+    logger.warning("llmlab: budgets are not enforced: the server answered %s to the budget "
+                   "status request (%s). Fix: %s", status, exc, advice.format(project=project))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,9 @@ case (`llmlab._estimate`); if a ``block`` budget would be passed it raises
 `BudgetExceededError` and the provider is never called, else it reserves that worst case,
 in the same locked step. The call is priced later, on the delivery worker, which *settles*
 the reservation: replaces it with the real cost (`record_attributed` with the token).
+Far from a budget's limit (room for `ROOM_FACTOR` of the dearest calls the model allows),
+`reserve_roomy` reserves that dearest call instead, without reading the request: the check
+then costs a lookup and a comparison. Amounts on this path are whole pico-dollars (ints).
 ``alert`` budgets call ``on_budget_alert`` and log a warning
 once per threshold and period. With the server unreachable the guard keeps enforcing from
 its last known status plus local spend; a status the server refuses for the configuration
@@ -40,29 +43,24 @@ from decimal import Decimal
 from typing import Any
 from weakref import WeakSet
 
-from llmlab._budget_status import Budget, BudgetAlert
-from llmlab._estimate import from_pico, to_pico
+from llmlab._budget_status import Budget, BudgetAlert, log_unavailable
+from llmlab._estimate import ceiling_pico, from_pico, to_pico
 from llmlab._internal import INTERNAL_ERROR
 from llmlab._local_spend import MAX_OPEN, MAX_REMEMBERED, Key, LocalSpend, attribution
 from llmlab._results import ACK_LISTENERS
-from llmlab.errors import APIError, BudgetExceededError
+from llmlab.pricing import Catalogue
 
-__all__ = ["Budget", "BudgetAlert", "BudgetGuard"]
+__all__ = ["NEAR", "ROOM_FACTOR", "Budget", "BudgetAlert", "BudgetGuard"]
 
 logger = logging.getLogger("llmlab")
 
 #: Seconds between status refreshes.
 DEFAULT_REFRESH_INTERVAL = 15.0
-
-#: Status answers that mean the guard's configuration is wrong (budgets are not enforced
-#: until it is fixed), with the fix.
-_ADVICE = {
-    401: "the API key was refused: check llmlab.init(api_key=...) or LLMLAB_API_KEY",
-    403: "the API key may not read its project's budgets: use a key of the project",
-    404: "project={project!r} is not the API key's project: pass the key's project (its slug "
-         "or id) to llmlab.init(project=...), or leave it unset to use the key's project",
-}
-
+#: `BudgetGuard.reserve_roomy` reserves a call's ceiling while each budget covering it has
+#: room for this many such calls.
+ROOM_FACTOR = 64
+#: What `BudgetGuard.reserve_roomy` returns when the call needs the precise check.
+NEAR = -1
 
 class BudgetGuard:
     """Caches budget status and checks calls against it; see the module docstring."""
@@ -87,6 +85,8 @@ class BudgetGuard:
         self._limits: list[Decimal | None] = []
         #: Whether any budget of the last status is a ``block`` one (read on every call).
         self.blocking = False
+        #: Model -> `reserve_roomy`'s facts about its calls (a new dict on every refresh).
+        self._routes: dict[str, tuple[Key, tuple[int, ...], int | None, Any]] = {}
         #: Attribution -> the block budgets covering it (a new dict when the budgets change).
         self._blocks_of: dict[Key, tuple[int, ...]] = {}
         self._alerting = False
@@ -150,21 +150,14 @@ class BudgetGuard:
                 self._limits = limits if any(x is not None for x in limits) else []
                 self.blocking = bool(self._limits)
                 self._blocks_of = {}
+                self._routes = {}
                 self._alerting = any(b.action == "alert" for b in budgets)
                 periods = {(b.id, b.period_start) for b in budgets}
                 self._alerted = {key for key in self._alerted if key[:2] in periods}
         return True
 
     def _unavailable(self, exc: Exception) -> None:
-        status = exc.status if isinstance(exc, APIError) else None
-        advice = _ADVICE.get(status) if status is not None else None
-        if status is None or advice is None or status in self._advised:
-            logger.debug("llmlab: budget status unavailable: %s", exc)
-            return
-        self._advised.add(status)  # logged once: refreshes keep failing until it is fixed
-        logger.warning("llmlab: budgets are not enforced: the server answered %s to the budget "
-                       "status request (%s). Fix: %s", status, exc,
-                       advice.format(project=self._project))
+        log_unavailable(exc, self._advised, self._project)
 
     @property
     def budgets(self) -> list[Budget]:
@@ -193,7 +186,7 @@ class BudgetGuard:
                 worst = estimate()
             held = from_pico(reserved[i])
             if totals[i] + held + worst > headroom:
-                raise self._exceeded(budget, totals[i], held, worst)
+                raise budget.exceeded(totals[i], held, worst)
 
     def reserve(self, key: Key, estimate: Callable[[], Decimal | int]) -> int | None:
         """Check a call attributed ``key`` (`attribution`) against the block budgets covering
@@ -232,11 +225,62 @@ class BudgetGuard:
             headroom, reserved = spend.headroom, spend.reserved
             for i in blocks:
                 if reserved[i] + worst > headroom[i]:
-                    raise self._exceeded(spend.budgets[i], spend.totals[i],
-                                         from_pico(reserved[i]), from_pico(worst))
+                    raise spend.budgets[i].exceeded(spend.totals[i], from_pico(reserved[i]),
+                                                    from_pico(worst))
             return spend.reserve(key, blocks, worst)
         finally:
             lock.release()
+
+    def reserve_roomy(self, project: str | None, model: str, catalogue: Catalogue) -> int | None:
+        """The fast check of a call outside any scope and without tool fees, when the block
+        budgets covering it are far from their limits: if each has room for `ROOM_FACTOR`
+        times the most any call to ``model`` can cost (`ceiling_pico`), reserve that most
+        (the request is never read: no estimate is made) and return the token (None: no
+        block budget covers the call, or the model has no price). Otherwise return `NEAR`
+        and reserve nothing: the caller makes the precise check (`reserve`).
+
+        The margin keeps the over-reservation harmless: a check can only see it once
+        `ROOM_FACTOR` such calls are in flight together, and the real cost replaces it when
+        the call is priced. Calls in a budget's last stretch are estimated one by one.
+        """
+        routes = self._routes  # read without the lock: replaced, never changed, on refresh
+        route = routes.get(model)
+        if route is None or route[0][0] != project or route[3] is not catalogue._resolved:
+            route = self._route(project, model, catalogue)
+        key, blocks, ceiling, _ = route
+        if not blocks or ceiling == 0:
+            return None
+        if ceiling is None or catalogue._markups:
+            return NEAR
+        margin = ceiling * ROOM_FACTOR
+        lock = self._lock
+        lock.acquire()  # not `with`: this runs on every budgeted call
+        try:
+            if self._routes is not routes:  # the budgets changed meanwhile
+                return NEAR
+            spend = self._spend
+            headroom, reserved = spend.headroom, spend.reserved
+            for i in blocks:
+                if reserved[i] + margin > headroom[i]:
+                    return NEAR
+            return spend.reserve(key, blocks, ceiling)
+        finally:
+            lock.release()
+
+    def _route(self, project: str | None, model: str,
+               catalogue: Catalogue) -> tuple[Key, tuple[int, ...], int | None, Any]:
+        """`reserve_roomy`'s facts about a model's calls: (attribution, the block budgets
+        covering it, its ceiling, the catalogue index that was worked out on)."""
+        key: Key = (project, None, None, model, ())
+        with self._lock:
+            routes = self._routes
+            blocks = self._blocks_covering(key)
+        route = (key, blocks, ceiling_pico(catalogue, model) if blocks else 0,
+                 catalogue._resolved)
+        if len(routes) >= MAX_REMEMBERED:
+            routes.clear()
+        routes[model] = route
+        return route
 
     def _blocks_covering(self, key: Key) -> tuple[int, ...]:
         """The block budgets covering ``key``, remembered (caller holds the lock)."""
@@ -262,18 +306,6 @@ class BudgetGuard:
     def has_blocks(self) -> bool:
         """Whether any budget of the last status is a ``block`` one (`blocking`)."""
         return self.blocking
-
-    @staticmethod
-    def _exceeded(budget: Budget, local: Decimal, reserved: Decimal,
-                  worst: Decimal) -> BudgetExceededError:
-        spent = budget.spent + local
-        held = f" (and ${reserved} reserved by calls in flight)" if reserved else ""
-        return BudgetExceededError(
-            f"budget {budget.name!r} ({budget.id}) would be exceeded: spent "
-            f"${spent}{held} of ${budget.amount}, this call could cost up to ${worst}; "
-            "the provider was not called",
-            budget_id=budget.id, scope=dict(budget.scope), limit=budget.amount,
-            spent=spent, estimate=worst, resets_at=budget.resets_at)
 
     def keep(self, token: int) -> None:
         """Keep a reservation as spend: its call's event could not be built, so its real

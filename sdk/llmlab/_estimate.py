@@ -33,10 +33,10 @@ from typing import Any
 
 from llmlab._consts import CHARS_PER_TOKEN
 from llmlab._estimate_media import MEDIA_MODES, media_worst_case, tool_fee_bound
-from llmlab.pricing import Catalogue
+from llmlab.pricing import PROVIDER_IDS, Catalogue
 
-__all__ = ["estimate_prompt_tokens", "from_pico", "max_output_tokens", "to_pico", "tokens_for_chars",
-           "worst_case_cost", "worst_case_pico"]
+__all__ = ["ceiling_pico", "estimate_prompt_tokens", "from_pico", "max_output_tokens", "to_pico",
+           "tokens_for_chars", "worst_case_cost", "worst_case_pico"]
 
 #: Request fields that hold the prompt, across OpenAI, Anthropic and Gemini.
 _PROMPT_FIELDS = ("messages", "input", "prompt", "system", "instructions", "contents", "tools")
@@ -251,5 +251,49 @@ def worst_case_pico(catalogue: Catalogue | None, provider: str, model: str,
     if markups:
         markup = markups.get(project) or markups.get(None) or _ONE
         if markup > _ONE:
-            cost = to_pico(Decimal(cost) * markup)
+            cost = math.ceil(cost * markup)  # pico-dollars times the markup, rounded up
     return cost
+
+
+#: Service tiers a call may be billed at (`_TIERS`' values).
+_SERVICE_TIERS = tuple(dict.fromkeys(_TIERS.values()))
+#: Model name -> (the catalogue index it was worked out on, its ceiling): see `ceiling_pico`.
+_CEILINGS: dict[str, tuple[Any, int | None]] = {}
+
+
+def ceiling_pico(catalogue: Catalogue, model: str) -> int | None:
+    """The most any chat request to ``model`` can cost, whatever its provider, in whole
+    pico-dollars rounded up: a prompt of the model's whole input window and its largest
+    output, at the dearest rates of every service tier and context tier, times the largest
+    multiplier. None when that is not bounded: some provider's entry for the name lacks a
+    token limit, or prices per image, character or second. Tool fees and markups are not
+    in it (the budget guard's fast path leaves such calls to `worst_case_pico`).
+
+    Worked out once per name and catalogue index (up to 15 resolutions), then cached.
+    """
+    cached = _CEILINGS.get(model)
+    marker = catalogue._resolved  # replaced whenever the catalogue's prices change
+    if cached is not None and cached[0] is marker:
+        return cached[1]
+    ceiling: int | None = _ceiling(catalogue, model)
+    if len(_CEILINGS) > 4096:
+        _CEILINGS.clear()
+    _CEILINGS[model] = (marker, ceiling)
+    return ceiling
+
+
+def _ceiling(catalogue: Catalogue, model: str) -> int | None:
+    most = 0
+    for provider in (None, *PROVIDER_IDS):
+        entry = catalogue.resolve(model, provider)
+        if entry is None:
+            continue
+        window, output = entry.max_input_tokens, entry.max_output_tokens
+        if entry.mode in MEDIA_MODES or not window or not output:
+            return None
+        period = entry.periods[-1]
+        for prompt in {0, window, *(t + 1 for t in period.tiers if t < window)}:
+            for svc in _SERVICE_TIERS:
+                prompt_rate, output_rate = _rates(period, svc, prompt)
+                most = max(most, window * prompt_rate + output * output_rate)
+    return most

@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any
 
 from llmlab import _tracker
+from llmlab._budgets import NEAR
 from llmlab._estimate import worst_case_cost, worst_case_pico
 from llmlab._internal import INTERNAL_ERROR, log_internal_error
 from llmlab._scope import _CURRENT as _CURRENT_SCOPE
@@ -234,18 +235,26 @@ def _late_call(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, An
 
 def _reserve(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, Any]) -> int | None:
     """The fast path's budget check (outside any scope): raise `BudgetExceededError` if the
-    call's worst case would break a block budget, else reserve it (`BudgetGuard.reserve`).
-    The estimate is a `partial` of `worst_case_pico` (integer pico-dollars), called without a
-    Python frame of its own: this runs on every budgeted call."""
+    call's worst case would break a block budget, else reserve it.
+
+    Far from the limits the check does not read the request (`BudgetGuard.reserve_roomy`);
+    nearer, the request's worst case is estimated (`BudgetGuard.reserve`, with a `partial`
+    of `worst_case_pico`, called without a Python frame of its own).
+    """
     try:
         model = kwargs.get(spec.model_kwarg)
         if not isinstance(model, str) or not model:
             return None
-        project = tracker.options.project
-        return tracker.budget_guard.reserve(  # type: ignore[no-any-return]
+        guard, project, catalogue = tracker.budget_guard, tracker.options.project, \
+            tracker.catalogue
+        if "tools" not in kwargs:  # tool fees are in the precise worst case only
+            token = guard.reserve_roomy(project, model, catalogue)
+            if token != NEAR:
+                return token  # type: ignore[no-any-return]
+        return guard.reserve(  # type: ignore[no-any-return]
             (project, None, None, model, ()),
-            partial(worst_case_pico, tracker.catalogue, spec.provider(instance), model,
-                    kwargs, project))
+            partial(worst_case_pico, catalogue, spec.provider(instance), model, kwargs,
+                    project))
     except BudgetExceededError:
         raise
     except Exception:

@@ -99,9 +99,10 @@ def _read(result: Any) -> tuple[str | None, UsageSource | None, dict[str, Any]]:
     tier = getattr(result, "service_tier", None)
     usage = getattr(result, "usage", None)
     extra = {"service_tier": tier} if isinstance(tier, str) else _NO_EXTRA
-    reported = provider_cost(usage)
-    if reported is not None:
-        extra = {**extra, "provider_cost": reported}
+    if getattr(usage, "__pydantic_extra__", None):  # undeclared fields: OpenRouter's cost?
+        reported = provider_cost(usage)
+        if reported is not None:
+            extra = {**extra, "provider_cost": reported}
     return getattr(result, "model", None), usage, extra
 
 
