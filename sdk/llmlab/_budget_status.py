@@ -5,7 +5,7 @@ request is refused."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -13,7 +13,7 @@ from typing import Any
 
 from llmlab.errors import APIError, BudgetExceededError
 
-__all__ = ["Budget", "BudgetAlert", "log_unavailable"]
+__all__ = ["Budget", "BudgetAlert", "crossed_thresholds", "log_unavailable"]
 
 logger = logging.getLogger("llmlab")
 
@@ -143,3 +143,23 @@ class BudgetAlert:
     budget: Budget
     threshold: int
     spent: Decimal
+
+
+def crossed_thresholds(budgets: Sequence[Budget], totals: Sequence[Decimal],
+                       cover: Iterable[int],
+                       alerted: set[tuple[str, str | None, int]]) -> list[BudgetAlert]:
+    """The alert thresholds the budgets of ``cover`` passed for the first time this period,
+    with ``totals`` of local spend on top of their status (each noted in ``alerted``)."""
+    crossed = []
+    for i in cover:
+        budget = budgets[i]
+        if budget.action != "alert" or not budget.amount:
+            continue
+        spent = budget.spent + totals[i]
+        percent = spent * 100 / budget.amount
+        for threshold in budget.thresholds:
+            key = (budget.id, budget.period_start, threshold)
+            if percent >= threshold and key not in alerted:
+                alerted.add(key)
+                crossed.append(BudgetAlert(budget, threshold, spent))
+    return crossed

@@ -10,7 +10,7 @@ case (`llmlab._estimate`); if a ``block`` budget would be passed it raises
 in the same locked step. The call is priced later, on the delivery worker, which *settles*
 the reservation: replaces it with the real cost (`record_attributed` with the token).
 Far from a budget's limit (room for `ROOM_FACTOR` of the dearest calls the model allows),
-`reserve_roomy` reserves that dearest call instead, without reading the request: the check
+`reserve_request` reserves that dearest call instead, without reading the request: the check
 then costs a lookup and a comparison. Amounts on this path are whole pico-dollars (ints).
 ``alert`` budgets call ``on_budget_alert`` and log a warning
 once per threshold and period. With the server unreachable the guard keeps enforcing from
@@ -40,27 +40,27 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
+from functools import partial
 from typing import Any
 from weakref import WeakSet
 
-from llmlab._budget_status import Budget, BudgetAlert, log_unavailable
-from llmlab._estimate import ceiling_pico, from_pico, to_pico
-from llmlab._internal import INTERNAL_ERROR
+from llmlab._budget_status import Budget, BudgetAlert, crossed_thresholds, log_unavailable
+from llmlab._estimate import ceiling_pico, from_pico, to_pico, worst_case_pico
+from llmlab._internal import INTERNAL_ERROR, log_internal_error
 from llmlab._local_spend import MAX_OPEN, MAX_REMEMBERED, Key, LocalSpend, attribution
 from llmlab._results import ACK_LISTENERS
+from llmlab.errors import BudgetExceededError
 from llmlab.pricing import Catalogue
 
-__all__ = ["NEAR", "ROOM_FACTOR", "Budget", "BudgetAlert", "BudgetGuard"]
+__all__ = ["ROOM_FACTOR", "Budget", "BudgetAlert", "BudgetGuard"]
 
 logger = logging.getLogger("llmlab")
 
 #: Seconds between status refreshes.
 DEFAULT_REFRESH_INTERVAL = 15.0
-#: `BudgetGuard.reserve_roomy` reserves a call's ceiling while each budget covering it has
+#: `BudgetGuard.reserve_request` reserves a call's ceiling while each budget covering it has
 #: room for this many such calls.
 ROOM_FACTOR = 64
-#: What `BudgetGuard.reserve_roomy` returns when the call needs the precise check.
-NEAR = -1
 
 class BudgetGuard:
     """Caches budget status and checks calls against it; see the module docstring."""
@@ -85,7 +85,7 @@ class BudgetGuard:
         self._limits: list[Decimal | None] = []
         #: Whether any budget of the last status is a ``block`` one (read on every call).
         self.blocking = False
-        #: Model -> `reserve_roomy`'s facts about its calls (a new dict on every refresh).
+        #: Model -> `reserve_request`'s facts about its calls (a new dict on every refresh).
         self._routes: dict[str, tuple[Key, tuple[int, ...], int | None, Any]] = {}
         #: Attribution -> the block budgets covering it (a new dict when the budgets change).
         self._blocks_of: dict[Key, tuple[int, ...]] = {}
@@ -231,45 +231,61 @@ class BudgetGuard:
         finally:
             lock.release()
 
-    def reserve_roomy(self, project: str | None, model: str, catalogue: Catalogue) -> int | None:
-        """The fast check of a call outside any scope and without tool fees, when the block
-        budgets covering it are far from their limits: if each has room for `ROOM_FACTOR`
-        times the most any call to ``model`` can cost (`ceiling_pico`), reserve that most
-        (the request is never read: no estimate is made) and return the token (None: no
-        block budget covers the call, or the model has no price). Otherwise return `NEAR`
-        and reserve nothing: the caller makes the precise check (`reserve`).
+    def reserve_request(self, project: str | None, model: Any, kwargs: Mapping[str, Any],
+                        catalogue: Catalogue, provider_of: Callable[[Any], str],
+                        instance: Any) -> int | None:
+        """Check and reserve a call made outside any scope (what the integrations call):
+        ``model`` and ``kwargs`` are the request's, ``provider_of(instance)`` its provider.
+        Returns the reservation's token (None: nothing reserved); raises
+        `BudgetExceededError`; llmlab's own failures are logged and reserve nothing.
 
-        The margin keeps the over-reservation harmless: a check can only see it once
+        Far from the limits of the block budgets covering the call (each has room for
+        `ROOM_FACTOR` times the most any call to the model can cost, `ceiling_pico`), that
+        most is reserved and the request is never read: a lookup and a comparison. The
+        margin keeps this over-reservation harmless: a check can only feel it once
         `ROOM_FACTOR` such calls are in flight together, and the real cost replaces it when
-        the call is priced. Calls in a budget's last stretch are estimated one by one.
+        the call is priced. Nearer the limit, and for requests with tools (fees the ceiling
+        does not hold), under a markup, or to a model without token limits, `reserve`
+        with the request's worst case (`worst_case_pico`).
         """
-        routes = self._routes  # read without the lock: replaced, never changed, on refresh
-        route = routes.get(model)
-        if route is None or route[0][0] != project or route[3] is not catalogue._resolved:
-            route = self._route(project, model, catalogue)
-        key, blocks, ceiling, _ = route
-        if not blocks or ceiling == 0:
-            return None
-        if ceiling is None or catalogue._markups:
-            return NEAR
-        margin = ceiling * ROOM_FACTOR
-        lock = self._lock
-        lock.acquire()  # not `with`: this runs on every budgeted call
         try:
-            if self._routes is not routes:  # the budgets changed meanwhile
-                return NEAR
-            spend = self._spend
-            headroom, reserved = spend.headroom, spend.reserved
-            for i in blocks:
-                if reserved[i] + margin > headroom[i]:
-                    return NEAR
-            return spend.reserve(key, blocks, ceiling)
-        finally:
-            lock.release()
+            if type(model) is not str or not model:
+                return None
+            if "tools" not in kwargs:
+                routes = self._routes  # read without the lock: replaced on refresh
+                route = routes.get(model)
+                if (route is None or route[0][0] != project
+                        or route[3] is not catalogue._resolved):
+                    route = self._route(project, model, catalogue)
+                key, blocks, ceiling, _ = route
+                if not blocks or ceiling == 0:
+                    return None
+                if ceiling is not None and not catalogue._markups:
+                    margin = ceiling * ROOM_FACTOR
+                    lock = self._lock
+                    lock.acquire()  # not `with`: this runs on every budgeted call
+                    try:
+                        spend = self._spend
+                        if self._routes is routes:  # else the budgets changed meanwhile
+                            headroom, reserved = spend.headroom, spend.reserved
+                            for i in blocks:
+                                if reserved[i] + margin > headroom[i]:
+                                    break
+                            else:
+                                return spend.reserve(key, blocks, ceiling)
+                    finally:
+                        lock.release()
+            return self.reserve((project, None, None, model, ()), partial(
+                worst_case_pico, catalogue, provider_of(instance), model, kwargs, project))
+        except BudgetExceededError:
+            raise
+        except Exception:
+            log_internal_error()
+            return None
 
     def _route(self, project: str | None, model: str,
                catalogue: Catalogue) -> tuple[Key, tuple[int, ...], int | None, Any]:
-        """`reserve_roomy`'s facts about a model's calls: (attribution, the block budgets
+        """`reserve_request`'s facts about a model's calls: (attribution, the block budgets
         covering it, its ceiling, the catalogue index that was worked out on)."""
         key: Key = (project, None, None, model, ())
         with self._lock:
@@ -335,7 +351,8 @@ class BudgetGuard:
                 if not amount:
                     return
             cover = self._spend.record(key, amount, event_id, time.time())
-            crossed = self._crossed(cover) if self._alerting else None
+            crossed = (crossed_thresholds(self._spend.budgets, self._spend.totals, cover,
+                                          self._alerted) if self._alerting else None)
         finally:
             lock.release()
         if not crossed:
@@ -348,24 +365,6 @@ class BudgetGuard:
                     self._on_alert(alert)
                 except Exception:
                     logger.exception("llmlab: on_budget_alert callback raised (ignored)")
-
-    def _crossed(self, cover: tuple[int, ...]) -> list[BudgetAlert]:
-        """Alert thresholds the budgets of ``cover`` passed for the first time this period
-        (caller holds the lock)."""
-        crossed = []
-        budgets, totals = self._spend.budgets, self._spend.totals
-        for i in cover:
-            budget = budgets[i]
-            if budget.action != "alert" or not budget.amount:
-                continue
-            spent = budget.spent + totals[i]
-            percent = spent * 100 / budget.amount
-            for threshold in budget.thresholds:
-                key = (budget.id, budget.period_start, threshold)
-                if percent >= threshold and key not in self._alerted:
-                    self._alerted.add(key)
-                    crossed.append(BudgetAlert(budget, threshold, spent))
-        return crossed
 
     def acknowledged(self, event_ids: Iterable[str]) -> None:
         """The server stored these events (called by the delivery worker, never raises)."""

@@ -73,6 +73,8 @@ class NonRecordingTracker:
     budget_guard: Any = None
     #: The delivery `Worker` events are queued to, when there is one.
     worker: Any = None
+    #: The pricing `Catalogue` (the active tracker's).
+    catalogue: Any = None
 
     def record_usage(self, **_: Any) -> dict[str, Any] | None:
         """Do nothing (llmlab is not initialised)."""

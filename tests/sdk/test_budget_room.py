@@ -15,10 +15,10 @@ from test_budget_reservations import CALL, COST, worst
 from test_budgets import StatusServer, budget, wait_for
 
 import llmlab
-from llmlab._budgets import NEAR, ROOM_FACTOR, BudgetGuard
+from llmlab import _budgets
+from llmlab._budgets import ROOM_FACTOR, BudgetGuard
 from llmlab._estimate import ceiling_pico, from_pico, worst_case_cost
 from llmlab._tracker import get_tracker
-from llmlab.integrations import _common
 from llmlab.pricing import Catalogue
 from llmlab.testing import FakeProvider, FakeUsage
 
@@ -39,14 +39,14 @@ def status() -> Iterator[StatusServer]:
 def estimates(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The models whose requests the fast path estimated (`worst_case_pico` calls)."""
     seen: list[str] = []
-    precise = _common.worst_case_pico
+    precise = _budgets.worst_case_pico
 
     def noting(catalogue: Any, provider: str, model: str, kwargs: Any,
                project: str | None = None) -> int:
         seen.append(model)
         return precise(catalogue, provider, model, kwargs, project)
 
-    monkeypatch.setattr(_common, "worst_case_pico", noting)
+    monkeypatch.setattr(_budgets, "worst_case_pico", noting)
     return seen
 
 
@@ -141,25 +141,46 @@ def guard_with(amount: Decimal, **changes: Any) -> BudgetGuard:
     return guard
 
 
+REQUEST: dict[str, Any] = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 100}
+
+
+def reserve(guard: BudgetGuard, model: str, request: dict[str, Any] = REQUEST,
+            project: str = "support-bot") -> int | None:
+    """`BudgetGuard.reserve_request` as the integrations call it, for an OpenAI client."""
+    return guard.reserve_request(project, model, request, CATALOGUE, lambda _: "openai", None)
+
+
 def test_calls_in_flight_use_up_the_room() -> None:
-    """Room for ``ROOM_FACTOR + 1`` ceilings admits two calls on the fast check; the
-    third, with two ceilings reserved, is left to the precise check."""
+    """Room for ``ROOM_FACTOR + 1`` ceilings admits two calls on the fast check; the third,
+    with two ceilings reserved, is estimated."""
     guard = guard_with(from_pico((ROOM_FACTOR + 1) * CEILING))
     try:
-        tokens = [guard.reserve_roomy("support-bot", "gpt-4o", CATALOGUE) for _ in range(3)]
-        assert tokens[2] == NEAR and NEAR not in tokens[:2] and guard.reservations == 2
-        assert guard.local() == [(Decimal(0), from_pico(2 * CEILING))]
+        assert None not in [reserve(guard, "gpt-4o") for _ in range(3)]
+        estimate = worst_case_cost(CATALOGUE, "openai", "gpt-4o", REQUEST)
+        assert guard.local() == [(Decimal(0), from_pico(2 * CEILING) + estimate)]
     finally:
         guard.stop()
 
 
-def test_a_call_no_block_budget_covers_reserves_nothing() -> None:
+def test_only_the_budgets_covering_a_call_hold_its_reservation() -> None:
     guard = guard_with(ROOMY * 10, scope={"project": "support-bot", "model": "gpt-4o-mini"})
     try:
-        assert guard.reserve_roomy("support-bot", "gpt-4o", CATALOGUE) is None
-        assert guard.reserve_roomy("other-project", "gpt-4o-mini", CATALOGUE) is None
-        assert guard.reserve_roomy("support-bot", "gpt-4o-mini", CATALOGUE) not in (None, NEAR)
-        assert guard.reserve_roomy("support-bot", "dall-e-3", CATALOGUE) is None
+        assert reserve(guard, "gpt-4o") is None
+        assert reserve(guard, "gpt-4o-mini", project="other-project") is None
+        assert reserve(guard, "gpt-4o-mini") is not None
+        assert guard.local() == [(Decimal(0), from_pico(ceiling_pico(CATALOGUE, "gpt-4o-mini")
+                                                        or 0))]
+    finally:
+        guard.stop()
+
+
+def test_a_model_without_a_ceiling_is_estimated() -> None:
+    guard = guard_with(ROOMY * 10)
+    request = {"prompt": "a red fox", "n": 2, "size": "1024x1024"}
+    try:
+        assert reserve(guard, "dall-e-3", request) is not None
+        assert guard.local() == [(Decimal(0), worst_case_cost(CATALOGUE, "openai", "dall-e-3",
+                                                              request))]
     finally:
         guard.stop()
 

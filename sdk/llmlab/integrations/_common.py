@@ -15,12 +15,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from llmlab import _tracker
-from llmlab._budgets import NEAR
-from llmlab._estimate import worst_case_cost, worst_case_pico
+from llmlab._estimate import worst_case_cost
 from llmlab._internal import INTERNAL_ERROR, log_internal_error
 from llmlab._scope import _CURRENT as _CURRENT_SCOPE
 from llmlab.errors import BudgetExceededError
@@ -233,35 +231,6 @@ def _late_call(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, An
                 spec.operation, kwargs, started, reservation)
 
 
-def _reserve(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, Any]) -> int | None:
-    """The fast path's budget check (outside any scope): raise `BudgetExceededError` if the
-    call's worst case would break a block budget, else reserve it.
-
-    Far from the limits the check does not read the request (`BudgetGuard.reserve_roomy`);
-    nearer, the request's worst case is estimated (`BudgetGuard.reserve`, with a `partial`
-    of `worst_case_pico`, called without a Python frame of its own).
-    """
-    try:
-        model = kwargs.get(spec.model_kwarg)
-        if not isinstance(model, str) or not model:
-            return None
-        guard, project, catalogue = tracker.budget_guard, tracker.options.project, \
-            tracker.catalogue
-        if "tools" not in kwargs:  # tool fees are in the precise worst case only
-            token = guard.reserve_roomy(project, model, catalogue)
-            if token != NEAR:
-                return token  # type: ignore[no-any-return]
-        return guard.reserve(  # type: ignore[no-any-return]
-            (project, None, None, model, ()),
-            partial(worst_case_pico, catalogue, spec.provider(instance), model, kwargs,
-                    project))
-    except BudgetExceededError:
-        raise
-    except Exception:
-        log_internal_error()
-        return None
-
-
 # The wrappers below are the per-call hot path: they use try/except (free in Python 3.11
 # when nothing is raised) instead of `capture_internal_exceptions()` blocks.
 #
@@ -302,8 +271,9 @@ def sync_wrapper(spec: CallSpec) -> Callable[[Callable[..., Any], Any, tuple[Any
                           and not tracker.options.on_event and not kwargs.get("stream"))
                          if stream_flag else _takes_fast_path(spec, tracker, kwargs)):
             guard = tracker.budget_guard
-            reservation = (_reserve(spec, tracker, instance, kwargs)
-                           if guard is not None and guard.blocking else None)
+            reservation = (guard.reserve_request(
+                tracker.options.project, kwargs.get(model_kwarg), kwargs, tracker.catalogue,
+                spec.provider, instance) if guard is not None and guard.blocking else None)
             started = _perf_counter()
             in_call.active = True
             try:
@@ -368,8 +338,9 @@ def async_wrapper(spec: CallSpec) -> Callable[[Callable[..., Awaitable[Any]], An
                           and not tracker.options.on_event and not kwargs.get("stream"))
                          if stream_flag else _takes_fast_path(spec, tracker, kwargs)):
             guard = tracker.budget_guard
-            reservation = (_reserve(spec, tracker, instance, kwargs)
-                           if guard is not None and guard.blocking else None)
+            reservation = (guard.reserve_request(
+                tracker.options.project, kwargs.get(model_kwarg), kwargs, tracker.catalogue,
+                spec.provider, instance) if guard is not None and guard.blocking else None)
             started = _perf_counter()
             token = _IN_CALL.set(True)
             try:
