@@ -13,9 +13,10 @@ differences to the baseline's block of the same round):
   settled (`BudgetGuard.record_attributed` with its token, what the worker does when it
   prices the event) after each block, untimed. Variants: no guard (nothing to do), and a
   guard with one ``block`` budget and 0, 1,000 or 50,000 recent calls.
-* **budget path**: the same with the worst-case estimate made per call, as `_begin` makes it
-  (prompt size, the request's output cap, the dearest rates): everything a call pays on the
-  calling thread for a budget.
+* **budget path**: `BudgetGuard.reserve_request`, what the wrappers call for a plain call:
+  everything such a call pays on the calling thread for a budget. The budget here is far
+  from its limit, so the call reserves its model's ceiling without an estimate; ``--only``
+  with ``--estimate`` counts this path too.
 * **end to end**: the real openai client against an in-process ``httpx2.MockTransport``
   (as benchmarks/sdk_overhead.py), bare (the SDK's original ``create``) and instrumented
   with no budget and with one block budget at 0, 1,000 and 50,000 recent calls. A budgeted
@@ -30,7 +31,7 @@ N = 100 of
     valgrind --tool=cachegrind --cache-sim=no python benchmarks/budget_guard.py --only 0 --calls N
 
 divided by 1,000 is one call's instructions (set ``PYTHONHASHSEED=0`` for repeatable counts);
-``--estimate`` makes the worst-case estimate per call too.
+``--estimate`` counts the budget path (`reserve_request`) instead of the guard.
 
 Recent calls are recorded in the guard and never acknowledged (the worst case: the server
 is unreachable and the events wait); the measured calls' own events go through the real
@@ -116,14 +117,19 @@ def alternate(variants: dict[str, Variant], rounds: int, block: int) -> dict[str
     return times
 
 
-def report(title: str, times: dict[str, list[float]], base: str) -> None:
-    """Median per call, and the median of paired differences to ``base``, in microseconds."""
+def report(title: str, times: dict[str, list[float]], base: str,
+           also: str | None = None) -> None:
+    """Median per call, and the medians of paired differences to ``base`` (and to
+    ``also``, for the variants after it), in microseconds."""
     print(title)
+    names = list(times)
     for name, values in times.items():
         added = ""
-        if name != base:
-            diffs = [v - b for v, b in zip(values, times[base], strict=True)]
-            added = f"   added vs {base}: {statistics.median(diffs) * 1e6:6.2f} us"
+        for other in (base, also):
+            if other is None or name == other or names.index(name) < names.index(other):
+                continue
+            diffs = [v - b for v, b in zip(values, times[other], strict=True)]
+            added += f"   vs {other}: {statistics.median(diffs) * 1e6:+6.2f} us"
         print(f"  {name:<28} {statistics.median(values) * 1e6:8.2f} us{added}")
 
 
@@ -132,17 +138,26 @@ ACTUAL = Decimal("0.00475")
 
 
 def reserving(tracker: Any, *, estimate: bool) -> tuple[Callable[[], None], Callable[[], None]]:
-    """A call's budget work on the calling thread (as `_begin` does it), and the settlement
-    of what it reserved (as the worker does it)."""
+    """A call's budget work on the calling thread, and the settlement of what it reserved
+    (as the worker does it): with ``estimate``, `BudgetGuard.reserve_request` as the
+    wrappers call it for a plain call (far from the limit: its model's ceiling, no
+    estimate; nearer: the estimate); else `Tracker.check_budget` with the worst case given,
+    as `_begin` calls it for a call in a scope."""
     worst = _worst_case(tracker, "openai", "gpt-4o", KWARGS)
     tokens: list[int | None] = []
 
+    def provider_of(_: Any) -> str:
+        return "openai"
+
     def call() -> None:
         guard = tracker.budget_guard
-        if guard is not None and guard.has_blocks():  # as the wrapper decides
-            tokens.append(tracker.check_budget("openai", "gpt-4o", _once(
-                (lambda: _worst_case(tracker, "openai", "gpt-4o", KWARGS)) if estimate
-                else (lambda: worst))))
+        if guard is None or not guard.blocking:  # as the wrapper decides
+            return
+        if estimate:
+            tokens.append(guard.reserve_request(PROJECT, "gpt-4o", KWARGS, tracker.catalogue,
+                                                provider_of, None))
+        else:
+            tokens.append(tracker.check_budget("openai", "gpt-4o", _once(lambda: worst)))
 
     def settle() -> None:
         guard = tracker.budget_guard
@@ -161,7 +176,7 @@ def guard_path(guards: dict[int, BudgetGuard], rounds: int, block: int, *,
     for recent, guard in guards.items():
         variants[f"block budget, {recent:,} recent"] = (guard, call, settle)
     alternate(variants, max(10, rounds // 10), block)  # warm up
-    title = ("budget path (estimate + check_budget: check and reserve)" if estimate
+    title = ("budget path (reserve_request, as the wrappers call it)" if estimate
              else "guard (check_budget: check and reserve, estimate given)")
     report(f"{title}, per call:", alternate(variants, rounds, block), "no guard")
 
@@ -187,8 +202,9 @@ def only(variant: str, calls: int, estimate: bool) -> None:
         both()
 
 
-def end_to_end(guards: dict[int, BudgetGuard], rounds: int, block: int) -> None:
-    client = sdk_overhead.make_client(1)
+def end_to_end(guards: dict[int, BudgetGuard], rounds: int, block: int,
+               wait: float = 0.0) -> None:
+    client = sdk_overhead.make_client(1, wait)
     resource = client.chat.completions
     original = type(resource).__dict__["create"].__wrapped__  # the SDK's own method
 
@@ -203,8 +219,9 @@ def end_to_end(guards: dict[int, BudgetGuard], rounds: int, block: int) -> None:
     for recent, guard in guards.items():
         variants[f"instrumented, {recent:,} recent"] = (guard, instrumented, None)
     alternate(variants, max(5, rounds // 10), block)
-    report("end to end (openai client, in-process HTTP), per call:",
-           alternate(variants, rounds, block), "bare")
+    waited = f", {wait * 1e6:.0f} us network wait" if wait else ""
+    report(f"end to end (openai client, in-process HTTP{waited}), per call:",
+           alternate(variants, rounds, block), "bare", "instrumented, no budget")
 
 
 def main() -> int:
@@ -213,13 +230,17 @@ def main() -> int:
     parser.add_argument("--block", type=int, default=20)
     parser.add_argument("--e2e-rounds", type=int, default=300)
     parser.add_argument("--e2e-block", type=int, default=4)
+    parser.add_argument("--network-wait-us", type=float, default=0.0,
+                        help="end to end: sleep this long in each request (the GIL is free "
+                             "meanwhile, as during a real request), so the delivery worker "
+                             "runs in the wait instead of preempting the caller")
     parser.add_argument("--only", choices=["none", *map(str, RECENT)])
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--end-to-end-only", action="store_true",
                         help="only the end-to-end measure (it runs on the code before "
                              "reservations too, for a before/after with PYTHONPATH)")
     parser.add_argument("--estimate", action="store_true",
-                        help="with --only: make the worst-case estimate per call too")
+                        help="with --only: count the budget path (reserve_request)")
     args = parser.parse_args()
     home = tempfile.mkdtemp(prefix="llmlab-bench-")
     # Room for every measured event: the loop outruns the worker at times.
@@ -233,7 +254,7 @@ def main() -> int:
         if not args.end_to_end_only:
             guard_path(guards, args.rounds, args.block, estimate=False)
             guard_path(guards, args.rounds, args.block, estimate=True)
-        end_to_end(guards, args.e2e_rounds, args.e2e_block)
+        end_to_end(guards, args.e2e_rounds, args.e2e_block, args.network_wait_us / 1e6)
     finally:
         get_tracker().budget_guard = None
         llmlab.shutdown()

@@ -69,12 +69,15 @@ def stream_body(chunks: int) -> bytes:
     return body + b"data: [DONE]\n\n"
 
 
-def make_client(chunks: int) -> openai.OpenAI:
-    """An OpenAI client answered in-process."""
+def make_client(chunks: int, wait: float = 0.0) -> openai.OpenAI:
+    """An OpenAI client answered in-process, after ``wait`` seconds of sleep per request (a
+    network wait: the GIL is free meanwhile, as it is while a real request is in flight)."""
     plain = json.dumps(COMPLETION).encode()
     streamed = stream_body(chunks)
 
     def handler(request: httpx2.Request) -> httpx2.Response:
+        if wait:
+            time.sleep(wait)
         if b'"stream":true' in request.content or b'"stream": true' in request.content:
             return httpx2.Response(200, content=streamed,
                                    headers={"content-type": "text/event-stream"})

@@ -51,6 +51,16 @@ def fail_on_swallowed_errors() -> Iterator[list[logging.LogRecord]]:
         pytest.fail(f"llmlab swallowed {len(handler.records)} internal error(s):\n{details}")
 
 
+@pytest.fixture
+def status() -> Iterator[Any]:
+    """A local budget-status server (`test_budgets.StatusServer`), closed after the test."""
+    from test_budgets import StatusServer
+
+    server = StatusServer()
+    yield server
+    server.close()
+
+
 @pytest.fixture(scope="session")
 def fake_provider_server() -> Iterator[FakeProvider]:
     """One FakeProvider for the session (reset before each test by `fake`)."""

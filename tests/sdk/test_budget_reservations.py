@@ -29,13 +29,6 @@ CALL = {"model": "gpt-4o", "messages": MESSAGES, "max_tokens": 100}
 
 
 @pytest.fixture
-def status() -> Iterator[StatusServer]:
-    server = StatusServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def catalogue() -> ThreadNotingCatalogue:
     return ThreadNotingCatalogue()
 

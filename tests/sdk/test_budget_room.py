@@ -4,7 +4,6 @@ call to its model can cost (its *ceiling*) without reading the request; within
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,13 +25,6 @@ CATALOGUE = Catalogue.default()
 #: gpt-4o's ceiling: 128,000 prompt and 16,384 output tokens at its dearest rates.
 CEILING = ceiling_pico(CATALOGUE, "gpt-4o")
 ROOMY = from_pico(ROOM_FACTOR * CEILING) if CEILING else Decimal(0)
-
-
-@pytest.fixture
-def status() -> Iterator[StatusServer]:
-    server = StatusServer()
-    yield server
-    server.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -90,13 +89,6 @@ class StatusServer:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture
-def status() -> Iterator[StatusServer]:
-    server = StatusServer()
-    yield server
-    server.close()
 
 
 def wait_for(condition: Any, timeout: float = 5.0) -> bool:

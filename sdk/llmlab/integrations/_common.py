@@ -236,9 +236,12 @@ def _late_call(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, An
 #
 # The fast path: a plain call (not streamed) whose pricing the tracker defers (no `track()`
 # scope, no ``on_event`` callback: `defers_pricing`) is checked against the block budgets
-# (its worst case reserved, `_reserve`), timed and queued as a `_build_plain` record, priced
-# on the worker, which settles the reservation; everything else goes through `_begin` and
+# (`BudgetGuard.reserve_request`), timed and queued as a `_build_plain` record, priced on
+# the worker, which settles the reservation; everything else goes through `_begin` and
 # `_handle_result`. Both record the same event (the tests run every integration both ways).
+# The sync and async wrappers repeat their few lines of queueing instead of sharing a
+# function: a call more on this path costs about half a microsecond between the provider
+# SDK's steps (docs/performance.md).
 
 def _takes_fast_path(spec: CallSpec, tracker: Any, kwargs: dict[str, Any]) -> bool:
     """Whether this call of a spec that `defers_plain_calls` takes the fast path."""
