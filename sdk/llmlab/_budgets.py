@@ -62,6 +62,7 @@ DEFAULT_REFRESH_INTERVAL = 15.0
 #: room for this many such calls.
 ROOM_FACTOR = 64
 
+
 class BudgetGuard:
     """Caches budget status and checks calls against it; see the module docstring."""
 

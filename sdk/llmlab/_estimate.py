@@ -21,6 +21,10 @@ never below what the call can be billed at list price:
 Images, speech and transcription models (their catalogue ``mode``) and the built-in tool fees
 a request bounds (``max_uses``, ``max_tool_calls``) have their own worst cases:
 `llmlab._estimate_media`.
+
+The budget guard reserves worst cases in whole pico-dollars (`worst_case_pico`), and far
+from a budget's limit a model's *ceiling* instead (`ceiling_pico`: the most any chat request
+to it can cost), which needs no look at the request.
 """
 
 from __future__ import annotations
@@ -131,7 +135,7 @@ _FIELDS: dict[str, bool | None] = (dict.fromkeys(_PROMPT_FIELDS, True)
 #: length picks the card).
 _RATES: dict[tuple[int, str], tuple[Any, int, int, bool]] = {}
 #: Rates are kept as whole pico-dollars per token, rounded up: the worst case is then integer
-#: arithmetic and one `Decimal` (every catalogue rate is a whole number of them anyway).
+#: arithmetic (every catalogue rate is a whole number of them anyway).
 _PICO = 12
 
 
@@ -155,7 +159,7 @@ def _rates(period: Any, svc: str, prompt: int) -> tuple[int, int]:
     dearest_in = max(card.input, card.cache_write, card.cache_write_long, card.audio_input,
                      card.image_input)
     dearest_out = max(card.output, card.reasoning, card.audio_output, card.image_output)
-    return (_pico(dearest_in * scale), _pico(dearest_out * scale))
+    return (to_pico(dearest_in * scale), to_pico(dearest_out * scale))
 
 
 def _scale(period: Any) -> Decimal:
@@ -175,11 +179,6 @@ def _media_cost(catalogue: Catalogue, entry: Any, kwargs: Mapping[str, Any],
     if markups:
         cost *= max(_ONE, markups.get(project) or markups.get(None) or _ONE)
     return cost
-
-
-def _pico(rate: Decimal) -> int:
-    """``rate`` in whole pico-dollars, rounded up."""
-    return math.ceil(rate.scaleb(_PICO))
 
 
 def to_pico(amount: Decimal) -> int:

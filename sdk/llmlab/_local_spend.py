@@ -73,6 +73,8 @@ MAX_HELD = 48
 MAX_REMEMBERED = 1024
 
 ZERO = Decimal(0)
+#: Reservations and headroom are whole pico-dollars: dollars times 10 ** PICO_DIGITS.
+PICO_DIGITS = 12
 #: Indices (into `LocalSpend.budgets`) of the budgets a call's spend counts toward.
 Cover = tuple[int, ...]
 #: A call's attribution: (project, job, user, model, tag items), hashable.
@@ -183,7 +185,7 @@ class LocalSpend:
         call may still be settled (`unkeep`)."""
         record = self._reservations.get(token)
         if record is not None and self.settle(token):
-            self.record(record[1], Decimal(record[0]).scaleb(-12), None,
+            self.record(record[1], Decimal(record[0]).scaleb(-PICO_DIGITS), None,
                         time.time() if now is None else now)
             if remember:
                 self._kept[token] = self._unnamed
@@ -277,7 +279,8 @@ class LocalSpend:
         for i in cover:
             budget = budgets[i]
             if budget.action == "block":
-                headroom[i] = math.floor((budget.amount - budget.spent - totals[i]).scaleb(12))
+                headroom[i] = math.floor(
+                    (budget.amount - budget.spent - totals[i]).scaleb(PICO_DIGITS))
 
     def _rebuild(self, budgets: list[Budget]) -> None:
         """New budgets (or periods): every cover and total again, once."""
