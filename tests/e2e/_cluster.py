@@ -11,9 +11,7 @@ import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -146,41 +144,6 @@ def cluster_env(schema: Schema, home: Path, **settings: str) -> dict[str, str]:
                 "LLMLAB_WEBHOOK_POLL_INTERVAL": "0.5"})
     env.update({f"LLMLAB_{k}": v for k, v in settings.items()})
     return env
-
-
-class Receiver:
-    """A webhook receiver answering ``statuses`` in turn (then 200); keeps every request."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], dict[str, Any]]] = []
-        self.statuses: list[int] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.requests.append((dict(self.headers), json.loads(body)))
-                code = outer.statuses.pop(0) if outer.statuses else 200
-                self.send_response(code)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def wait_for(self, count: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while len(self.requests) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return len(self.requests) >= count
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def run_sdk(key: str, url: str, provider: str, home: Path, calls: int, pause: float = 0.0

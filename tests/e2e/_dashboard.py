@@ -8,20 +8,19 @@ run leaves the tree clean); regenerate them with
 
 from __future__ import annotations
 
-import json
 import os
-import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+
+from webhook_receiver import Receiver
 
 from .conftest import LiveServer
 
@@ -128,14 +127,6 @@ def axe_violations(page: Any) -> list[str]:
 
 
 @dataclass
-class Receiver:
-    """A webhook receiver on loopback: every POST it got (headers and JSON body)."""
-
-    url: str
-    got: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
 class Site:
     """A live server, a receiver, and an owner with one project that has a few events."""
 
@@ -168,32 +159,13 @@ def signup(url: str) -> tuple[str, str]:
     return email, session["data"]["access_token"]
 
 
-def _receiver() -> tuple[ThreadingHTTPServer, Receiver]:
-    """A receiver answering 200 to every POST, on a free loopback port."""
-    got: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # http.server's name
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            got.append({"headers": dict(self.headers), "body": json.loads(body)})
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, Receiver(f"http://127.0.0.1:{server.server_port}/hooks/llmlab", got)
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """A live server (webhooks may reach loopback) and a project with ten events."""
     server = LiveServer(f"sqlite:///{tmp_path_factory.mktemp('manage') / 'llmlab.db'}")
     server.app.config["WEBHOOK_ALLOW_PRIVATE"] = True  # the receiver is on 127.0.0.1
     server.start()
-    hooks, receiver = _receiver()
+    receiver = Receiver()
     try:
         email, token = signup(server.url)
         auth = {"Authorization": f"Bearer {token}"}
@@ -211,5 +183,5 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             assert stored.json()["data"]["accepted"] == 10
         yield Site(server.url, email, token, project, receiver, server)
     finally:
-        hooks.shutdown()
+        receiver.close()
         server.stop()

@@ -7,6 +7,7 @@ invited and accepting. Each flow asserts on what the page shows and on what the 
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,8 +195,8 @@ class TestWebhooks:
         page.wait_for_function(
             f"() => (document.querySelector(\"#m-webhooks tr[data-id='{hook['id']}']\") || {{}})"
             ".textContent?.includes('none yet') === false", timeout=15_000)
-        assert [g["body"]["type"] for g in site.receiver.got] == ["ping"]
-        assert site.receiver.got[0]["headers"]["X-LLMLab-Signature"].startswith("sha256=")
+        assert [json.loads(body)["type"] for _, body in site.receiver.requests] == ["ping"]
+        assert site.receiver.requests[0][0]["X-LLMLab-Signature"].startswith("sha256=")
 
         page.locator(f"#m-webhooks tr[data-id='{hook['id']}'] a", has_text="Delivery log").click()
         page.wait_for_function("() => new URLSearchParams(location.search).get('key') !== null")

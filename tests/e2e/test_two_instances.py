@@ -10,6 +10,7 @@ with the same delivery id.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +20,9 @@ import httpx
 import pytest
 
 from llmlab.testing import FakeProvider, FakeUsage
+from webhook_receiver import Receiver
 
-from ._cluster import Instance, Receiver, Schema, cluster_env, finish_sdk, run_sdk
+from ._cluster import Instance, Schema, cluster_env, finish_sdk, run_sdk
 from .conftest import Tenant, make_tenant
 
 
@@ -147,7 +149,8 @@ def test_alert_once_webhook_once_kill9_loses_nothing_summaries_agree(
     assert len(alerts[0]) == 1 and alerts[0] == alerts[1]
     assert receiver.wait_for(1, 15)
     time.sleep(2.0)  # time for a duplicate to show up, if any were sent
-    (headers, payload), = receiver.requests
+    (headers, body), = receiver.requests
+    payload = json.loads(body)
     assert payload["type"] == "budget.threshold" and payload["alert"]["id"] == alerts[0][0]["id"]
     hook_id = data(a, "GET", "/api/webhooks", tenant.token)[0]["id"]
     (delivery,) = data(a, "GET", f"/api/webhooks/{hook_id}/deliveries", tenant.token)[

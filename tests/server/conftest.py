@@ -161,5 +161,4 @@ def receiver() -> Iterator[Receiver]:
     """A running local webhook receiver (`Receiver`)."""
     r = Receiver()
     yield r
-    r.server.shutdown()
-    r.server.server_close()
+    r.close()

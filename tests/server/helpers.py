@@ -5,10 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import secrets
-import threading
 import uuid
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -16,6 +14,7 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from llmlab_server.models import Project
+from webhook_receiver import Receiver as Receiver  # one receiver for the server and e2e tests
 
 __all__ = ["Api", "Tenant", "from_address", "make_event", "make_project", "utc"]
 
@@ -153,28 +152,3 @@ class Tenant:
 def utc(*args: int) -> datetime:
     """``datetime(*args, tzinfo=UTC)``."""
     return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
-
-
-class Receiver:
-    """A local webhook receiver that answers ``statuses`` in turn (then 200)."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.statuses: list[int] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.requests.append((dict(self.headers), body))
-                code = outer.statuses.pop(0) if outer.statuses else 200
-                self.send_response(code)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
