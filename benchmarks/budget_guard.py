@@ -15,13 +15,21 @@ differences to the baseline's block of the same round):
   guard with one ``block`` budget and 0, 1,000 or 50,000 recent calls.
 * **budget path**: `BudgetGuard.reserve_request`, what the wrappers call for a plain call:
   everything such a call pays on the calling thread for a budget. The budget here is far
-  from its limit, so the call reserves its model's ceiling without an estimate; ``--only``
-  with ``--estimate`` counts this path too.
+  from its limit, so the call takes a slot (its model's ceiling, reserved already) without
+  an estimate; the block's settlements give the slots back. ``--only`` with
+  ``--estimate`` counts this path too.
 * **end to end**: the real openai client against an in-process ``httpx2.MockTransport``
   (as benchmarks/sdk_overhead.py), bare (the SDK's original ``create``) and instrumented
   with no budget and with one block budget at 0, 1,000 and 50,000 recent calls. A budgeted
   call takes the same fast path as an unbudgeted one (priced on the worker, which settles
   its reservation), plus the check.
+
+``--processes N`` runs the end-to-end measure in N fresh processes and reports the median
+of their results: where a process's objects land in memory moves its numbers by several
+microseconds, so one process is one sample. ``--in-place`` times `reserve_request` inside
+real calls of the end-to-end loop instead (``time.thread_time_ns`` around it, minus the same
+timer around a function doing nothing), the budget work alone with the caches as the HTTP
+client leaves them.
 
 ``--only none|0|1000|50000 --calls N`` runs just N guard-path calls of one variant (reserve,
 then settle at once; no delivery thread, garbage collection off) and exits, to count
@@ -45,7 +53,9 @@ from __future__ import annotations
 import argparse
 import gc
 import inspect
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -118,19 +128,23 @@ def alternate(variants: dict[str, Variant], rounds: int, block: int) -> dict[str
 
 
 def report(title: str, times: dict[str, list[float]], base: str,
-           also: str | None = None) -> None:
-    """Median per call, and the medians of paired differences to ``base`` (and to
-    ``also``, for the variants after it), in microseconds."""
+           also: str | None = None) -> dict[str, float]:
+    """Print the median per call, and the medians of paired differences to ``base`` (and to
+    ``also``, for the variants after it), in microseconds; returns the differences to
+    ``also`` (the last one printed for each variant)."""
     print(title)
     names = list(times)
+    over: dict[str, float] = {}
     for name, values in times.items():
         added = ""
         for other in (base, also):
             if other is None or name == other or names.index(name) < names.index(other):
                 continue
             diffs = [v - b for v, b in zip(values, times[other], strict=True)]
-            added += f"   vs {other}: {statistics.median(diffs) * 1e6:+6.2f} us"
+            over[name] = statistics.median(diffs) * 1e6
+            added += f"   vs {other}: {over[name]:+6.2f} us"
         print(f"  {name:<28} {statistics.median(values) * 1e6:8.2f} us{added}")
+    return over
 
 
 KEY = (PROJECT, None, None, "gpt-4o", ())
@@ -140,11 +154,11 @@ ACTUAL = Decimal("0.00475")
 def reserving(tracker: Any, *, estimate: bool) -> tuple[Callable[[], None], Callable[[], None]]:
     """A call's budget work on the calling thread, and the settlement of what it reserved
     (as the worker does it): with ``estimate``, `BudgetGuard.reserve_request` as the
-    wrappers call it for a plain call (far from the limit: its model's ceiling, no
-    estimate; nearer: the estimate); else `Tracker.check_budget` with the worst case given,
+    wrappers call it for a plain call (far from the limit: a slot of its model's ceiling,
+    no estimate; nearer: the estimate); else `Tracker.check_budget` with the worst case given,
     as `_begin` calls it for a call in a scope."""
     worst = _worst_case(tracker, "openai", "gpt-4o", KWARGS)
-    tokens: list[int | None] = []
+    tokens: list[Any] = []
 
     def provider_of(_: Any) -> str:
         return "openai"
@@ -203,7 +217,7 @@ def only(variant: str, calls: int, estimate: bool) -> None:
 
 
 def end_to_end(guards: dict[int, BudgetGuard], rounds: int, block: int,
-               wait: float = 0.0) -> None:
+               wait: float = 0.0) -> dict[str, float]:
     client = sdk_overhead.make_client(1, wait)
     resource = client.chat.completions
     original = type(resource).__dict__["create"].__wrapped__  # the SDK's own method
@@ -220,9 +234,62 @@ def end_to_end(guards: dict[int, BudgetGuard], rounds: int, block: int,
         variants[f"instrumented, {recent:,} recent"] = (guard, instrumented, None)
     alternate(variants, max(5, rounds // 10), block)
     waited = f", {wait * 1e6:.0f} us network wait" if wait else ""
-    report(f"end to end (openai client, in-process HTTP{waited}), per call:",
-           alternate(variants, rounds, block), "bare", "instrumented, no budget")
+    return report(f"end to end (openai client, in-process HTTP{waited}), per call:",
+                  alternate(variants, rounds, block), "bare", "instrumented, no budget")
 
+
+def in_place(guard: BudgetGuard, calls: int, repeats: int, wait: float = 0.0) -> None:
+    """`reserve_request` timed inside real calls (one block budget, 0 recent calls)."""
+    client = sdk_overhead.make_client(1, wait)
+    clock = time.thread_time_ns
+    spent = [0]
+    real = BudgetGuard.reserve_request
+
+    def nothing(self: BudgetGuard, *args: Any) -> None:
+        return None
+
+    def timing(inner: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(self: BudgetGuard, *args: Any) -> Any:
+            start = clock()
+            token = inner(self, *args)
+            spent[0] += clock() - start
+            return token
+        return timed
+
+    get_tracker().budget_guard = guard
+    medians: dict[str, list[float]] = {"reserve_request": [], "timer alone": []}
+    try:
+        for _ in range(repeats):
+            for name, inner in (("reserve_request", real), ("timer alone", nothing)):
+                BudgetGuard.reserve_request = timing(inner)  # type: ignore[method-assign]
+                spent[0] = 0
+                for _ in range(calls):
+                    client.chat.completions.create(**KWARGS)
+                medians[name].append(spent[0] / calls / 1e3)
+    finally:
+        BudgetGuard.reserve_request = real  # type: ignore[method-assign]
+    check, timer = (statistics.median(medians[name]) for name in medians)
+    print(f"in place ({calls:,} calls x {repeats}, median): reserve_request {check:.2f} us, "
+          f"the timer alone {timer:.2f} us: the check {check - timer:.2f} us")
+
+
+def processes(count: int, rounds: int, block: int, wait_us: float) -> None:
+    """The end-to-end measure in ``count`` fresh processes: each one's budgeted variants over
+    no budget, and their medians."""
+    results: list[dict[str, float]] = []
+    for _ in range(count):
+        out = subprocess.run(
+            [sys.executable, __file__, "--end-to-end-only", "--e2e-rounds", str(rounds),
+             "--e2e-block", str(block), "--network-wait-us", str(wait_us), "--json"],
+            check=True, capture_output=True, text=True).stdout
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    names = list(results[0])
+    print(f"end to end, budget added over no budget, {count} processes (us):")
+    print(" " * 10 + "".join(f"{name.removeprefix('instrumented, '):>16}" for name in names))
+    for i, result in enumerate(results, 1):
+        print(f"{'run ' + str(i):>10}" + "".join(f"{result[name]:+16.2f}" for name in names))
+    print(f"{'median':>10}" + "".join(
+        f"{statistics.median(result[name] for result in results):+16.2f}" for name in names))
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -241,7 +308,16 @@ def main() -> int:
                              "reservations too, for a before/after with PYTHONPATH)")
     parser.add_argument("--estimate", action="store_true",
                         help="with --only: count the budget path (reserve_request)")
+    parser.add_argument("--processes", type=int, default=0,
+                        help="the end-to-end measure in this many fresh processes, and "
+                             "the median of their results")
+    parser.add_argument("--in-place", type=int, default=0, metavar="CALLS",
+                        help="time reserve_request inside this many real calls, 6 times")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.processes:
+        processes(args.processes, args.e2e_rounds, args.e2e_block, args.network_wait_us)
+        return 0
     home = tempfile.mkdtemp(prefix="llmlab-bench-")
     # Room for every measured event: the loop outruns the worker at times.
     llmlab.init(transport=sdk_overhead.CountingTransport(), auto_instrument=["openai"],
@@ -250,11 +326,16 @@ def main() -> int:
         only(args.only, args.calls, args.estimate)
         return 0
     try:
+        if args.in_place:
+            in_place(make_guard(0), args.in_place, 6, args.network_wait_us / 1e6)
+            return 0
         guards = {recent: make_guard(recent) for recent in RECENT}
         if not args.end_to_end_only:
             guard_path(guards, args.rounds, args.block, estimate=False)
             guard_path(guards, args.rounds, args.block, estimate=True)
-        end_to_end(guards, args.e2e_rounds, args.e2e_block, args.network_wait_us / 1e6)
+        over = end_to_end(guards, args.e2e_rounds, args.e2e_block, args.network_wait_us / 1e6)
+        if args.json:
+            print(json.dumps(over))
     finally:
         get_tracker().budget_guard = None
         llmlab.shutdown()

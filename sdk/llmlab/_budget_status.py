@@ -5,7 +5,7 @@ request is refused."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -13,7 +13,7 @@ from typing import Any
 
 from llmlab.errors import APIError, BudgetExceededError
 
-__all__ = ["Budget", "BudgetAlert", "crossed_thresholds", "log_unavailable"]
+__all__ = ["Budget", "BudgetAlert", "announce", "crossed_thresholds", "log_unavailable"]
 
 logger = logging.getLogger("llmlab")
 
@@ -163,3 +163,17 @@ def crossed_thresholds(budgets: Sequence[Budget], totals: Sequence[Decimal],
                 alerted.add(key)
                 crossed.append(BudgetAlert(budget, threshold, spent))
     return crossed
+
+
+def announce(crossed: Iterable[BudgetAlert],
+             on_alert: Callable[[BudgetAlert], None] | None) -> None:
+    """Log each threshold crossed at WARNING and pass it to ``on_alert`` (whose failures are
+    logged, never raised)."""
+    for alert in crossed:
+        logger.warning("llmlab: budget %r passed %d%% ($%s of $%s)", alert.budget.name,
+                       alert.threshold, alert.spent, alert.budget.amount)
+        if on_alert is not None:
+            try:
+                on_alert(alert)
+            except Exception:
+                logger.exception("llmlab: on_budget_alert callback raised (ignored)")

@@ -9,11 +9,12 @@ case (`llmlab._estimate`); if a ``block`` budget would be passed it raises
 `BudgetExceededError` and the provider is never called, else it reserves that worst case,
 in the same locked step. The call is priced later, on the delivery worker, which *settles*
 the reservation: replaces it with the real cost (`record_attributed` with the token).
-Far from a budget's limit (room for `ROOM_FACTOR` of the dearest calls the model allows),
-`reserve_request` reserves that dearest call instead, without reading the request: the check
-then costs a lookup and a comparison. Amounts on this path are whole pico-dollars (ints).
-``alert`` budgets call ``on_budget_alert`` and log a warning
-once per threshold and period. With the server unreachable the guard keeps enforcing from
+Far from a budget's limit, `reserve_request` reserves the dearest call the model allows
+instead, without reading the request: a slot kept reserved (`llmlab._budget_routes`).
+Amounts on this path are whole pico-dollars (ints). ``alert`` budgets call
+``on_budget_alert`` and log a warning once per threshold and period.
+
+With the server unreachable the guard keeps enforcing from
 its last known status plus local spend; a status the server refuses for the configuration
 (a ``project=`` that is not the key's project, a bad key) is logged once with the fix.
 
@@ -44,7 +45,9 @@ from functools import partial
 from typing import Any
 from weakref import WeakSet
 
-from llmlab._budget_status import Budget, BudgetAlert, crossed_thresholds, log_unavailable
+from llmlab import _budget_routes as slots
+from llmlab._budget_routes import ROOM_FACTOR, Route, Token
+from llmlab._budget_status import Budget, BudgetAlert, announce, crossed_thresholds, log_unavailable
 from llmlab._estimate import ceiling_pico, from_pico, to_pico, worst_case_pico
 from llmlab._internal import INTERNAL_ERROR, log_internal_error
 from llmlab._local_spend import MAX_OPEN, MAX_REMEMBERED, Key, LocalSpend, attribution
@@ -58,9 +61,6 @@ logger = logging.getLogger("llmlab")
 
 #: Seconds between status refreshes.
 DEFAULT_REFRESH_INTERVAL = 15.0
-#: `BudgetGuard.reserve_request` reserves a call's ceiling while each budget covering it has
-#: room for this many such calls.
-ROOM_FACTOR = 64
 
 
 class BudgetGuard:
@@ -86,8 +86,8 @@ class BudgetGuard:
         self._limits: list[Decimal | None] = []
         #: Whether any budget of the last status is a ``block`` one (read on every call).
         self.blocking = False
-        #: Model -> `reserve_request`'s facts about its calls (a new dict on every refresh).
-        self._routes: dict[str, tuple[Key, tuple[int, ...], int | None, Any]] = {}
+        #: Model -> the `Route` of its calls (a new dict on every refresh).
+        self._routes: dict[str, Route] = {}
         #: Attribution -> the block budgets covering it (a new dict when the budgets change).
         self._blocks_of: dict[Key, tuple[int, ...]] = {}
         self._alerting = False
@@ -117,6 +117,7 @@ class BudgetGuard:
         self._wake = threading.Event()
         self._thread = None
         self._spend.reset()
+        self._routes = {}
         self._view = (self._view[0], self._spend.totals, self._spend.reserved)
         if not self._stopped:
             self.start()
@@ -151,6 +152,8 @@ class BudgetGuard:
                 self._limits = limits if any(x is not None for x in limits) else []
                 self.blocking = bool(self._limits)
                 self._blocks_of = {}
+                for route in self._routes.values():
+                    slots.retire(self._spend, route)
                 self._routes = {}
                 self._alerting = any(b.action == "alert" for b in budgets)
                 periods = {(b.id, b.period_start) for b in budgets}
@@ -187,7 +190,11 @@ class BudgetGuard:
                 worst = estimate()
             held = from_pico(reserved[i])
             if totals[i] + held + worst > headroom:
-                raise budget.exceeded(totals[i], held, worst)
+                with self._lock:
+                    if slots.reclaim(self._spend):  # idle slots refuse nothing
+                        held = from_pico(reserved[i])
+                if totals[i] + held + worst > headroom:
+                    raise budget.exceeded(totals[i], held, worst)
 
     def reserve(self, key: Key, estimate: Callable[[], Decimal | int]) -> int | None:
         """Check a call attributed ``key`` (`attribution`) against the block budgets covering
@@ -223,57 +230,51 @@ class BudgetGuard:
                 if not blocks:
                     return None
             spend = self._spend
-            headroom, reserved = spend.headroom, spend.reserved
-            for i in blocks:
-                if reserved[i] + worst > headroom[i]:
-                    raise spend.budgets[i].exceeded(spend.totals[i], from_pico(reserved[i]),
-                                                    from_pico(worst))
+            short = slots.short_of(spend, blocks, worst)
+            if short is not None and slots.reclaim(spend):  # idle slots refuse nothing
+                short = slots.short_of(spend, blocks, worst)
+            if short is not None:
+                raise spend.budgets[short].exceeded(
+                    spend.totals[short], from_pico(spend.reserved[short]), from_pico(worst))
             return spend.reserve(key, blocks, worst)
         finally:
             lock.release()
 
     def reserve_request(self, project: str | None, model: Any, kwargs: Mapping[str, Any],
                         catalogue: Catalogue, provider_of: Callable[[Any], str],
-                        instance: Any) -> int | None:
+                        instance: Any) -> Token | None:
         """Check and reserve a call made outside any scope (what the integrations call):
         ``model`` and ``kwargs`` are the request's, ``provider_of(instance)`` its provider.
         Returns the reservation's token (None: nothing reserved); raises
         `BudgetExceededError`; llmlab's own failures are logged and reserve nothing.
 
-        Far from the limits of the block budgets covering the call (each has room for
-        `ROOM_FACTOR` times the most any call to the model can cost, `ceiling_pico`), that
-        most is reserved and the request is never read: a lookup and a comparison. The
-        margin keeps this over-reservation harmless: a check can only feel it once
-        `ROOM_FACTOR` such calls are in flight together, and the real cost replaces it when
-        the call is priced. Nearer the limit, and for requests with tools (fees the ceiling
-        does not hold), under a markup, or to a model without token limits, `reserve`
-        with the request's worst case (`worst_case_pico`).
+        Far from the limits of the block budgets covering the call, it takes a slot of its
+        model's route: the most any call to the model can cost, reserved already, so the
+        request is never read (`llmlab._budget_routes`). Nearer the limit, and for requests
+        with tools (fees the ceiling does not hold), under a markup, or to a model without
+        token limits, `reserve` with the request's worst case (`worst_case_pico`).
         """
         try:
             if type(model) is not str or not model:
                 return None
             if "tools" not in kwargs:
-                routes = self._routes  # read without the lock: replaced on refresh
-                route = routes.get(model)
-                if (route is None or route[0][0] != project
-                        or route[3] is not catalogue._resolved):
+                route = self._routes.get(model)  # read without the lock: replaced on refresh
+                if (route is None or route.project != project
+                        or route.resolved is not catalogue._resolved):
                     route = self._route(project, model, catalogue)
-                key, blocks, ceiling, _ = route
-                if not blocks or ceiling == 0:
+                unit = route.unit
+                if not route.cover or unit == 0:
                     return None
-                if ceiling is not None and not catalogue._markups:
-                    margin = ceiling * ROOM_FACTOR
-                    lock = self._lock
-                    lock.acquire()  # not `with`: this runs on every budgeted call
+                if unit is not None and not catalogue._markups:
                     try:
-                        spend = self._spend
-                        if self._routes is routes:  # else the budgets changed meanwhile
-                            headroom, reserved = spend.headroom, spend.reserved
-                            for i in blocks:
-                                if reserved[i] + margin > headroom[i]:
-                                    break
-                            else:
-                                return spend.reserve(key, blocks, ceiling)
+                        return route.idle.pop()  # atomic: a slot no other call holds
+                    except IndexError:
+                        pass
+                    lock = self._lock
+                    lock.acquire()  # not `with`: a cheaper exit on the path of a new slot
+                    try:
+                        if slots.take_slot(self._spend, route):
+                            return route
                     finally:
                         lock.release()
             return self.reserve((project, None, None, model, ()), partial(
@@ -284,19 +285,26 @@ class BudgetGuard:
             log_internal_error()
             return None
 
-    def _route(self, project: str | None, model: str,
-               catalogue: Catalogue) -> tuple[Key, tuple[int, ...], int | None, Any]:
-        """`reserve_request`'s facts about a model's calls: (attribution, the block budgets
-        covering it, its ceiling, the catalogue index that was worked out on)."""
+    def _route(self, project: str | None, model: str, catalogue: Catalogue) -> Route:
+        """A new route for ``model``'s calls (the one it replaces is retired)."""
         key: Key = (project, None, None, model, ())
         with self._lock:
             routes = self._routes
-            blocks = self._blocks_covering(key)
-        route = (key, blocks, ceiling_pico(catalogue, model) if blocks else 0,
-                 catalogue._resolved)
-        if len(routes) >= MAX_REMEMBERED:
-            routes.clear()
-        routes[model] = route
+            cover = self._blocks_covering(key)
+        route = Route(key, cover, ceiling_pico(catalogue, model) if cover else 0,
+                      catalogue._resolved)
+        with self._lock:
+            if self._routes is not routes:  # a new status meanwhile: used once, not kept
+                route.live = False
+                return route
+            old = routes.pop(model, None)
+            if old is not None:
+                slots.retire(self._spend, old)
+            if len(routes) >= MAX_REMEMBERED:
+                for old in routes.values():
+                    slots.retire(self._spend, old)
+                routes.clear()
+            routes[model] = route
         return route
 
     def _blocks_covering(self, key: Key) -> tuple[int, ...]:
@@ -311,24 +319,25 @@ class BudgetGuard:
     @property
     def reservations(self) -> int:
         """Calls whose worst case is reserved and not yet settled (priced)."""
-        return self._spend.reservations
+        with self._lock:
+            return self._spend.reservations + slots.in_flight(self._spend)
 
     def local(self) -> list[tuple[Decimal, Decimal]]:
         """Per budget of the last status: (local spend the status may not include, worst
         cases reserved by calls not yet settled)."""
         with self._lock:
-            return [(total, from_pico(held)) for total, held
-                    in zip(self._spend.totals, self._spend.reserved, strict=True)]
+            spend = self._spend
+            return [(total, from_pico(held - idle)) for total, held, idle
+                    in zip(spend.totals, spend.reserved, slots.idle_reserved(spend), strict=True)]
 
-    def has_blocks(self) -> bool:
-        """Whether any budget of the last status is a ``block`` one (`blocking`)."""
-        return self.blocking
-
-    def keep(self, token: int) -> None:
+    def keep(self, token: Token) -> None:
         """Keep a reservation as spend: its call's event could not be built, so its real
         cost is unknown (and the server will never count it)."""
         with self._lock:
-            self._spend.keep(token)
+            if isinstance(token, Route):
+                slots.keep_slot(self._spend, token, time.time())
+            else:
+                self._spend.keep(token)
 
     def record(self, call: Mapping[str, Any], amount: Decimal,
                event_id: str | None = None) -> None:
@@ -337,35 +346,27 @@ class BudgetGuard:
         self.record_attributed(attribution(call), amount, event_id)
 
     def record_attributed(self, key: Key, amount: Decimal, event_id: str | None,
-                          reservation: int | None = None) -> None:
+                          reservation: Token | None = None) -> None:
         """`record` given the call's attribution tuple, as the tracker has it per call;
-        with ``reservation`` (its `reserve` token) this *settles* the call: the reservation is
-        replaced by ``amount``, the real cost, in one step."""
+        with ``reservation`` (its `reserve_request` token) this *settles* the call: the
+        reservation is replaced by ``amount``, the real cost, in one step."""
         if not amount and reservation is None:
             return
         lock = self._lock
         lock.acquire()  # not `with`: this runs on every call, and costs half as much
         try:
-            if reservation is not None:
-                if not self._spend.settle(reservation):
-                    self._spend.unkeep(reservation)  # kept for the bound: replaced, not added
-                if not amount:
-                    return
-            cover = self._spend.record(key, amount, event_id, time.time())
-            crossed = (crossed_thresholds(self._spend.budgets, self._spend.totals, cover,
-                                          self._alerted) if self._alerting else None)
+            spend = self._spend
+            if isinstance(reservation, int) and not spend.settle(reservation):
+                spend.unkeep(reservation)  # kept for the bound: replaced, not added
+            cover = spend.record(key, amount, event_id, time.time()) if amount else ()
+            if isinstance(reservation, Route):
+                slots.give_back(spend, reservation)  # after its cost counts: is there room still?
+            crossed = (crossed_thresholds(spend.budgets, spend.totals, cover, self._alerted)
+                       if self._alerting and cover else None)
         finally:
             lock.release()
-        if not crossed:
-            return
-        for alert in crossed:
-            logger.warning("llmlab: budget %r passed %d%% ($%s of $%s)", alert.budget.name,
-                           alert.threshold, alert.spent, alert.budget.amount)
-            if self._on_alert is not None:
-                try:
-                    self._on_alert(alert)
-                except Exception:
-                    logger.exception("llmlab: on_budget_alert callback raised (ignored)")
+        if crossed:
+            announce(crossed, self._on_alert)
 
     def acknowledged(self, event_ids: Iterable[str]) -> None:
         """The server stored these events (called by the delivery worker, never raises)."""

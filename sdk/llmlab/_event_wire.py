@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from llmlab import _consts
 from llmlab.pricing import Catalogue
 from llmlab.schema import EventCost, new_event_id
 from llmlab.usage import Usage
+
+if TYPE_CHECKING:
+    from llmlab._budget_routes import Token
 
 __all__ = ["RecordedCall", "call_fields", "no_attribution", "wire_event"]
 
@@ -41,7 +44,7 @@ class RecordedCall(Protocol):
     when: float
     #: The budget guard's reservation of the call's worst case (`BudgetGuard.reserve`),
     #: settled when the event is priced; None when nothing was reserved.
-    reservation: int | None
+    reservation: Token | None
 
 
 def no_attribution() -> dict[str, Any]:

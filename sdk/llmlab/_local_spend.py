@@ -36,7 +36,9 @@ of budget indices). Its spend is in exactly one of four places until it is relea
   call's real cost as an open record. A budget check adds both. Reservations are bounded
   like open records: past ``max_open`` of them (calls whose events were never built, say
   dropped), the oldest becomes an open record without an id (kept, never forgotten); a
-  call priced after all then replaces that record with its real cost (`unkeep`).
+  call priced after all then replaces that record with its real cost (`unkeep`). Calls
+  far from the limits hold *slots* instead (`llmlab._budget_routes`): ceilings reserved
+  per model (`add_slots`), reused by its calls and released (`drop_slots`) by the guard.
 
 Recording adds to the totals of its cover; releasing subtracts; acknowledging and folding
 move spend without changing any total. So a check is O(budgets), recording and
@@ -54,11 +56,14 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from llmlab._spend_sums import Cover, Held, Key, add_sums, call_of, remap_sums, started_after
+
 if TYPE_CHECKING:
+    from llmlab._budget_routes import Route
     from llmlab._budget_status import Budget
 
 __all__ = ["HELD_SPAN", "MAX_HELD", "MAX_OPEN", "Cover", "Key", "LocalSpend", "attribution"]
@@ -75,25 +80,10 @@ MAX_REMEMBERED = 1024
 ZERO = Decimal(0)
 #: Reservations and headroom are whole pico-dollars: dollars times 10 ** PICO_DIGITS.
 PICO_DIGITS = 12
-#: Indices (into `LocalSpend.budgets`) of the budgets a call's spend counts toward.
-Cover = tuple[int, ...]
-#: A call's attribution: (project, job, user, model, tag items), hashable.
-Key = tuple[Any, Any, Any, Any, tuple[tuple[str, str], ...]]
 #: An open record: (amount, attribution, cover, wall time recorded).
 Record = tuple[Decimal, Key, Cover, float]
 #: A reservation: (worst case in whole pico-dollars, attribution, cover).
 Reservation = tuple[int, Key, Cover]
-
-
-class _Held:
-    """Folded unacknowledged spend of up to `HELD_SPAN` seconds of calls, per cover."""
-
-    __slots__ = ("newest", "since", "sums")
-
-    def __init__(self, since: float) -> None:
-        self.since = since  # when the first record was folded into it
-        self.newest = 0.0  # when its newest call was recorded
-        self.sums: dict[Cover, Decimal] = {}
 
 
 class LocalSpend:
@@ -112,6 +102,8 @@ class LocalSpend:
         #: the per-call check compares integers.
         self.headroom: list[int] = []
         self._reservations: OrderedDict[int, Reservation] = OrderedDict()
+        #: Routes with reserved slots (`llmlab._budget_routes`), an ordered set.
+        self.pools: dict[Route, None] = {}
         #: Reservations kept as spend past the bound -> the key of that open record.
         self._kept: OrderedDict[int, int] = OrderedDict()
         self._tokens = 0
@@ -123,7 +115,7 @@ class LocalSpend:
         self._sealed_cut = 0
         self._cuts = 0
         self._applied = 0
-        self._held: list[_Held] = []
+        self._held: list[Held] = []
         self._interned: dict[Cover, Cover] = {}
         self._covers: dict[Key, Cover] = {}  # attribution -> cover, for the current budgets
 
@@ -167,6 +159,24 @@ class LocalSpend:
             self.keep(next(iter(reservations)), remember=True)
         return self._tokens
 
+    def add_slots(self, route: Route, count: int) -> None:
+        """Reserve ``count`` more slots of ``route``: its ``unit`` each, in its ``cover``."""
+        reserved, amount = self.reserved, (route.unit or 0) * count
+        for i in route.cover:
+            reserved[i] += amount
+        route.slots += count
+        self.pools[route] = None
+
+    def drop_slots(self, route: Route, count: int) -> None:
+        """Release ``count`` of ``route``'s slots."""
+        if count:
+            reserved, amount = self.reserved, (route.unit or 0) * count
+            for i in route.cover:
+                reserved[i] -= amount
+            route.slots -= count
+            if not route.slots:
+                del self.pools[route]
+
     def settle(self, token: int) -> bool:
         """Drop reservation ``token`` (its call's real cost is recorded instead); False when
         it is gone already (settled, or kept as spend past the bound)."""
@@ -206,7 +216,7 @@ class LocalSpend:
 
     def _cover_of(self, key: Key) -> Cover:
         """The budgets an attribution counts toward, remembered (most calls share a few)."""
-        call = _call(key)
+        call = call_of(key)
         found = tuple([i for i, budget in self._indexed if budget.covers(call)])
         cover = self._interned.setdefault(found, found)
         if len(self._covers) >= MAX_REMEMBERED:
@@ -228,7 +238,7 @@ class LocalSpend:
         _, (amount, _, cover, when) = self._open.popitem(last=False)
         held = self._held
         if not held or now - held[-1].since >= HELD_SPAN:
-            held.append(_Held(now))
+            held.append(Held(now))
             if len(held) > MAX_HELD:
                 first, second = held.pop(0), held[0]
                 second.since, second.newest = first.since, max(first.newest, second.newest)
@@ -245,7 +255,7 @@ class LocalSpend:
         the cut's number for `apply`."""
         self._cuts += 1
         if self._acked:
-            _add_sums(self._sealed, self._acked)
+            add_sums(self._sealed, self._acked)
             self._acked = {}
         self._sealed_cut = self._cuts
         return self._cuts
@@ -300,31 +310,36 @@ class LocalSpend:
             if mapped is None:
                 ids = {index[old[i]] for i in cover if old[i] in index} | fresh
                 mapped = self._intern(tuple(sorted(
-                    i for i in ids if newest is None or not _started_after(starts[i], newest))))
+                    i for i in ids if newest is None or not started_after(starts[i], newest))))
                 if newest is None:
                     remapped[cover] = mapped
             return mapped
 
         for event_id, (amount, key, _, when) in list(self._open.items()):
-            call = _call(key)
+            call = call_of(key)
             cover = self._intern(tuple(i for i, b in enumerate(budgets) if b.covers(call)
-                                       and not _started_after(starts[i], when)))
+                                       and not started_after(starts[i], when)))
             self._open[event_id] = (amount, key, cover, when)
             for i in cover:
                 totals[i] += amount
         reserved = [0] * len(budgets)
         for token, (worst, key, _) in list(self._reservations.items()):
-            call = _call(key)
+            call = call_of(key)
             cover = self._intern(tuple(i for i, b in enumerate(budgets)
                                        if b.action == "block" and b.covers(call)))
             self._reservations[token] = (worst, key, cover)
             for i in cover:
                 reserved[i] += worst
+        for route in self.pools:
+            route.cover = self._intern(tuple(i for i, b in enumerate(budgets)
+                                             if b.action == "block" and b.covers(call_of(route.key))))
+            for i in route.cover:
+                reserved[i] += route.slots * (route.unit or 0)
         self.reserved = reserved
-        self._acked = _remap_sums(self._acked, remap, None, totals)
-        self._sealed = _remap_sums(self._sealed, remap, None, totals)
+        self._acked = remap_sums(self._acked, remap, None, totals)
+        self._sealed = remap_sums(self._sealed, remap, None, totals)
         for bucket in self._held:
-            bucket.sums = _remap_sums(bucket.sums, remap, bucket.newest, totals)
+            bucket.sums = remap_sums(bucket.sums, remap, bucket.newest, totals)
         self.totals = totals
 
     def _intern(self, cover: Cover) -> Cover:
@@ -334,6 +349,7 @@ class LocalSpend:
         """Forget every record and sum (a forked child: the parent's calls are its own)."""
         self._open.clear()
         self._reservations.clear()
+        self.pools.clear()
         self._kept.clear()
         self._acked, self._sealed, self._held = {}, {}, []
         self.totals = [ZERO] * len(self.budgets)
@@ -368,31 +384,3 @@ def attribution(call: Mapping[str, Any]) -> Key:
     tags = call.get("tags")
     return (call.get("project"), call.get("job"), call.get("user"), call.get("model"),
             tuple(tags.items()) if tags else ())
-
-
-def _call(key: Key) -> dict[str, Any]:
-    """The call mapping `Budget.covers` reads, of an attribution tuple."""
-    return {"project": key[0], "job": key[1], "user": key[2], "model": key[3],
-            "tags": dict(key[4])}
-
-
-def _started_after(start: float | None, when: float) -> bool:
-    """Whether a budget's period started after ``when`` (then it does not count it)."""
-    return start is not None and start > when
-
-
-def _add_sums(into: dict[Cover, Decimal], sums: Mapping[Cover, Decimal]) -> None:
-    for cover, amount in sums.items():
-        into[cover] = into.get(cover, ZERO) + amount
-
-
-def _remap_sums(sums: Mapping[Cover, Decimal], remap: Callable[[Cover, float | None], Cover],
-                newest: float | None, totals: list[Decimal]) -> dict[Cover, Decimal]:
-    """``sums`` under new covers (merged where they meet), added to ``totals``."""
-    out: dict[Cover, Decimal] = {}
-    for cover, amount in sums.items():
-        new = remap(cover, newest)
-        out[new] = out.get(new, ZERO) + amount
-        for i in new:
-            totals[i] += amount
-    return out

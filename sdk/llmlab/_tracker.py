@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmlab import _consts
 from llmlab._event_wire import RecordedCall, call_fields, no_attribution, wire_event
@@ -33,6 +33,9 @@ from llmlab.pricing import Catalogue
 from llmlab.schema import CostEvent
 from llmlab.transport import Transport
 from llmlab.usage import Usage
+
+if TYPE_CHECKING:
+    from llmlab._budget_routes import Token
 
 __all__ = ["INTERNAL_ERROR", "NonRecordingTracker", "Options", "RecordedCall", "Tracker",
            "capture_internal_exceptions", "get_tracker", "log_internal_error", "set_tracker"]
@@ -224,7 +227,7 @@ class Tracker(NonRecordingTracker):
         cost: Mapping[str, Any] | None = None,
         attribution: Mapping[str, Any] | None = None,
         validate: bool = False,
-        reservation: int | None = None,
+        reservation: Token | None = None,
     ) -> dict[str, Any]:
         """Price one call and capture its event now; returns the event's wire dict.
 
@@ -277,7 +280,7 @@ class Tracker(NonRecordingTracker):
         return None
 
     def _count_for_budgets(self, wire: dict[str, Any], attrs: Mapping[str, Any],
-                           total: Decimal, reservation: int | None = None) -> None:
+                           total: Decimal, reservation: Token | None = None) -> None:
         if self.budget_guard is not None:
             tags = attrs["tags"]
             self.budget_guard.record_attributed(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmlab._estimate import estimate_prompt_tokens, tokens_for_chars
 from llmlab._internal import log_internal_error
 from llmlab._tracker import NonRecordingTracker
 from llmlab.usage import Usage
+
+if TYPE_CHECKING:
+    from llmlab._budget_routes import Token
 
 __all__ = ["RELEASED", "Call", "UsageSource"]
 
@@ -34,7 +37,7 @@ class Call:
 
     def __init__(self, tracker: NonRecordingTracker, provider: str, requested_model: str | None,
                  operation: str, kwargs: dict[str, Any], started: float | None = None,
-                 reservation: int | None = None) -> None:
+                 reservation: Token | None = None) -> None:
         self.tracker = tracker
         #: The budget guard's reservation of the call's worst case, settled by its event.
         self.reservation = reservation

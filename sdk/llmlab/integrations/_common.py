@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmlab import _tracker
 from llmlab._estimate import worst_case_cost
@@ -24,6 +24,9 @@ from llmlab._scope import _CURRENT as _CURRENT_SCOPE
 from llmlab.errors import BudgetExceededError
 from llmlab.integrations._call import RELEASED, Call, UsageSource
 from llmlab.integrations._streams import AsyncStreamProxy, StreamState, SyncStreamProxy
+
+if TYPE_CHECKING:
+    from llmlab._budget_routes import Token
 
 __all__ = ["AsyncStreamProxy", "Call", "CallSpec", "StreamState", "SyncStreamProxy", "UsageSource",
            "async_wrapper", "sync_wrapper"]
@@ -191,7 +194,7 @@ def _build_plain(record: tuple[Any, ...]) -> dict[str, Any] | None:
 
 
 def _finish_unqueued(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, Any],
-                     started: float, result: Any, reservation: int | None) -> Any:
+                     started: float, result: Any, reservation: Token | None) -> Any:
     """The fast path after a plain call whose result is not queued as it is (one
     `adapt_result` wraps, or one without usage, estimated from the request, which the caller
     may change later): recorded by the full path now."""
@@ -204,7 +207,7 @@ def _finish_unqueued(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[s
         return result
 
 
-def _keep(tracker: Any, reservation: int | None) -> None:
+def _keep(tracker: Any, reservation: Token | None) -> None:
     """Keep an unrecorded call's reservation as spend (a no-op once settled; never raises)."""
     if reservation is not None:
         try:
@@ -214,7 +217,7 @@ def _keep(tracker: Any, reservation: int | None) -> None:
 
 
 def _fail_plain(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, Any],
-                started: float, exc: BaseException, reservation: int | None) -> None:
+                started: float, exc: BaseException, reservation: Token | None) -> None:
     """The fast path after a plain call raised: record the failed call (it settles the
     reservation at what the failure cost, nothing unless it reported usage)."""
     try:
@@ -225,7 +228,7 @@ def _fail_plain(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, A
 
 
 def _late_call(spec: CallSpec, tracker: Any, instance: Any, kwargs: dict[str, Any],
-               started: float, reservation: int | None) -> Call:
+               started: float, reservation: Token | None) -> Call:
     model = kwargs.get(spec.model_kwarg)
     return Call(tracker, spec.provider(instance), model if isinstance(model, str) else None,
                 spec.operation, kwargs, started, reservation)
