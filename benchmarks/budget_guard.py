@@ -284,7 +284,7 @@ def processes(count: int, rounds: int, block: int, wait_us: float) -> None:
             check=True, capture_output=True, text=True).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
     names = list(results[0])
-    print(f"end to end, budget added over no budget, {count} processes (us):")
+    print(f"end to end, {count} processes (us): no budget over bare; budgets over no budget")
     print(" " * 10 + "".join(f"{name.removeprefix('instrumented, '):>16}" for name in names))
     for i, result in enumerate(results, 1):
         print(f"{'run ' + str(i):>10}" + "".join(f"{result[name]:+16.2f}" for name in names))

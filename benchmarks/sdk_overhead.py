@@ -1,6 +1,7 @@
 """Latency llmlab adds to a provider call, and to each streamed chunk.
 
     python benchmarks/sdk_overhead.py [--calls 4000] [--chunks 200] [--langfuse-python PATH]
+    python benchmarks/sdk_overhead.py --processes 6 [--calls 4000] [--chunks 200]
 
 The same openai client runs against an in-process ``httpx2.MockTransport`` that returns a
 canned Chat Completions response (no network, so the difference is llmlab's own work). After
@@ -11,6 +12,10 @@ at one chunk (the fixed part of a stream) and at ``--chunks`` chunks; the cost p
 the slope between the two. Events go through the real worker to a transport that only
 counts them. Langfuse's OpenAI integration is measured the same way, in its own interpreter,
 when one is given.
+
+Where a process's objects land in memory moves its figures by a few microseconds, so one
+process is one sample: ``--processes N`` measures in N fresh processes and reports the
+median of their results.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import argparse
 import json
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -189,6 +195,24 @@ def measure_own_path(n: int = 20000, warm: int = 1000) -> float:
     return (time.thread_time() - start) / n * 1e6
 
 
+def processes(count: int, calls: int, chunks: int) -> None:
+    """`measure` in ``count`` fresh processes: each one's figures, and their medians."""
+    fields = {"added_per_call_us": "per call", "added_per_stream_us": "per stream",
+              "added_per_chunk_us": "per chunk"}
+    results = []
+    for _ in range(count):
+        out = subprocess.run([sys.executable, __file__, "--calls", str(calls), "--chunks",
+                              str(chunks), "--json"], check=True, capture_output=True,
+                             text=True).stdout
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    print(f"llmlab added, {count} processes (us):")
+    print(" " * 10 + "".join(f"{label:>14}" for label in fields.values()))
+    for i, result in enumerate(results, 1):
+        print(f"{'run ' + str(i):>10}" + "".join(f"{result[key]:14.2f}" for key in fields))
+    print(f"{'median':>10}" + "".join(
+        f"{statistics.median(result[key] for result in results):14.2f}" for key in fields))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=4000)
@@ -198,7 +222,13 @@ def main() -> int:
                         help="run only N own-path calls (the worker never builds: huge "
                              "batches and flush interval), for an instruction count: "
                              "valgrind --tool=cachegrind --cache-sim=no, N=1100 minus N=100")
+    parser.add_argument("--processes", type=int, default=0,
+                        help="measure in this many fresh processes; report their median")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.processes:
+        processes(args.processes, args.calls, args.chunks)
+        return 0
     if args.own_only is not None:
         import gc
 
@@ -222,6 +252,10 @@ def main() -> int:
         llmlab.uninstrument()
 
     result = measure(args.calls, args.chunks, setup, teardown)
+    if args.json:
+        teardown()
+        print(json.dumps(result))
+        return 0
     print(f"bare call (median):            {result['bare_call_us']:8.1f} us")
     print(f"instrumented call (median):    {result['instrumented_call_us']:8.1f} us")
     print(f"llmlab added per call:         {result['added_per_call_us']:8.1f} us "

@@ -101,8 +101,6 @@ class Worker(WorkerThread):
                          max_retries=max_retries, backoff_initial=backoff_initial,
                          backoff_max=backoff_max, replay_interval=replay_interval)
         self.shutdown_timeout = shutdown_timeout
-        # submit() appends without the lock only while the queue stays below every threshold.
-        self._quiet_limit = min(self.batch_size, self._high_water) - 1
         self._warned_full = False
         self.run_at_exit = atexit
         self._sigterm = SigtermHook()
@@ -118,9 +116,11 @@ class Worker(WorkerThread):
         try:
             queue = self._queue
             # The common case takes no lock (this runs on every provider call): a non-empty
-            # queue below every threshold the worker is woken at, so a plain append (atomic)
-            # is all there is to do. A shutdown racing the append is settled in `_appended`.
-            if 0 < len(queue) < self._quiet_limit and not self._closed:
+            # queue below every threshold a thread must be woken at (`_free_limit`), so a
+            # plain append (atomic) is all there is to do. A shutdown racing the append is
+            # settled in `_appended`; a delivery thread that started waiting meanwhile is
+            # woken by the next submit that takes the lock, or by its own clock.
+            if 0 < len(queue) < self._free_limit and not self._closed:
                 queue.append(event)
                 return True if not self._closed else self._appended(event)
             return self._submit_locked(event)
@@ -172,6 +172,9 @@ class Worker(WorkerThread):
                     # Wake the worker only at the thresholds it waits for, not on every event.
                     if size == 1 or size >= self.batch_size:
                         self._cond.notify()
+                        if size >= self.batch_size and not self._outage.down:
+                            # It takes a batch when it runs: later submits need not wake it.
+                            self._free_limit = self._busy_limit
                     if size >= self._high_water:
                         self._spill_cond.notify()
                     pause = size >= self._pause_mark and self._pause_helps()

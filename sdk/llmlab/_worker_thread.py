@@ -71,6 +71,13 @@ class WorkerThread:
         self._pause_mark = min(self.queue_size, max(self._high_water, self.queue_size // 4))
         # Past this the queue spills whatever the worker is doing: disk, not dropped events.
         self._spill_mark = max(self._pause_mark, self.queue_size // 2)
+        # submit() appends without the lock below `_free_limit` (`Worker.submit`): below every
+        # threshold a thread waits for (`_quiet_limit`), or, while the delivery thread is
+        # taking batches and the server is up, below the pause mark (`_busy_limit`): that
+        # thread takes the next batch without being woken, and the spill thread watches a
+        # batch held too long on its own clock.
+        self._quiet_limit = min(self.batch_size, self._high_water) - 1
+        self._busy_limit = max(self._quiet_limit, self._pause_mark - 1)
         self._closed = False
         self._init_state()
 
@@ -96,6 +103,7 @@ class WorkerThread:
         self._flush_gen = 0  # bumped by flush(); a flush may force one probe during an outage
         self._probed_gen = 0
         self._first_seen: float | None = None
+        self._free_limit = self._quiet_limit
         self._shutdown_done = False
         self._finished = threading.Event()  # set when a shutdown has spooled what was left
         self._shutdown_owner: int | None = None  # the thread inside _shutdown, if any
@@ -202,8 +210,11 @@ class WorkerThread:
                     wait = self._first_seen + self.flush_interval - now
                 else:
                     wait = _IDLE_WAIT
+                self._free_limit = self._quiet_limit  # waiting: a submit must wake it
                 self._cond.wait(max(0.001, min(wait, _IDLE_WAIT)))
             batch = [self._queue.popleft() for _ in range(min(size, self.batch_size))]
+            # Busy until it waits again: it looks at the queue before waiting.
+            self._free_limit = self._quiet_limit if outage.down else self._busy_limit
             self._taken += len(batch)
             self._room.notify_all()
             self._first_seen = None
