@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,72 +113,3 @@ def test_a_drop_that_cannot_be_avoided_is_counted_and_warned_once(
     finally:
         worker.shutdown(timeout=0.5)
 
-
-class _Held(Transport):
-    """Holds every send until released, counting what it got: a delivery thread busy."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.entered = threading.Event()
-        self.ids: list[str] = []
-
-    def send(self, events: list[dict[str, Any]]) -> SendResult:
-        self.entered.set()
-        self.release.wait(10)
-        self.ids.extend(event["id"] for event in events)
-        return SendResult.all_accepted(events)
-
-
-@pytest.fixture
-def locked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The queue's length at each submit that took the worker's lock."""
-    sizes: list[int] = []
-    original = Worker._submit_locked
-
-    def noting(self: Worker, event: Any) -> bool:
-        sizes.append(len(self._queue))
-        return original(self, event)
-
-    monkeypatch.setattr(Worker, "_submit_locked", noting)
-    return sizes
-
-
-def test_while_the_worker_takes_batches_a_submit_takes_no_lock(locked: list[int]) -> None:
-    """Once the delivery thread is woken for a batch, the submits after it append without
-    the lock (it takes the next batch without being woken again), up to the pause mark;
-    and none of those events waits for the flush interval."""
-    transport = _Held()
-    worker = Worker(transport, spool=None, **{**SMALL, "queue_size": 1000,
-                                              "flush_interval": 60.0})
-    events = make_events(210, "busy")
-    try:
-        submit_all(worker, events[:10])  # the first wakes the thread; the tenth a batch
-        assert transport.entered.wait(5)
-        assert locked == [0, 9]
-        assert all(submit_all(worker, events[10:]))
-        # 200 more below the pause mark (249): only the one into the emptied queue locks.
-        assert locked == [0, 9, 0]
-        transport.release.set()
-        deadline = time.monotonic() + 5  # far less than the 60 s flush interval
-        while len(transport.ids) < 210 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert sorted(transport.ids) == sorted(event["id"] for event in events)
-    finally:
-        transport.release.set()
-        worker.shutdown(timeout=2)
-
-
-def test_during_an_outage_each_submit_past_a_batch_wakes_the_worker(
-        locked: list[int]) -> None:
-    """With the server down the spill thread must hear of the queue's growth: every submit
-    past a batch takes the lock again."""
-    worker = Worker(_Refusing(), spool=None, **{**SMALL, "queue_size": 1000,
-                                                "max_retries": 0, "backoff_max": 60.0})
-    try:
-        worker.submit(make_events(1, "first")[0])
-        assert worker.flush(0.5) is False  # the outage has begun
-        locked.clear()
-        assert all(submit_all(worker, make_events(50, "held")))
-        assert len([size for size in locked if size >= 9]) >= 40
-    finally:
-        worker.shutdown(timeout=0.5)

@@ -50,8 +50,10 @@ class BlockingTransport(Transport):
     def __init__(self) -> None:
         self.release = threading.Event()
         self.entered = threading.Event()
+        self.ids: list[str] = []  # of the events delivered
 
     def send(self, events: list[dict[str, Any]]) -> SendResult:
         self.entered.set()
         self.release.wait(10)
+        self.ids.extend(event["id"] for event in events)
         return SendResult.all_accepted(events)
