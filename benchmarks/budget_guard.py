@@ -257,7 +257,7 @@ def in_place(guard: BudgetGuard, calls: int, repeats: int, wait: float = 0.0) ->
         return timed
 
     get_tracker().budget_guard = guard
-    medians: dict[str, list[float]] = {"reserve_request": [], "timer alone": []}
+    per_repeat: dict[str, list[float]] = {"reserve_request": [], "timer alone": []}
     try:
         for _ in range(repeats):
             for name, inner in (("reserve_request", real), ("timer alone", nothing)):
@@ -265,10 +265,10 @@ def in_place(guard: BudgetGuard, calls: int, repeats: int, wait: float = 0.0) ->
                 spent[0] = 0
                 for _ in range(calls):
                     client.chat.completions.create(**KWARGS)
-                medians[name].append(spent[0] / calls / 1e3)
+                per_repeat[name].append(spent[0] / calls / 1e3)
     finally:
         BudgetGuard.reserve_request = real  # type: ignore[method-assign]
-    check, timer = (statistics.median(medians[name]) for name in medians)
+    check, timer = (statistics.median(per_repeat[name]) for name in per_repeat)
     print(f"in place ({calls:,} calls x {repeats}, median): reserve_request {check:.2f} us, "
           f"the timer alone {timer:.2f} us: the check {check - timer:.2f} us")
 

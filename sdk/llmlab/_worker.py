@@ -172,9 +172,8 @@ class Worker(WorkerThread):
                     # Wake the worker only at the thresholds it waits for, not on every event.
                     if size == 1 or size >= self.batch_size:
                         self._cond.notify()
-                        if size >= self.batch_size and not self._outage.down:
-                            # It takes a batch when it runs: later submits need not wake it.
-                            self._free_limit = self._busy_limit
+                        if size >= self.batch_size:
+                            self._taking_batches()  # when it runs: no need to wake it again
                     if size >= self._high_water:
                         self._spill_cond.notify()
                     pause = size >= self._pause_mark and self._pause_helps()

@@ -176,6 +176,12 @@ class WorkerThread:
 
     # -- batching -----------------------------------------------------------------------------
 
+    def _taking_batches(self) -> None:
+        """The delivery thread takes a batch now and looks at the queue again before it
+        waits: until then a submit below the pause mark need not wake it, unless the server
+        is down (the spill thread must hear of the queue's growth). Lock held."""
+        self._free_limit = self._quiet_limit if self._outage.down else self._busy_limit
+
     def _flush_pending(self) -> bool:
         """A flush() asked for delivery and no probe has been made for it yet."""
         return self._flush_gen != self._probed_gen
@@ -213,8 +219,7 @@ class WorkerThread:
                 self._free_limit = self._quiet_limit  # waiting: a submit must wake it
                 self._cond.wait(max(0.001, min(wait, _IDLE_WAIT)))
             batch = [self._queue.popleft() for _ in range(min(size, self.batch_size))]
-            # Busy until it waits again: it looks at the queue before waiting.
-            self._free_limit = self._quiet_limit if outage.down else self._busy_limit
+            self._taking_batches()
             self._taken += len(batch)
             self._room.notify_all()
             self._first_seen = None

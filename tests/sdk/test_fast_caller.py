@@ -112,4 +112,3 @@ def test_a_drop_that_cannot_be_avoided_is_counted_and_warned_once(
         assert len(warnings) == 1
     finally:
         worker.shutdown(timeout=0.5)
-
